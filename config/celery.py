@@ -1,0 +1,40 @@
+import os
+
+from celery import Celery, bootsteps
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
+
+app = Celery("synthgate")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+HEARTBEAT_SECONDS = 5
+
+
+def worker_heartbeat() -> None:
+    """Refresh a short-lived key in Redis: /healthz reads it to tell a live worker from one that
+    was alive once, without a broadcast round trip on every health check."""
+    from django.conf import settings
+    from django.core.cache import cache
+
+    cache.set(settings.SYNTHGATE_WORKER_HEARTBEAT_KEY, os.getpid(), timeout=4 * HEARTBEAT_SECONDS)
+
+
+class HeartbeatStep(bootsteps.StartStopStep):
+    """A worker bootstep on the worker's own timer (Celery docs, "Extensions and Bootsteps")."""
+
+    requires = {"celery.worker.components:Timer"}
+
+    def __init__(self, worker: object, **kwargs: object) -> None:
+        self.tref = None
+
+    def start(self, worker) -> None:  # type: ignore[no-untyped-def]
+        worker_heartbeat()
+        self.tref = worker.timer.call_repeatedly(HEARTBEAT_SECONDS, worker_heartbeat)
+
+    def stop(self, worker) -> None:  # type: ignore[no-untyped-def]
+        if self.tref is not None:
+            self.tref.cancel()
+
+
+app.steps["worker"].add(HeartbeatStep)

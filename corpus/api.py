@@ -1,0 +1,237 @@
+"""REST API, version 1. Views parse, call one service or selector, and render."""
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from pydantic import BaseModel, Field
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from corpus import selectors
+from corpus.api_support import cursor_decode, cursor_encode, errors_response
+from corpus.auth import HasToken, require_dataset_access, require_scope
+from corpus.models import ApiToken, Item
+from corpus.services.audit import actor_for_token
+from corpus.services.datasets import DatasetError, dataset_create
+from corpus.services.ingest import IngestError, ItemIn, items_ingest, items_parse
+
+
+class DatasetOutputSerializer(serializers.Serializer):
+    slug = serializers.SlugField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class DatasetsApi(APIView):
+    """GET lists datasets, POST creates one; admin tokens only."""
+
+    permission_classes = [HasToken]
+
+    class InputSerializer(serializers.Serializer):
+        slug = serializers.SlugField(max_length=64)
+        name = serializers.CharField(max_length=200)
+        description = serializers.CharField(required=False, allow_blank=True, default="")
+
+    @extend_schema(responses=DatasetOutputSerializer(many=True), operation_id="datasets_list")
+    def get(self, request: Request) -> Response:
+        token = require_scope(request, ApiToken.Scope.ADMIN)
+        datasets = selectors.dataset_list(token=token)
+        return Response({"results": DatasetOutputSerializer(datasets, many=True).data})
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: DatasetOutputSerializer},
+        operation_id="datasets_create",
+    )
+    def post(self, request: Request) -> Response:
+        token = require_scope(request, ApiToken.Scope.ADMIN)
+        if token.dataset_id is not None:
+            return errors_response(
+                [{"message": "A token bound to one dataset cannot create datasets."}], 403
+            )
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            dataset = dataset_create(actor=actor_for_token(token), **serializer.validated_data)
+        except DatasetError as exc:
+            return errors_response([{"field": "slug", "message": str(exc)}])
+        return Response(DatasetOutputSerializer(dataset).data, status=status.HTTP_201_CREATED)
+
+
+class ScoreOutputSerializer(serializers.Serializer):
+    scorer_version = serializers.CharField()
+    exact_duplicate_of = serializers.IntegerField(source="exact_duplicate_of_id", allow_null=True)
+    near_duplicate_of = serializers.IntegerField(source="near_duplicate_of_id", allow_null=True)
+    near_duplicate_jaccard = serializers.FloatField(allow_null=True)
+    lexical = serializers.JSONField()
+    degenerate = serializers.BooleanField()
+    degenerate_reason = serializers.CharField()
+    detector_name = serializers.CharField()
+    detector_version = serializers.CharField()
+    detector_probability = serializers.FloatField(allow_null=True)
+    priority = serializers.FloatField()
+    computed_at = serializers.DateTimeField()
+
+
+class ItemOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    dataset = serializers.CharField(source="dataset.slug")
+    source = serializers.CharField(source="source.name")
+    text = serializers.CharField()
+    content_hash = serializers.CharField()
+    external_id = serializers.CharField(allow_null=True)
+    origin = serializers.CharField()
+    generator_model = serializers.CharField()
+    generator_version = serializers.CharField()
+    prompt = serializers.CharField()
+    sampling_params = serializers.JSONField()
+    parents = serializers.SerializerMethodField()
+    generation = serializers.IntegerField()
+    metadata = serializers.JSONField()
+    is_reference = serializers.BooleanField()
+    state = serializers.CharField()
+    state_reason = serializers.CharField()
+    priority = serializers.FloatField()
+    decided_at = serializers.DateTimeField(allow_null=True)
+    decided_by = serializers.JSONField()
+    score = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    def get_parents(self, item: Item) -> list[int]:
+        return [link.parent_id for link in item.parent_links.all()]
+
+    @extend_schema(exclude=True)
+    def get_score(self, item: Item) -> dict[str, Any] | None:
+        score = getattr(item, "score", None)
+        return None if score is None else ScoreOutputSerializer(score).data
+
+
+class IngestRequestDoc(BaseModel):
+    """The ingest body, for the OpenAPI schema."""
+
+    source: str | None = Field(default=None, description="default source for items without one")
+    items: list[ItemIn]
+
+
+class IngestResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["created", "duplicate"])
+
+
+class IngestOutputSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    results = IngestResultSerializer(many=True)
+
+
+ITEM_FILTERS = {"state": Item.State, "origin": Item.Origin}
+
+
+class DatasetItemsApi(APIView):
+    """POST ingests a batch (produce scope); GET pages through the items (any token of the
+    dataset)."""
+
+    permission_classes = [HasToken]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("state", enum=Item.State.values),
+            OpenApiParameter("origin", enum=Item.Origin.values),
+            OpenApiParameter("source", str),
+            OpenApiParameter("cursor", str, description="opaque; from the previous page's next"),
+            OpenApiParameter("limit", int, description="page size, at most 1000"),
+        ],
+        responses=ItemOutputSerializer(many=True),
+        operation_id="items_list",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        dataset = selectors.dataset_get(slug=slug)
+        require_dataset_access(request, dataset)
+        filters: dict[str, Any] = {}
+        errors = []
+        for name, choices in ITEM_FILTERS.items():
+            value = request.query_params.get(name)
+            if value:
+                if value not in choices.values:
+                    errors.append({"field": name, "message": f"must be one of {choices.values}"})
+                filters[name] = value
+        if source := request.query_params.get("source"):
+            filters["source__name"] = source
+        limit_raw = request.query_params.get("limit", str(settings.SYNTHGATE_PAGE_SIZE))
+        if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= 1000:
+            errors.append({"field": "limit", "message": "must be an integer from 1 to 1000"})
+        if errors:
+            return errors_response(errors)
+        position = cursor_decode(request.query_params.get("cursor"))
+        after_id = position.get("after") if position else None
+        if after_id is not None and not isinstance(after_id, int):
+            return errors_response([{"field": "cursor", "message": "Invalid cursor."}])
+        limit = int(limit_raw)
+        items = selectors.item_list(
+            dataset=dataset, after_id=after_id, limit=limit, filters=filters
+        )
+        # The next cursor is given even on a short page: a pipeline polls it for new items.
+        last = items[-1].pk if items else after_id
+        return Response(
+            {
+                "results": ItemOutputSerializer(items, many=True).data,
+                "next": cursor_encode({"after": last}) if last is not None else None,
+            }
+        )
+
+    @extend_schema(
+        request=IngestRequestDoc,
+        responses={201: IngestOutputSerializer},
+        operation_id="items_ingest",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        dataset = selectors.dataset_get(slug=slug)
+        token = require_scope(request, ApiToken.Scope.PRODUCE, dataset)
+        body = request.data
+        if not isinstance(body, dict):
+            return errors_response([{"message": "The body must be a JSON object."}])
+        unknown = sorted(set(body) - {"items", "source"})
+        if unknown:
+            return errors_response([{"field": f, "message": "unknown field"} for f in unknown])
+        raw_items = body.get("items")
+        if not isinstance(raw_items, list):
+            return errors_response([{"field": "items", "message": "must be a list of items"}])
+        default_source = body.get("source") or token.name
+        if not isinstance(default_source, str) or len(default_source) > 200:
+            return errors_response([{"field": "source", "message": "must be a short string"}])
+        try:
+            items = items_parse(raw_items)
+            outcome = items_ingest(
+                dataset=dataset,
+                items=items,
+                actor=actor_for_token(token),
+                default_source=default_source,
+            )
+        except IngestError as exc:
+            return errors_response(exc.errors)
+        return Response(
+            {
+                "created": outcome.created,
+                "duplicates": outcome.duplicates,
+                "results": [
+                    {"index": r.index, "id": r.id, "status": r.status} for r in outcome.results
+                ],
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class ItemDetailApi(APIView):
+    permission_classes = [HasToken]
+
+    @extend_schema(responses=ItemOutputSerializer, operation_id="items_get")
+    def get(self, request: Request, item_id: int) -> Response:
+        item = selectors.item_get(item_id=item_id)
+        require_dataset_access(request, item.dataset)
+        return Response(ItemOutputSerializer(item).data)

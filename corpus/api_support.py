@@ -1,0 +1,96 @@
+"""API plumbing shared by every endpoint: JSON parsing with a body limit, the error format,
+opaque keyset cursors."""
+
+import base64
+import binascii
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.parsers import BaseParser
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request body too large."
+    default_code = "payload_too_large"
+
+
+class JsonParser(BaseParser):
+    """orjson: several times faster than the stdlib on 1 MB ingest bodies, and strict UTF-8."""
+
+    media_type = "application/json"
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        limit = settings.SYNTHGATE_MAX_BODY_BYTES
+        request = parser_context["request"] if parser_context else None
+        length = request.META.get("CONTENT_LENGTH") if request is not None else None
+        if length and length.isdigit() and int(length) > limit:
+            raise PayloadTooLarge(f"The body is {length} bytes; the limit is {limit}.")
+        if stream is None:
+            raise exceptions.ParseError("The request body is empty.")
+        data = stream.read(limit + 1)
+        if len(data) > limit:
+            raise PayloadTooLarge(f"The body is over the limit of {limit} bytes.")
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise exceptions.ParseError(f"The body is not valid UTF-8 JSON: {exc}") from None
+
+
+def _flatten(detail: Any, field: str | None = None) -> list[dict[str, Any]]:
+    if isinstance(detail, dict):
+        out = []
+        for key, value in detail.items():
+            name = None if key == "non_field_errors" else (f"{field}.{key}" if field else key)
+            out.extend(_flatten(value, name))
+        return out
+    if isinstance(detail, list):
+        out = []
+        for value in detail:
+            out.extend(_flatten(value, field))
+        return out
+    entry: dict[str, Any] = {"message": str(detail)}
+    if field:
+        entry["field"] = field
+    return [entry]
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Every error is ``{"errors": [{"field"?, "index"?, "message"}]}``."""
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = {"errors": _flatten(exc.detail)}
+    else:
+        detail = getattr(exc, "detail", None) or str(exc)
+        response.data = {"errors": [{"message": str(detail)}]}
+    return response
+
+
+def errors_response(errors: list[dict[str, Any]], status_code: int = 400) -> Response:
+    return Response({"errors": errors}, status=status_code)
+
+
+def cursor_encode(position: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(position)).decode().rstrip("=")
+
+
+def cursor_decode(cursor: str | None) -> dict[str, Any] | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        position = orjson.loads(raw)
+    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+        raise exceptions.ValidationError({"cursor": ["Invalid cursor."]}) from None
+    if not isinstance(position, dict):
+        raise exceptions.ValidationError({"cursor": ["Invalid cursor."]})
+    return position

@@ -1,0 +1,57 @@
+"""/healthz: database, Redis and worker liveness as JSON; 503 when one is down."""
+
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+
+def _check_database() -> dict[str, object]:
+    start = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return {
+        "ok": True,
+        "vendor": connection.vendor,
+        "ms": round(1000 * (time.perf_counter() - start), 1),
+    }
+
+
+def _check_redis() -> dict[str, object]:
+    start = time.perf_counter()
+    client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
+    client.ping()
+    return {"ok": True, "ms": round(1000 * (time.perf_counter() - start), 1)}
+
+
+def _check_worker() -> dict[str, object]:
+    pid = cache.get(settings.SYNTHGATE_WORKER_HEARTBEAT_KEY)
+    if pid is None:
+        return {"ok": False, "error": "no worker heartbeat in the last 20 seconds"}
+    return {"ok": True, "pid": pid}
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    checks: dict[str, dict[str, object]] = {}
+    for name, check in (
+        ("database", _check_database),
+        ("redis", _check_redis),
+        ("worker", _check_worker),
+    ):
+        try:
+            checks[name] = check()
+        except Exception as exc:  # a health check reports failures, it does not raise them
+            checks[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    if not checks["redis"]["ok"] and "error" in checks["worker"]:
+        checks["worker"] = {"ok": False, "error": "unknown: Redis is down"}
+    ok = all(check["ok"] for check in checks.values())
+    return JsonResponse(
+        {"status": "ok" if ok else "down", "checks": checks}, status=200 if ok else 503
+    )

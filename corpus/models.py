@@ -1,0 +1,263 @@
+"""The data and its history: datasets, sources, items with provenance, scores, audit, tokens."""
+
+import hashlib
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Dataset(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    reviewers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="review_datasets"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Source(models.Model):
+    """A producer within a dataset (a pipeline, a scraper, a reference corpus)."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="sources")
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "name"], name="source_unique_name"),
+        ]
+        ordering = ["dataset", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.slug}/{self.name}"
+
+
+class ItemOrigin(models.TextChoices):
+    HUMAN = "human"
+    SYNTHETIC = "synthetic"
+    UNKNOWN = "unknown"
+
+
+class ItemState(models.TextChoices):
+    PENDING = "pending"
+    QUEUED = "queued"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    AUTO_REJECTED = "auto_rejected"
+    SCORE_FAILED = "score_failed"
+
+
+class Item(models.Model):
+    Origin = ItemOrigin
+    State = ItemState
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="items")
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="items")
+    text = models.TextField()
+    # sha256 hex of corpus.scoring.text.normalize(text): exact duplicates collide on it.
+    content_hash = models.CharField(max_length=64)
+    # NULL, not "", means "no external id": NULLs stay out of the (source, external_id) unique
+    # constraint, and the content hash is then the idempotency key.
+    external_id = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.UNKNOWN)
+    generator_model = models.CharField(max_length=200, blank=True)
+    generator_version = models.CharField(max_length=100, blank=True)
+    prompt = models.TextField(blank=True)
+    sampling_params = models.JSONField(default=dict, blank=True)
+    parents = models.ManyToManyField(
+        "self", symmetrical=False, related_name="children", blank=True, through="ItemParent"
+    )
+    generation = models.PositiveIntegerField(default=0)
+    metadata = models.JSONField(default=dict, blank=True)
+    is_reference = models.BooleanField(
+        default=False, help_text="Part of the human reference corpus novelty is measured against."
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    # Why the item is in its state when a rule (not a person) put it there: the auto-reject rule,
+    # the scoring error.
+    state_reason = models.CharField(max_length=500, blank=True)
+    # Review order: higher first. Written by scoring, read by the review queue.
+    priority = models.FloatField(default=0.0)
+    # The outcome of review, written here by a corpus service so exports and the feed read corpus
+    # tables only: when, and by which reviewer ids (never names).
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="item_unique_source_external_id",
+            ),
+            # Items sent without an external id are idempotent on their content: at most one such
+            # item per normalized text in a dataset, which also settles two concurrent retries.
+            models.UniqueConstraint(
+                fields=["dataset", "content_hash"],
+                condition=Q(external_id__isnull=True),
+                name="item_unique_dataset_hash_without_external_id",
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=ItemState.values), name="item_state_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(origin__in=ItemOrigin.values), name="item_origin_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["dataset", "content_hash"], name="item_dataset_hash"),
+            models.Index(fields=["dataset", "state", "id"], name="item_dataset_state"),
+            models.Index(fields=["dataset", "id"], name="item_dataset_id"),
+            models.Index(fields=["state", "created_at"], name="item_state_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"item {self.pk} ({self.state})"
+
+
+class ItemParent(models.Model):
+    child = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="parent_links")
+    parent = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="child_links")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["child", "parent"], name="itemparent_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.parent_id} -> {self.child_id}"
+
+
+class Score(models.Model):
+    """The evidence computed for one item by the workers; one row per item, replaced on rescore."""
+
+    item = models.OneToOneField(Item, on_delete=models.CASCADE, primary_key=True)
+    scorer_version = models.CharField(max_length=32)
+    exact_duplicate_of = models.ForeignKey(
+        Item, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    near_duplicate_of = models.ForeignKey(
+        Item, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    near_duplicate_jaccard = models.FloatField(null=True, blank=True)
+    minhash = models.BinaryField(null=True, blank=True)
+    lexical = models.JSONField(default=dict, blank=True)
+    degenerate = models.BooleanField(default=False)
+    degenerate_reason = models.CharField(max_length=200, blank=True)
+    detector_name = models.CharField(max_length=64, blank=True)
+    detector_version = models.CharField(max_length=64, blank=True)
+    detector_probability = models.FloatField(null=True, blank=True)
+    priority = models.FloatField(default=0.0)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"score of item {self.item_id}"
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs: object) -> int:
+        raise PermissionError("audit events are append-only")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise PermissionError("audit events are append-only")
+
+
+class AuditEvent(models.Model):
+    """One link of the hash chain. hash = sha256(canonical JSON of the event + prev_hash)."""
+
+    seq = models.BigIntegerField(primary_key=True)
+    time = models.DateTimeField()
+    actor = models.CharField(max_length=200)
+    action = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64)
+    dataset = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events"
+    )
+    payload = models.JSONField(default=dict)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["seq"]
+        indexes = [
+            models.Index(fields=["action", "seq"], name="audit_action_seq"),
+            models.Index(fields=["object_type", "object_id", "seq"], name="audit_object_seq"),
+            models.Index(fields=["actor", "seq"], name="audit_actor_seq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action} {self.object_type}:{self.object_id}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding:
+            raise PermissionError("audit events are append-only")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise PermissionError("audit events are append-only")
+
+
+class AuditHead(models.Model):
+    """The single row every append locks: it serializes appends so the chain never forks."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    seq = models.BigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default="0" * 64)
+
+    def __str__(self) -> str:
+        return f"audit head #{self.seq}"
+
+
+class ApiToken(models.Model):
+    class Scope(models.TextChoices):
+        PRODUCE = "produce"
+        CONSUME = "consume"
+        ADMIN = "admin"
+
+    name = models.CharField(max_length=200)
+    # Only the sha256 of the key is stored; the key itself is shown once, at creation.
+    key_hash = models.CharField(max_length=64, unique=True)
+    key_prefix = models.CharField(max_length=12)
+    scopes = models.JSONField(default=list)
+    dataset = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.CASCADE, related_name="tokens"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key_prefix}…)"
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    def can_access(self, dataset: Dataset) -> bool:
+        return self.dataset_id is None or self.dataset_id == dataset.pk

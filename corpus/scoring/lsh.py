@@ -1,0 +1,207 @@
+"""Locality-sensitive hashing (banding) over MinHash signatures.
+
+Banding
+    The signature is cut into `NUM_BANDS` bands of `ROWS_PER_BAND` values; two items become
+    candidates when any band matches exactly. For Jaccard similarity s, one band matches with
+    probability s**r, so
+
+        P(candidate | s) = 1 - (1 - s**r) ** b,
+
+    an S-curve whose steepest point is near the threshold t ~ (1 / b) ** (1 / r).
+
+    With 128 permutations we use b = 21 bands of r = 6 rows (126 values; the last 2 are unused):
+
+        s     0.3     0.4     0.5     0.6     0.7     0.8     0.9
+        P     0.015   0.083   0.28    0.63    0.93    0.998   1.000
+
+    t ~ 0.60, so near-duplicates at s >= 0.8 are found with probability >= 0.998 (the
+    requirement is 0.95) while pairs at s <= 0.3 rarely cost a verification. The obvious
+    factorisations of 128 are worse: 16 x 8 (t ~ 0.71) only reaches 0.947 at s = 0.8, and
+    32 x 4 (t ~ 0.42) already admits 87% of pairs at s = 0.5 as candidates.
+
+Verification
+    LSH only proposes candidates; `near_duplicates` keeps those whose exact Jaccard (on shingles
+    recomputed from their text) reaches the threshold, so a reported near-duplicate is never below
+    it. Estimated Jaccard on signatures (`minhash.estimate_jaccard`) is a cheaper filter when the
+    texts are not at hand, with the binomial error documented in `minhash`.
+
+Storage
+    `band_keys` gives one 9-byte key per band: the band index, then the xxh3_64 digest of the
+    band's values. Buckets can live anywhere implementing `BucketStore`; this module ships an
+    in-memory one, and the Django side implements the same protocol on Redis sets (the key is the
+    bucket, the members are item ids) under its own key prefix. That prefix should include
+    `LSH_VERSION`, because keys from different band layouts or signature seeds never match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import xxhash
+
+from . import minhash
+from .minhash import exact_jaccard
+
+__all__ = [
+    "LSH_VERSION",
+    "NUM_BANDS",
+    "ROWS_PER_BAND",
+    "BucketStore",
+    "InMemoryBucketStore",
+    "LSHIndex",
+    "band_keys",
+    "candidate_probability",
+    "near_duplicates",
+]
+
+NUM_BANDS = 21
+ROWS_PER_BAND = 6
+assert NUM_BANDS * ROWS_PER_BAND <= minhash.NUM_PERM
+assert NUM_BANDS < 256  # the band index is one byte of the key
+_BAND_BYTES = ROWS_PER_BAND * minhash.SIGNATURE_DTYPE.itemsize
+_BAND_PREFIX = [bytes([i]) for i in range(NUM_BANDS)]
+
+# Bump when the band layout, the key format or the MinHash scheme changes.
+LSH_VERSION = f"b{NUM_BANDS}r{ROWS_PER_BAND}-1"
+
+
+def candidate_probability(s: float, bands: int = NUM_BANDS, rows: int = ROWS_PER_BAND) -> float:
+    """Probability that two items with Jaccard similarity `s` share at least one band."""
+    return 1.0 - (1.0 - s**rows) ** bands
+
+
+def band_keys(sig: np.ndarray) -> list[bytes]:
+    """One bucket key per band: band index byte + xxh3_64 digest of the band (9 bytes).
+
+    An empty signature (text with no shingles) has no keys: it would otherwise put every empty
+    text into one giant bucket, and empty texts are already caught by the exact content hash.
+    """
+    if minhash.is_empty(sig):
+        return []
+    raw = sig.astype(minhash.SIGNATURE_DTYPE, copy=False).tobytes()
+    digest = xxhash.xxh3_64_digest
+    return [
+        _BAND_PREFIX[i] + digest(raw[i * _BAND_BYTES : (i + 1) * _BAND_BYTES])
+        for i in range(NUM_BANDS)
+    ]
+
+
+@runtime_checkable
+class BucketStore(Protocol):
+    """Where LSH buckets live. Must be safe to call `add` twice with the same arguments."""
+
+    def add(self, keys: list[bytes], item_id: int) -> None:
+        """Put `item_id` into the bucket of every key."""
+
+    def candidates(self, keys: list[bytes]) -> set[int]:
+        """Union of the members of the buckets of `keys`."""
+
+
+class InMemoryBucketStore:
+    """Dict-backed `BucketStore` for tests, benchmarks and single-process use.
+
+    A bucket holding one item stores the bare int instead of a set: almost every bucket is a
+    singleton (unrelated texts do not collide), and this keeps a million indexed items at about
+    2 GB instead of 6.
+    """
+
+    def __init__(self) -> None:
+        self._buckets: dict[bytes, int | set[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def add(self, keys: list[bytes], item_id: int) -> None:
+        buckets = self._buckets
+        for key in keys:
+            members = buckets.get(key)
+            if members is None:
+                buckets[key] = item_id
+            elif isinstance(members, int):
+                if members != item_id:
+                    buckets[key] = {members, item_id}
+            else:
+                members.add(item_id)
+
+    def candidates(self, keys: list[bytes]) -> set[int]:
+        found: set[int] = set()
+        buckets = self._buckets
+        for key in keys:
+            members = buckets.get(key)
+            if members is None:
+                continue
+            if isinstance(members, int):
+                found.add(members)
+            else:
+                found |= members
+        return found
+
+    def discard(self, keys: list[bytes], item_id: int) -> None:
+        """Remove `item_id` from the buckets of `keys` (no error if absent)."""
+        buckets = self._buckets
+        for key in keys:
+            members = buckets.get(key)
+            if members == item_id:
+                del buckets[key]
+            elif isinstance(members, set):
+                members.discard(item_id)
+                if len(members) == 1:
+                    buckets[key] = next(iter(members))
+
+
+class LSHIndex:
+    """Candidate search over MinHash signatures on top of any `BucketStore`."""
+
+    def __init__(self, store: BucketStore | None = None) -> None:
+        self.store: BucketStore = store if store is not None else InMemoryBucketStore()
+
+    def insert(self, item_id: int, sig: np.ndarray) -> None:
+        """Index `item_id` under the bands of `sig` (idempotent)."""
+        keys = band_keys(sig)
+        if keys:
+            self.store.add(keys, item_id)
+
+    def query(self, sig: np.ndarray) -> set[int]:
+        """Ids of indexed items sharing at least one band with `sig` (unverified candidates)."""
+        keys = band_keys(sig)
+        return self.store.candidates(keys) if keys else set()
+
+    def query_and_insert(self, item_id: int, sig: np.ndarray) -> set[int]:
+        """Candidates for `sig` among items indexed so far, then index it; the ingest hot path.
+
+        Computes the band keys once. `item_id` itself is not among the returned candidates.
+        """
+        keys = band_keys(sig)
+        if not keys:
+            return set()
+        found = self.store.candidates(keys)
+        self.store.add(keys, item_id)
+        found.discard(item_id)
+        return found
+
+
+def near_duplicates(
+    query_shingles: np.ndarray,
+    candidate_shingles: Mapping[int, np.ndarray] | Iterable[tuple[int, np.ndarray]],
+    threshold: float,
+) -> list[tuple[int, float]]:
+    """Candidates whose exact Jaccard with the query is >= `threshold`, most similar first.
+
+    This is the verification step after `LSHIndex.query`: LSH has false positives (and, with
+    probability given by the S-curve, false negatives); the exact check removes the former, so
+    nothing below the threshold is ever reported.
+    """
+    items = (
+        candidate_shingles.items()
+        if isinstance(candidate_shingles, Mapping)
+        else (candidate_shingles)
+    )
+    kept = []
+    for item_id, cand in items:
+        j = exact_jaccard(query_shingles, cand)
+        if j >= threshold:
+            kept.append((item_id, j))
+    kept.sort(key=lambda pair: (-pair[1], pair[0]))
+    return kept

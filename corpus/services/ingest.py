@@ -1,0 +1,389 @@
+"""Bulk ingest: validate a whole request, then store it all or nothing.
+
+Validation is pure (no writes) and returns field-level errors for every bad item, so a producer
+fixes a batch in one round trip. Storing takes the audit chain lock *before* inserting: item ids
+are then handed out in commit order, which is what lets keyset cursors over ids promise no gaps.
+"""
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
+from typing import Annotated, Any, Literal
+
+import orjson
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from corpus.models import Dataset, Item, ItemParent, Source
+from corpus.scoring.text import content_hash
+from corpus.services.audit import audit_append, audit_lock
+
+# C0 and C1 control characters except tab, newline and carriage return.
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+class IngestError(Exception):
+    """Bad input: a list of ``{"index", "field", "message"}`` dicts, nothing was stored."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(f"{len(errors)} invalid item(s)")
+        self.errors = errors
+
+
+def _check_string(value: str, *, what: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} is not valid UTF-8 (it contains a lone surrogate)") from None
+    match = _CONTROL_RE.search(value)
+    if match:
+        raise ValueError(
+            f"{what} contains the control character U+{ord(match.group()):04X} at position "
+            f"{match.start()}; only tab, newline and carriage return are allowed"
+        )
+    return value
+
+
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class ItemIn(BaseModel):
+    """One item as a producer sends it. Unknown fields are refused, types are strict."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    text: str
+    external_id: Name | None = None
+    source: Name | None = None
+    origin: Literal["human", "synthetic", "unknown"] = "unknown"
+    generator_model: str = Field(default="", max_length=200)
+    generator_version: str = Field(default="", max_length=100)
+    prompt: str = Field(default="", max_length=100_000)
+    sampling_params: dict[str, Any] = Field(default_factory=dict)
+    parents: list[int | Name] = Field(default_factory=list, max_length=1000)
+    generation: int | None = Field(default=None, ge=0, le=10_000)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text is empty")
+        limit = settings.SYNTHGATE_MAX_TEXT_CHARS
+        if len(value) > limit:
+            raise ValueError(f"text has {len(value)} characters; the limit is {limit}")
+        return _check_string(value, what="text")
+
+    @field_validator("prompt", "generator_model", "generator_version", "external_id", "source")
+    @classmethod
+    def _plain(cls, value: str | None) -> str | None:
+        return None if value is None else _check_string(value, what="value")
+
+    @field_validator("metadata", "sampling_params")
+    @classmethod
+    def _json_object(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            encoded = orjson.dumps(value)
+        except TypeError as exc:
+            raise ValueError(f"not JSON-serializable: {exc}") from None
+        limit = settings.SYNTHGATE_MAX_METADATA_BYTES
+        if len(encoded) > limit:
+            raise ValueError(f"is {len(encoded)} bytes as JSON; the limit is {limit}")
+        # PostgreSQL's jsonb cannot hold NUL; refuse it everywhere so both databases agree.
+        if b"\\u0000" in encoded:
+            raise ValueError("contains a NUL character")
+        return value
+
+
+class IngestRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    source: Name | None = None
+    items: list[dict[str, Any]]
+
+
+_items_adapter = TypeAdapter(list[ItemIn])
+
+
+def _pydantic_errors(exc: ValidationError, *, offset: int = 0) -> list[dict[str, Any]]:
+    errors = []
+    for err in exc.errors(include_url=False):
+        loc = list(err["loc"])
+        index = loc.pop(0) if loc and isinstance(loc[0], int) else None
+        field_name = ".".join(str(part) for part in loc) or None
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif err["type"] == "missing":
+            message = "this field is required"
+        elif message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+        errors.append(
+            {
+                "index": None if index is None else index + offset,
+                "field": field_name,
+                "message": message,
+            }
+        )
+    return errors
+
+
+def items_parse(raw_items: Sequence[Any], *, offset: int = 0) -> list[ItemIn]:
+    """Validate the shape of each item; raises IngestError with every problem found."""
+    limit = settings.SYNTHGATE_MAX_ITEMS_PER_REQUEST
+    if len(raw_items) > limit:
+        raise IngestError(
+            [{"index": None, "field": "items", "message": f"at most {limit} items per request"}]
+        )
+    if not raw_items:
+        raise IngestError([{"index": None, "field": "items", "message": "no items"}])
+    try:
+        return _items_adapter.validate_python(raw_items)
+    except ValidationError as exc:
+        raise IngestError(_pydantic_errors(exc, offset=offset)) from None
+
+
+@dataclass
+class ItemResult:
+    index: int
+    id: int
+    status: Literal["created", "duplicate"]
+
+
+@dataclass
+class IngestOutcome:
+    results: list[ItemResult]
+    created_ids: list[int] = field(default_factory=list)
+    audit_seq: int | None = None
+
+    @property
+    def created(self) -> int:
+        return len(self.created_ids)
+
+    @property
+    def duplicates(self) -> int:
+        return len(self.results) - len(self.created_ids)
+
+
+def _default_generation(origin: str, parent_generations: list[int]) -> int:
+    if parent_generations:
+        return max(parent_generations) + 1
+    return 0 if origin == Item.Origin.HUMAN else 1
+
+
+def items_ingest(
+    *,
+    dataset: Dataset,
+    items: list[ItemIn],
+    actor: str,
+    default_source: str,
+    reference: bool = False,
+    index_offset: int = 0,
+) -> IngestOutcome:
+    """Store a validated batch all or nothing; idempotent on (source, external_id), else on the
+    content hash within the dataset. Raises IngestError for problems only the database can see
+    (unknown parents, cycles); then nothing is stored.
+
+    ``reference`` loads human reference items straight into ``approved`` (the corpus novelty is
+    measured against), audited as such.
+    """
+    # A concurrent identical request may insert the same keys between our lookup and our insert;
+    # the unique constraints turn that into an IntegrityError, and the retry then finds them.
+    for attempt in range(3):
+        try:
+            return _items_ingest_once(
+                dataset=dataset,
+                items=items,
+                actor=actor,
+                default_source=default_source,
+                reference=reference,
+                index_offset=index_offset,
+            )
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+@transaction.atomic
+def _items_ingest_once(
+    *,
+    dataset: Dataset,
+    items: list[ItemIn],
+    actor: str,
+    default_source: str,
+    reference: bool,
+    index_offset: int,
+) -> IngestOutcome:
+    hashes = [content_hash(item.text) for item in items]
+    source_names = {item.source or default_source for item in items}
+    audit_lock()
+    sources = {s.name: s for s in Source.objects.filter(dataset=dataset, name__in=source_names)}
+    for name in source_names - sources.keys():
+        sources[name] = Source.objects.create(dataset=dataset, name=name)
+
+    # 1. Idempotency: what already exists, and duplicates within this request.
+    by_ext: dict[tuple[int, str], int] = {}
+    ext_keys = [(sources[i.source or default_source].pk, i.external_id) for i in items]
+    wanted_ext = {key for key in ext_keys if key[1] is not None}
+    if wanted_ext:
+        rows = Item.objects.filter(
+            source_id__in={s for s, _ in wanted_ext},
+            external_id__in={e for _, e in wanted_ext},
+        ).values_list("source_id", "external_id", "id")
+        by_ext = {(s, e): i for s, e, i in rows}
+    wanted_hash = {h for h, (_, e) in zip(hashes, ext_keys, strict=True) if e is None}
+    by_hash: dict[str, int] = {}
+    if wanted_hash:
+        rows = Item.objects.filter(
+            dataset=dataset, content_hash__in=wanted_hash, external_id__isnull=True
+        ).values_list("content_hash", "id")
+        by_hash = dict(rows)
+
+    existing: dict[int, int] = {}  # batch index -> existing item id
+    first_in_batch: dict[int, int] = {}  # batch index -> earlier batch index with the same key
+    seen: dict[object, int] = {}
+    for index, (key, digest) in enumerate(zip(ext_keys, hashes, strict=True)):
+        lookup_key: object = key if key[1] is not None else ("hash", digest)
+        found = by_ext.get(key) if key[1] is not None else by_hash.get(digest)
+        if found is not None:
+            existing[index] = found
+        elif lookup_key in seen:
+            first_in_batch[index] = seen[lookup_key]
+        else:
+            seen[lookup_key] = index
+    new_indexes = [i for i in range(len(items)) if i not in existing and i not in first_in_batch]
+
+    # 2. Parents: ids in this dataset, or external ids within the item's own source (earlier
+    # items, or items of this same request).
+    errors: list[dict[str, Any]] = []
+    batch_by_ext = {ext_keys[i]: i for i in new_indexes if ext_keys[i][1] is not None}
+    parent_ids = {p for i in new_indexes for p in items[i].parents if isinstance(p, int)}
+    parent_exts = {
+        (ext_keys[i][0], p) for i in new_indexes for p in items[i].parents if isinstance(p, str)
+    }
+    known: dict[int, int] = {}  # id -> generation
+    if parent_ids:
+        known = dict(
+            Item.objects.filter(dataset=dataset, id__in=parent_ids).values_list("id", "generation")
+        )
+    known_ext: dict[tuple[int, str], tuple[int, int]] = {}
+    db_exts = {key for key in parent_exts if key not in batch_by_ext}
+    if db_exts:
+        rows = Item.objects.filter(
+            source_id__in={s for s, _ in db_exts}, external_id__in={e for _, e in db_exts}
+        ).values_list("source_id", "external_id", "id", "generation")
+        known_ext = {(s, e): (i, g) for s, e, i, g in rows}
+
+    graph: dict[int, set[int]] = {i: set() for i in new_indexes}  # batch parents per index
+    resolved: dict[int, list[tuple[int, int]]] = {i: [] for i in new_indexes}  # (id, generation)
+    for i in new_indexes:
+        for k, parent in enumerate(items[i].parents):
+            where = {"index": i + index_offset, "field": f"parents.{k}"}
+            if isinstance(parent, int):
+                if parent not in known:
+                    errors.append(
+                        {**where, "message": f"item {parent} does not exist in '{dataset.slug}'"}
+                    )
+                else:
+                    resolved[i].append((parent, known[parent]))
+                continue
+            key = (ext_keys[i][0], parent)
+            if key in batch_by_ext:
+                if batch_by_ext[key] == i:
+                    errors.append({**where, "message": "an item cannot be its own parent"})
+                else:
+                    graph[i].add(batch_by_ext[key])
+            elif key in known_ext:
+                resolved[i].append(known_ext[key])
+            else:
+                errors.append(
+                    {**where, "message": f"no item with external_id '{parent}' in this source"}
+                )
+    order: list[int] = []
+    if not errors:
+        try:
+            order = list(TopologicalSorter(graph).static_order())
+        except CycleError as exc:
+            cycle = sorted({n + index_offset for n in exc.args[1]})
+            for i in cycle:
+                errors.append(
+                    {"index": i, "field": "parents", "message": f"parents form a cycle: {cycle}"}
+                )
+    if errors:
+        raise IngestError(errors)
+
+    # 3. Insert in topological order so a batch parent's generation is known before its child's.
+    now = timezone.now()
+    generation: dict[int, int] = {}
+    rows_to_create: list[Item] = []
+    for i in order:
+        item = items[i]
+        gens = [g for _, g in resolved[i]] + [generation[p] for p in graph[i]]
+        generation[i] = (
+            item.generation
+            if item.generation is not None
+            else _default_generation(item.origin, gens)
+        )
+        rows_to_create.append(
+            Item(
+                dataset=dataset,
+                source=sources[item.source or default_source],
+                text=item.text,
+                content_hash=hashes[i],
+                external_id=item.external_id,
+                origin=item.origin,
+                generator_model=item.generator_model,
+                generator_version=item.generator_version,
+                prompt=item.prompt,
+                sampling_params=item.sampling_params,
+                generation=generation[i],
+                metadata=item.metadata,
+                is_reference=reference,
+                state=Item.State.APPROVED if reference else Item.State.PENDING,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    created = Item.objects.bulk_create(rows_to_create, batch_size=500)
+    new_id = {i: obj.pk for i, obj in zip(order, created, strict=True)}
+    links = [
+        ItemParent(child_id=new_id[i], parent_id=pid)
+        for i in order
+        for pid in dict.fromkeys([p for p, _ in resolved[i]] + [new_id[p] for p in graph[i]])
+    ]
+    if links:
+        ItemParent.objects.bulk_create(links, batch_size=1000)
+
+    results = []
+    for i in range(len(items)):
+        if i in new_id:
+            results.append(ItemResult(index=i + index_offset, id=new_id[i], status="created"))
+        else:
+            item_id = existing[i] if i in existing else new_id[first_in_batch[i]]
+            results.append(ItemResult(index=i + index_offset, id=item_id, status="duplicate"))
+    created_ids = sorted(new_id.values())
+    outcome = IngestOutcome(results=results, created_ids=created_ids)
+    digest = hashlib.sha256("".join(hashes[i] for i in sorted(new_id)).encode()).hexdigest()
+    event = audit_append(
+        actor=actor,
+        action="items.reference_loaded" if reference else "items.ingested",
+        object_type="dataset",
+        object_id=dataset.slug,
+        dataset=dataset,
+        payload={
+            "created": created_ids,
+            "duplicates": outcome.duplicates,
+            "content_hash_digest": digest,
+        },
+    )
+    outcome.audit_seq = event.seq
+    if created_ids:
+        from corpus.services.scoring import items_score_enqueue
+
+        transaction.on_commit(lambda: items_score_enqueue(item_ids=created_ids))
+    return outcome
