@@ -1,44 +1,10 @@
-"""The data and its history: datasets, sources, items with provenance, scores, audit, tokens."""
+"""Items with their provenance, lineage links and scores."""
 
-import hashlib
-
-from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-
-class Dataset(models.Model):
-    slug = models.SlugField(max_length=64, unique=True)
-    name = models.CharField(max_length=200)
-    description = models.TextField(blank=True)
-    reviewers = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, blank=True, related_name="review_datasets"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["slug"]
-
-    def __str__(self) -> str:
-        return self.slug
-
-
-class Source(models.Model):
-    """A producer within a dataset (a pipeline, a scraper, a reference corpus)."""
-
-    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="sources")
-    name = models.CharField(max_length=200)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["dataset", "name"], name="source_unique_name"),
-        ]
-        ordering = ["dataset", "name"]
-
-    def __str__(self) -> str:
-        return f"{self.dataset.slug}/{self.name}"
+from corpus.models.datasets import Dataset, Source
 
 
 class ItemOrigin(models.TextChoices):
@@ -165,99 +131,3 @@ class Score(models.Model):
 
     def __str__(self) -> str:
         return f"score of item {self.item_id}"
-
-
-class AppendOnlyQuerySet(models.QuerySet):
-    def update(self, **kwargs: object) -> int:
-        raise PermissionError("audit events are append-only")
-
-    def delete(self) -> tuple[int, dict[str, int]]:
-        raise PermissionError("audit events are append-only")
-
-
-class AuditEvent(models.Model):
-    """One link of the hash chain. hash = sha256(canonical JSON of the event + prev_hash)."""
-
-    seq = models.BigIntegerField(primary_key=True)
-    time = models.DateTimeField()
-    actor = models.CharField(max_length=200)
-    action = models.CharField(max_length=64)
-    object_type = models.CharField(max_length=64)
-    object_id = models.CharField(max_length=64)
-    dataset = models.ForeignKey(
-        Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events"
-    )
-    payload = models.JSONField(default=dict)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
-
-    objects = AppendOnlyQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["seq"]
-        indexes = [
-            models.Index(fields=["action", "seq"], name="audit_action_seq"),
-            models.Index(fields=["object_type", "object_id", "seq"], name="audit_object_seq"),
-            models.Index(fields=["actor", "seq"], name="audit_actor_seq"),
-        ]
-
-    def __str__(self) -> str:
-        return f"#{self.seq} {self.action} {self.object_type}:{self.object_id}"
-
-    def save(self, *args: object, **kwargs: object) -> None:
-        if not self._state.adding:
-            raise PermissionError("audit events are append-only")
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
-
-    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
-        raise PermissionError("audit events are append-only")
-
-
-class AuditHead(models.Model):
-    """The single row every append locks: it serializes appends so the chain never forks."""
-
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-    seq = models.BigIntegerField(default=0)
-    hash = models.CharField(max_length=64, default="0" * 64)
-
-    def __str__(self) -> str:
-        return f"audit head #{self.seq}"
-
-
-class ApiToken(models.Model):
-    class Scope(models.TextChoices):
-        PRODUCE = "produce"
-        CONSUME = "consume"
-        ADMIN = "admin"
-
-    name = models.CharField(max_length=200)
-    # Only the sha256 of the key is stored; the key itself is shown once, at creation.
-    key_hash = models.CharField(max_length=64, unique=True)
-    key_prefix = models.CharField(max_length=12)
-    scopes = models.JSONField(default=list)
-    dataset = models.ForeignKey(
-        Dataset, null=True, blank=True, on_delete=models.CASCADE, related_name="tokens"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.key_prefix}…)"
-
-    @staticmethod
-    def hash_key(key: str) -> str:
-        return hashlib.sha256(key.encode()).hexdigest()
-
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
-
-    def has_scope(self, scope: str) -> bool:
-        return scope in self.scopes
-
-    def can_access(self, dataset: Dataset) -> bool:
-        return self.dataset_id is None or self.dataset_id == dataset.pk
