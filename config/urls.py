@@ -4,10 +4,9 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from corpus.health import healthz
-from corpus.views import home
 
 urlpatterns = [
-    path("", home, name="home"),
+    path("", include("corpus.ui_urls")),
     path("healthz", healthz, name="healthz"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
