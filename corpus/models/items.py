@@ -20,6 +20,9 @@ class ItemState(models.TextChoices):
     REJECTED = "rejected"
     AUTO_REJECTED = "auto_rejected"
     SCORE_FAILED = "score_failed"
+    # An approved item an admin took back (corpus.services.retractions): terminal; it leaves
+    # every later export and the feed reports it.
+    RETRACTED = "retracted"
 
 
 class Item(models.Model):
@@ -47,6 +50,9 @@ class Item(models.Model):
     is_reference = models.BooleanField(
         default=False, help_text="Part of the human reference corpus novelty is measured against."
     )
+    # Gold items (known verdicts that measure reviewers) never leave: exports and the feed skip
+    # them. Set by review through corpus.services.items.item_gold_set.
+    is_gold = models.BooleanField(default=False)
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     # Why the item is in its state when a rule (not a person) put it there: the auto-reject rule,
     # the scoring error.
@@ -86,6 +92,12 @@ class Item(models.Model):
             models.Index(fields=["dataset", "state", "id"], name="item_dataset_state"),
             models.Index(fields=["dataset", "id"], name="item_dataset_id"),
             models.Index(fields=["state", "created_at"], name="item_state_created"),
+            # The review queue: claim and list walk queued items in priority order.
+            models.Index(
+                fields=["dataset", "-priority", "id"],
+                condition=Q(state="queued"),
+                name="item_review_queue",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -124,6 +136,9 @@ class Score(models.Model):
     detector_name = models.CharField(max_length=64, blank=True)
     detector_version = models.CharField(max_length=64, blank=True)
     detector_probability = models.FloatField(null=True, blank=True)
+    # Every detector's verdict, {name: {"version", "probability"}} or {name: {"unsupported": kind}};
+    # detector_* above repeats the one the review priority uses.
+    detectors = models.JSONField(default=dict, blank=True)
     priority = models.FloatField(default=0.0)
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)

@@ -20,17 +20,24 @@ class ItemStateError(ValueError):
 
 
 @transaction.atomic
-def item_outcome_set(*, item_id: int, state: str, reviewer_ids: Sequence[int]) -> Item:
+def item_outcome_set(
+    *, item_id: int, state: str, reviewer_ids: Sequence[int], reason: str = ""
+) -> Item:
     """Move a ``queued`` item to ``approved`` or ``rejected`` by these reviewers.
 
-    The caller (a review service) appends the audit event for the decision in the same
-    transaction.
+    ``reason`` is the reject reason key (kept in ``Item.state_reason``: the detector retrains on
+    items rejected as ``machine_written``). The caller (a review service) appends the audit event
+    for the decision in the same transaction.
     """
     if state not in DECIDED:
         raise ItemStateError(f"'{state}' is not a review outcome")
     now = timezone.now()
     updated = Item.objects.filter(pk=item_id, state=Item.State.QUEUED).update(
-        state=state, decided_at=now, decided_by=sorted(set(reviewer_ids)), updated_at=now
+        state=state,
+        state_reason=reason if state == Item.State.REJECTED else "",
+        decided_at=now,
+        decided_by=sorted(set(reviewer_ids)),
+        updated_at=now,
     )
     if not updated:
         current = Item.objects.filter(pk=item_id).values_list("state", flat=True).first()
@@ -43,7 +50,7 @@ def item_outcome_reopen(*, item_id: int) -> Item:
     """Return a decided item to ``queued`` (an undo)."""
     now = timezone.now()
     updated = Item.objects.filter(pk=item_id, state__in=DECIDED).update(
-        state=Item.State.QUEUED, decided_at=None, decided_by=[], updated_at=now
+        state=Item.State.QUEUED, state_reason="", decided_at=None, decided_by=[], updated_at=now
     )
     if not updated:
         current = Item.objects.filter(pk=item_id).values_list("state", flat=True).first()

@@ -1,24 +1,50 @@
-"""Scoring orchestration: load a batch of items, compute their evidence, move them on.
+"""Scoring orchestration: load a batch of items, compute their evidence, apply the dataset's rules.
 
-The computation itself lives in ``corpus.scoring`` (pure, no Django). This module owns the state
-changes: ``pending`` items become ``queued`` (or ``auto_rejected`` by a named rule); items already
-past ``pending`` (reference items, rescored items) only get their evidence refreshed. Every step
-is safe to run twice: the state change is a conditional UPDATE on ``state='pending'``.
+The computation lives in ``corpus.scoring`` (pure, no Django). This module owns what touches the
+database and Redis:
+
+1. load the batch; compute signals outside any transaction (CPU and Redis reads only);
+2. in one short transaction: upsert ``Score`` rows, move ``pending`` items to ``queued`` or
+   ``auto_rejected`` (conditional UPDATE on ``state='pending'``, so a second run changes nothing),
+   append one audit event per dataset;
+3. after commit, add the queued and reference items to the near-duplicate index (idempotent SADD).
+
+An item whose scoring raises is recorded with the error and retried by the sweep; after
+``SYNTHGATE_SCORE_MAX_ATTEMPTS`` it ends in ``score_failed``. It never blocks its batch.
+Transient Redis and database errors propagate, so the task retries the whole batch with backoff.
+
+Review priority (higher is reviewed first), each term in [0, 1]::
+
+    priority = 0.5 * uncertainty + 0.3 * novelty + 0.2 * depth + 0.1 * [origin is unknown]
+    uncertainty = 1 - |2p - 1|     p = detector probability (0.5 when no detector applies)
+    novelty     = 1 - J            J = Jaccard with the nearest indexed item (0 when none)
+    depth       = min(generation, 4) / 4
+
+Uncertain detector verdicts come first because that is where a person adds the most
+information; novel items next, because near-copies of approved text add little; deep
+generations and undeclared origins carry the most collapse risk.
 """
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Min
+from django.db import DatabaseError, transaction
+from django.db.models import Min, Q
 from django.utils import timezone
+from redis.exceptions import RedisError
 
-from corpus.models import Item, Score
-from corpus.scoring import SCORER_VERSION
+from corpus.models import Dataset, Item, Score, ScoringRules
+from corpus.scoring import SCORER_VERSION, lexical, lsh, minhash
+from corpus.scoring.text import prepare
+from corpus.services import detectors, near_dup_index
 from corpus.services.audit import SYSTEM, audit_append
 
 logger = logging.getLogger(__name__)
+
+TRANSIENT_ERRORS = (RedisError, DatabaseError)
 
 
 def _chunks(ids: list[int], size: int) -> Iterable[list[int]]:
@@ -38,88 +64,323 @@ def items_score_enqueue(*, item_ids: list[int]) -> None:
             logger.warning("could not enqueue scoring of %d items; the sweep will", len(chunk))
 
 
-def _exact_duplicates(items: list[Item]) -> dict[int, int]:
-    """item id -> id of the earliest item in its dataset with the same normalized text."""
-    by_dataset: dict[int, set[str]] = {}
-    for item in items:
-        by_dataset.setdefault(item.dataset_id, set()).add(item.content_hash)
-    first: dict[tuple[int, str], int] = {}
-    for dataset_id, hashes in by_dataset.items():
-        rows = (
-            Item.objects.filter(dataset_id=dataset_id, content_hash__in=hashes)
-            .values("content_hash")
-            .annotate(first_id=Min("id"))
-            .values_list("content_hash", "first_id")
+def review_priority(
+    *, probability: float | None, nearest_jaccard: float | None, generation: int, origin: str
+) -> float:
+    p = 0.5 if probability is None else probability
+    uncertainty = 1.0 - abs(2.0 * p - 1.0)
+    novelty = 1.0 - (nearest_jaccard or 0.0)
+    depth = min(generation, 4) / 4.0
+    unknown = 1.0 if origin == Item.Origin.UNKNOWN else 0.0
+    return round(0.5 * uncertainty + 0.3 * novelty + 0.2 * depth + 0.1 * unknown, 6)
+
+
+def scoring_rules_get(*, dataset: Dataset) -> ScoringRules:
+    rules = ScoringRules.objects.filter(dataset=dataset).first()
+    return rules if rules is not None else ScoringRules(dataset=dataset)
+
+
+@dataclass
+class Evidence:
+    item: Item
+    signature: bytes = b""
+    band_keys: list[bytes] = field(default_factory=list)
+    lexical: dict[str, Any] = field(default_factory=dict)
+    degenerate: bool = False
+    degenerate_reason: str = ""
+    exact_duplicate_of: int | None = None
+    near_duplicate_of: int | None = None
+    near_duplicate_jaccard: float | None = None
+    near_duplicate_state: str = ""
+    near_duplicate_is_reference: bool = False
+    detector_name: str = ""
+    detector_version: str = ""
+    probability: float | None = None
+    detectors: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    shingles: Any = None
+
+
+def _exact_duplicates(dataset_id: int, items: list[Item]) -> dict[int, int]:
+    """item id -> id of the earliest item in the dataset with the same normalized text."""
+    rows = (
+        Item.objects.filter(dataset_id=dataset_id, content_hash__in={i.content_hash for i in items})
+        .values("content_hash")
+        .annotate(first_id=Min("id"))
+        .values_list("content_hash", "first_id")
+    )
+    first = dict(rows)
+    return {
+        item.pk: first[item.content_hash]
+        for item in items
+        if first.get(item.content_hash) is not None and first[item.content_hash] < item.pk
+    }
+
+
+def _compute(dataset: Dataset, items: list[Item], rules: ScoringRules) -> list[Evidence]:
+    """Signals for one dataset's batch. Pure computation plus Redis and database reads."""
+    evidence = [Evidence(item=item) for item in items]
+    docs: list[Any] = []
+    ok: list[Evidence] = []
+    for ev in evidence:
+        try:
+            docs.append(prepare(ev.item.text))
+            ok.append(ev)
+        except Exception as exc:  # one bad text must not sink its batch
+            ev.error = f"{type(exc).__name__}: {exc}"
+    if not ok:
+        return evidence
+    sigs = minhash.signatures(docs)
+    stats = []
+    for ev, doc, sig in zip(ok, docs, sigs, strict=True):
+        stat = lexical.doc_stats(doc)
+        stats.append(stat)
+        degenerate, reason = lexical.degeneration(stat)
+        ev.lexical = stat.as_dict()
+        ev.degenerate, ev.degenerate_reason = degenerate, reason or ""
+        ev.signature = minhash.to_bytes(sig)
+        ev.band_keys = lsh.band_keys(sig)
+        ev.shingles = minhash.doc_shingles(doc)
+
+    # Detector evidence: the dataset's retrained model, else the default one.
+    detector = detectors.detector_for_dataset(dataset.pk)
+    probabilities = detector.predict_proba_prepared(docs, stats)
+    for ev, p in zip(ok, probabilities, strict=True):
+        ev.detector_name, ev.detector_version = detector.name, detector.version
+        ev.probability = float(p)
+        ev.detectors[detector.name] = {"version": detector.version, "probability": float(p)}
+
+    # Exact duplicates.
+    for item_id, first_id in _exact_duplicates(dataset.pk, [ev.item for ev in ok]).items():
+        next(ev for ev in ok if ev.item.pk == item_id).exact_duplicate_of = first_id
+
+    # Near duplicates: candidates from the shared index plus earlier items of this same batch,
+    # verified by exact Jaccard on shingles recomputed from the candidates' text.
+    from_index = near_dup_index.candidates_many(dataset.pk, [ev.band_keys for ev in ok])
+    batch_index = lsh.LSHIndex()
+    batch_position: dict[int, Evidence] = {}
+    candidate_sets: list[set[int]] = []
+    for ev, found in zip(ok, from_index, strict=True):
+        local = batch_index.query_and_insert(ev.item.pk, minhash.from_bytes(ev.signature))
+        batch_position[ev.item.pk] = ev
+        found.discard(ev.item.pk)
+        candidate_sets.append(found | local)
+    wanted = set().union(*candidate_sets) - set(batch_position)
+    others = {
+        row["id"]: row
+        for row in Item.objects.filter(id__in=wanted)
+        .filter(Q(state__in=[Item.State.QUEUED, Item.State.APPROVED]) | Q(is_reference=True))
+        .values("id", "text", "state", "is_reference")
+    }
+    shingle_cache: dict[int, Any] = {}
+    for ev, cands in zip(ok, candidate_sets, strict=True):
+        pool = {}
+        for cid in cands:
+            if cid in batch_position:
+                if cid < ev.item.pk:  # only earlier items of the batch
+                    pool[cid] = batch_position[cid].shingles
+            elif cid in others:
+                if cid not in shingle_cache:
+                    shingle_cache[cid] = minhash.shingles(others[cid]["text"])
+                pool[cid] = shingle_cache[cid]
+        matches = lsh.near_duplicates(ev.shingles, pool, rules.report_threshold)
+        if ev.exact_duplicate_of is not None:
+            matches = [m for m in matches if m[0] != ev.exact_duplicate_of] or matches
+        if matches:
+            best_id, best_j = matches[0]
+            ev.near_duplicate_of, ev.near_duplicate_jaccard = best_id, round(best_j, 6)
+            if best_id in others:
+                ev.near_duplicate_state = others[best_id]["state"]
+                ev.near_duplicate_is_reference = others[best_id]["is_reference"]
+            else:
+                other_item = batch_position[best_id].item
+                ev.near_duplicate_state = other_item.state
+                ev.near_duplicate_is_reference = other_item.is_reference
+    return evidence
+
+
+def _rule(ev: Evidence, rules: ScoringRules) -> str | None:
+    """The auto-reject rule this evidence triggers, named, or None."""
+    if rules.reject_exact_duplicates and ev.exact_duplicate_of is not None:
+        return f"exact_duplicate: same normalized text as item {ev.exact_duplicate_of}"
+    if (
+        rules.reject_near_duplicates
+        and ev.near_duplicate_of is not None
+        and ev.near_duplicate_jaccard is not None
+        and ev.near_duplicate_jaccard >= rules.near_duplicate_threshold
+        and (ev.near_duplicate_is_reference or ev.near_duplicate_state == Item.State.APPROVED)
+    ):
+        return (
+            f"near_duplicate: Jaccard {ev.near_duplicate_jaccard:.2f} with "
+            f"{'reference' if ev.near_duplicate_is_reference else 'approved'} item "
+            f"{ev.near_duplicate_of} (threshold {rules.near_duplicate_threshold:.2f})"
         )
-        for digest, first_id in rows:
-            first[(dataset_id, digest)] = first_id
-    duplicates = {}
-    for item in items:
-        first_id = first.get((item.dataset_id, item.content_hash))
-        if first_id is not None and first_id < item.pk:
-            duplicates[item.pk] = first_id
-    return duplicates
+    if rules.reject_degenerate and ev.degenerate:
+        return f"degenerate: {ev.degenerate_reason}"
+    return None
 
 
-@transaction.atomic
 def items_score(*, item_ids: list[int]) -> dict[str, list[int]]:
-    """Score a batch. Returns the ids per outcome (``queued``, ``rescored``)."""
-    items = list(Item.objects.filter(id__in=item_ids).select_related("score").order_by("id"))
+    """Score a batch. Returns the ids per outcome: queued, auto_rejected, rescored, failed."""
+    items = list(
+        Item.objects.filter(id__in=item_ids).select_related("dataset", "score").order_by("id")
+    )
     todo = [
         item
         for item in items
         if item.state == Item.State.PENDING
         or not hasattr(item, "score")
         or item.score.scorer_version != SCORER_VERSION
+        or item.score.error
     ]
-    if not todo:
-        return {"queued": [], "rescored": []}
-    duplicates = _exact_duplicates(todo)
+    outcome: dict[str, list[int]] = {
+        "queued": [],
+        "auto_rejected": [],
+        "rescored": [],
+        "failed": [],
+    }
+    by_dataset: dict[int, list[Item]] = {}
+    for item in todo:
+        by_dataset.setdefault(item.dataset_id, []).append(item)
+    for batch in by_dataset.values():
+        dataset = batch[0].dataset
+        rules = scoring_rules_get(dataset=dataset)
+        evidence = _compute(dataset, batch, rules)
+        result = _store(dataset, evidence, rules)
+        for key, ids in result.items():
+            outcome[key].extend(ids)
+    return outcome
+
+
+@transaction.atomic
+def _store(dataset: Dataset, evidence: list[Evidence], rules: ScoringRules) -> dict[str, list[int]]:
     now = timezone.now()
-    scores = [
-        Score(
-            item=item,
-            scorer_version=SCORER_VERSION,
-            exact_duplicate_of_id=duplicates.get(item.pk),
-            computed_at=now,
+    max_attempts = settings.SYNTHGATE_SCORE_MAX_ATTEMPTS
+    previous_attempts = dict(
+        Score.objects.filter(item_id__in=[ev.item.pk for ev in evidence]).values_list(
+            "item_id", "attempts"
         )
-        for item in todo
-    ]
+    )
+    scores = []
+    decisions: dict[int, tuple[str, str, float]] = {}  # id -> (new state, reason, priority)
+    failed: dict[int, str] = {}
+    for ev in evidence:
+        item = ev.item
+        attempts = previous_attempts.get(item.pk, 0) + 1
+        if ev.error:
+            failed[item.pk] = ev.error
+            scores.append(
+                Score(
+                    item=item,
+                    scorer_version=SCORER_VERSION,
+                    attempts=attempts,
+                    error=ev.error[:2000],
+                    computed_at=now,
+                )
+            )
+            if attempts >= max_attempts:
+                decisions[item.pk] = (Item.State.SCORE_FAILED, ev.error[:500], 0.0)
+            continue
+        priority = review_priority(
+            probability=ev.probability,
+            nearest_jaccard=ev.near_duplicate_jaccard,
+            generation=item.generation,
+            origin=item.origin,
+        )
+        scores.append(
+            Score(
+                item=item,
+                scorer_version=SCORER_VERSION,
+                exact_duplicate_of_id=ev.exact_duplicate_of,
+                near_duplicate_of_id=ev.near_duplicate_of,
+                near_duplicate_jaccard=ev.near_duplicate_jaccard,
+                minhash=ev.signature,
+                lexical=ev.lexical,
+                degenerate=ev.degenerate,
+                degenerate_reason=ev.degenerate_reason,
+                detector_name=ev.detector_name,
+                detector_version=ev.detector_version,
+                detector_probability=ev.probability,
+                detectors=ev.detectors,
+                priority=priority,
+                attempts=attempts,
+                error="",
+                computed_at=now,
+            )
+        )
+        rule = _rule(ev, rules)
+        if rule:
+            decisions[item.pk] = (Item.State.AUTO_REJECTED, rule, priority)
+        else:
+            decisions[item.pk] = (Item.State.QUEUED, "", priority)
     Score.objects.bulk_create(
         scores,
         update_conflicts=True,
         unique_fields=["item"],
-        update_fields=["scorer_version", "exact_duplicate_of", "computed_at"],
+        update_fields=[f.name for f in Score._meta.concrete_fields if f.name != "item"],
     )
-    pending_ids = [item.pk for item in todo if item.state == Item.State.PENDING]
-    queued = list(
-        Item.objects.filter(id__in=pending_ids, state=Item.State.PENDING).values_list(
-            "id", flat=True
+    moved: dict[str, list[int]] = {"queued": [], "auto_rejected": [], "score_failed": []}
+    # Items still pending get their state; the conditional UPDATE makes a rerun a no-op.
+    pending = set(
+        Item.objects.filter(id__in=list(decisions), state=Item.State.PENDING)
+        .select_for_update()
+        .values_list("id", flat=True)
+    )
+    by_target: dict[tuple[str, str, float], list[int]] = {}
+    for item_id, decision in decisions.items():
+        if item_id in pending:
+            by_target.setdefault(decision, []).append(item_id)
+    for (state, reason, priority), ids in by_target.items():
+        Item.objects.filter(id__in=ids, state=Item.State.PENDING).update(
+            state=state, state_reason=reason, priority=priority, updated_at=now
         )
+        moved[state].extend(ids)
+    # Items past pending (reference, rescored) keep their state; their priority follows the
+    # new evidence only while they wait in the queue.
+    rescored = [
+        ev.item.pk for ev in evidence if ev.item.pk not in pending and ev.item.pk not in failed
+    ]
+    for ev in evidence:
+        if ev.item.pk in rescored and ev.item.state == Item.State.QUEUED:
+            Item.objects.filter(pk=ev.item.pk, state=Item.State.QUEUED).update(
+                priority=decisions[ev.item.pk][2]
+            )
+    auto_rejected = {str(i): decisions[i][1] for i in moved[Item.State.AUTO_REJECTED]}
+    audit_append(
+        actor=SYSTEM,
+        action="items.scored",
+        object_type="dataset",
+        object_id=dataset.slug,
+        dataset=dataset,
+        payload={
+            "scorer_version": SCORER_VERSION,
+            "queued": sorted(moved[Item.State.QUEUED]),
+            "auto_rejected": auto_rejected,
+            "score_failed": sorted(moved[Item.State.SCORE_FAILED]),
+            "errors": {str(k): v[:200] for k, v in failed.items()},
+            "rescored": sorted(rescored),
+        },
     )
-    Item.objects.filter(id__in=queued, state=Item.State.PENDING).update(
-        state=Item.State.QUEUED, updated_at=now
-    )
-    rescored = [item.pk for item in todo if item.pk not in set(queued)]
-    by_dataset: dict[int, Item] = {}
-    for item in todo:
-        by_dataset.setdefault(item.dataset_id, item)
-    for dataset_id, sample in by_dataset.items():
-        in_dataset = {item.pk for item in todo if item.dataset_id == dataset_id}
-        audit_append(
-            actor=SYSTEM,
-            action="items.scored",
-            object_type="dataset",
-            object_id=sample.dataset.slug,
-            dataset=sample.dataset,
-            payload={
-                "scorer_version": SCORER_VERSION,
-                "queued": [i for i in queued if i in in_dataset],
-                "rescored": [i for i in rescored if i in in_dataset],
-                "exact_duplicates": {str(k): v for k, v in duplicates.items() if k in in_dataset},
-            },
+    # Index what later items are compared with: queued and approved (reference) items.
+    to_index = [
+        (ev.item.pk, ev.signature)
+        for ev in evidence
+        if ev.signature
+        and (
+            ev.item.pk in moved[Item.State.QUEUED]
+            or (
+                ev.item.pk in rescored and ev.item.state in (Item.State.QUEUED, Item.State.APPROVED)
+            )
         )
-    return {"queued": queued, "rescored": rescored}
+    ]
+    if to_index:
+        transaction.on_commit(lambda: near_dup_index.index_add_many(dataset.pk, to_index))
+    return {
+        "queued": moved[Item.State.QUEUED],
+        "auto_rejected": moved[Item.State.AUTO_REJECTED],
+        "rescored": rescored,
+        "failed": sorted(failed),
+    }
 
 
 def items_pending_stale(*, older_than_seconds: int, limit: int = 50_000) -> list[int]:
@@ -129,3 +390,36 @@ def items_pending_stale(*, older_than_seconds: int, limit: int = 50_000) -> list
         .order_by("id")
         .values_list("id", flat=True)[:limit]
     )
+
+
+def index_rebuild(*, dataset: Dataset | None = None, batch_size: int = 5000) -> int:
+    """Recreate the near-duplicate index from the signatures stored in the database."""
+    datasets = [dataset] if dataset is not None else list(Dataset.objects.all())
+    total = 0
+    for ds in datasets:
+        near_dup_index.index_clear(ds.pk)
+        eligible = Score.objects.filter(item__dataset=ds, minhash__isnull=False).filter(
+            Q(item__state__in=[Item.State.QUEUED, Item.State.APPROVED]) | Q(item__is_reference=True)
+        )
+        last = 0
+        while True:
+            rows = list(
+                eligible.filter(item_id__gt=last)
+                .order_by("item_id")
+                .values_list("item_id", "minhash")[:batch_size]
+            )
+            if not rows:
+                break
+            total += near_dup_index.index_add_many(ds.pk, ((i, bytes(m)) for i, m in rows))
+            last = rows[-1][0]
+    return total
+
+
+def items_rescore_select(*, dataset: Dataset, all_items: bool = False) -> list[int]:
+    """Ids whose evidence is missing, failed or from another scorer version (or all)."""
+    items = Item.objects.filter(dataset=dataset).exclude(state=Item.State.SCORE_FAILED)
+    if not all_items:
+        items = items.filter(
+            Q(score__isnull=True) | ~Q(score__scorer_version=SCORER_VERSION) | ~Q(score__error="")
+        )
+    return list(items.order_by("id").values_list("id", flat=True))
