@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Min, Q
 from django.utils import timezone
 from redis.exceptions import RedisError
@@ -320,31 +320,30 @@ def _store(dataset: Dataset, evidence: list[Evidence], rules: ScoringRules) -> d
         update_fields=[f.name for f in Score._meta.concrete_fields if f.name != "item"],
     )
     moved: dict[str, list[int]] = {"queued": [], "auto_rejected": [], "score_failed": []}
-    # Items still pending get their state; the conditional UPDATE makes a rerun a no-op.
+    # Lock the rows still pending; only they change state, so a rerun (or a second worker with
+    # the same batch) changes nothing. The lock makes the bulk update below safe to race.
     pending = set(
-        Item.objects.filter(id__in=list(decisions), state=Item.State.PENDING)
-        .select_for_update()
+        Item.objects.select_for_update()
+        .filter(id__in=list(decisions), state=Item.State.PENDING)
         .values_list("id", flat=True)
     )
-    by_target: dict[tuple[str, str, float], list[int]] = {}
-    for item_id, decision in decisions.items():
-        if item_id in pending:
-            by_target.setdefault(decision, []).append(item_id)
-    for (state, reason, priority), ids in by_target.items():
-        Item.objects.filter(id__in=ids, state=Item.State.PENDING).update(
-            state=state, state_reason=reason, priority=priority, updated_at=now
-        )
-        moved[state].extend(ids)
-    # Items past pending (reference, rescored) keep their state; their priority follows the
-    # new evidence only while they wait in the queue.
+    # Items past pending (reference, rescored) keep their state; their priority follows the new
+    # evidence only while they wait in the queue.
     rescored = [
         ev.item.pk for ev in evidence if ev.item.pk not in pending and ev.item.pk not in failed
     ]
+    changed = []
     for ev in evidence:
-        if ev.item.pk in rescored and ev.item.state == Item.State.QUEUED:
-            Item.objects.filter(pk=ev.item.pk, state=Item.State.QUEUED).update(
-                priority=decisions[ev.item.pk][2]
-            )
+        item = ev.item
+        if item.pk in pending and item.pk in decisions:
+            item.state, item.state_reason, item.priority = decisions[item.pk]
+            item.updated_at = now
+            moved[item.state].append(item.pk)
+            changed.append(item)
+        elif item.pk in rescored and item.state == Item.State.QUEUED:
+            item.priority = decisions[item.pk][2]
+            changed.append(item)
+    _items_update_many(changed, now)
     auto_rejected = {str(i): decisions[i][1] for i in moved[Item.State.AUTO_REJECTED]}
     audit_append(
         actor=SYSTEM,
@@ -381,6 +380,33 @@ def _store(dataset: Dataset, evidence: list[Evidence], rules: ScoringRules) -> d
         "rescored": rescored,
         "failed": sorted(failed),
     }
+
+
+def _items_update_many(items: list[Item], now: Any) -> None:
+    """Set state, reason and priority of many items in one statement.
+
+    Django's bulk_update builds a CASE expression per row and costs more than the scoring
+    itself; an UPDATE ... FROM a VALUES list does the same in one cheap statement (PostgreSQL,
+    and SQLite >= 3.33). The rows are already locked by the caller.
+    """
+    if not items:
+        return
+    table = Item._meta.db_table
+    for start in range(0, len(items), 1000):
+        chunk = items[start : start + 1000]
+        rows = ", ".join(
+            ["(CAST(%s AS BIGINT), %s, %s, CAST(%s AS DOUBLE PRECISION))"] * len(chunk)
+        )
+        params: list[Any] = []
+        for item in chunk:
+            params.extend([item.pk, item.state, item.state_reason, item.priority])
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH v(id, state, reason, priority) AS (VALUES {rows}) "
+                f"UPDATE {table} SET state = v.state, state_reason = v.reason, "
+                f"priority = v.priority, updated_at = %s FROM v WHERE {table}.id = v.id",
+                [*params, now],
+            )
 
 
 def items_pending_stale(*, older_than_seconds: int, limit: int = 50_000) -> list[int]:
