@@ -37,6 +37,7 @@ NORMALIZATION_VERSION = "1"
 # \w in Python's re is Unicode-aware: letters, digits and underscore of any script. Punctuation
 # is dropped so that "Hello, world" and "Hello world" tokenize (and shingle) identically.
 _WORD_RE = re.compile(r"\w+")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 # For pure-ASCII text the same tokenization is a byte translation plus split, ~3x faster than
 # the regex. \w restricted to ASCII is exactly [A-Za-z0-9_]; everything else becomes a space.
 _ASCII_NON_WORD_TO_SPACE = (
@@ -55,8 +56,15 @@ def normalize(text: str) -> str:
 
     NFKC folds compatibility characters (full-width letters, ligatures, non-breaking spaces) so
     they cannot be used to slip a duplicate past the exact-hash check. Casefold (not lower) is the
-    Unicode-correct caseless match ("Straße" == "STRASSE").
+    Unicode-correct caseless match ("Straße" == "STRASSE"). Lone surrogates (not Unicode, but
+    JSON escapes like "\\ud800" can produce them) become U+FFFD, so that every later encoding
+    step -- hashing, tokenizing, storing -- succeeds.
     """
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = _SURROGATE_RE.sub("\ufffd", text)
     folded = unicodedata.normalize("NFKC", text).casefold()
     # casefold can, in rare cases, produce text that is no longer NFKC; a second pass is cheap
     # (a no-op check for already-normalized text) and makes normalize idempotent, which the hash
