@@ -3,6 +3,7 @@ opaque keyset cursors."""
 
 import base64
 import binascii
+import json
 from typing import Any
 
 import orjson
@@ -11,7 +12,6 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -39,7 +39,24 @@ class JsonParser(BaseParser):
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError as exc:
-            raise exceptions.ParseError(f"The body is not valid UTF-8 JSON: {exc}") from None
+            orjson_error = exc
+        # The slow path runs only for bodies orjson refused, to say precisely why.
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise exceptions.ParseError(
+                f"The body is not valid UTF-8 (invalid byte at offset {exc.start})."
+            ) from None
+        # orjson refuses a \ud800-style escape of a lone surrogate. The stdlib accepts it, and the
+        # item validation then names the item and field that holds it, which is more useful.
+        try:
+            return json.loads(text, parse_constant=_refuse_constant)
+        except ValueError:
+            raise exceptions.ParseError(f"The body is not valid JSON: {orjson_error}") from None
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _flatten(detail: Any, field: str | None = None) -> list[dict[str, Any]]:
@@ -62,6 +79,10 @@ def _flatten(detail: Any, field: str | None = None) -> list[dict[str, Any]]:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Every error is ``{"errors": [{"field"?, "index"?, "message"}]}``."""
+    # Imported here: rest_framework.views reads DEFAULT_PARSER_CLASSES (our JsonParser) when it
+    # is first imported, so a module-level import made importing this module first circular.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     response = drf_exception_handler(exc, context)

@@ -15,7 +15,7 @@ from corpus.api_support import cursor_decode, cursor_encode, errors_response
 from corpus.auth import HasToken, require_dataset_access, require_scope
 from corpus.models import ApiToken, Item
 from corpus.services.audit import actor_for_token
-from corpus.services.ingest import IngestError, ItemIn, items_ingest, items_parse
+from corpus.services.ingest import IngestError, ItemIn, items_ingest, request_parse
 
 
 class ScoreOutputSerializer(serializers.Serializer):
@@ -126,7 +126,7 @@ class DatasetItemsApi(APIView):
             return errors_response(errors)
         position = cursor_decode(request.query_params.get("cursor"))
         after_id = position.get("after") if position else None
-        if after_id is not None and not isinstance(after_id, int):
+        if after_id is not None and (isinstance(after_id, bool) or not isinstance(after_id, int)):
             return errors_response([{"field": "cursor", "message": "Invalid cursor."}])
         limit = int(limit_raw)
         items = selectors.item_list(
@@ -149,25 +149,13 @@ class DatasetItemsApi(APIView):
     def post(self, request: Request, slug: str) -> Response:
         dataset = selectors.dataset_get(slug=slug)
         token = require_scope(request, ApiToken.Scope.PRODUCE, dataset)
-        body = request.data
-        if not isinstance(body, dict):
-            return errors_response([{"message": "The body must be a JSON object."}])
-        unknown = sorted(set(body) - {"items", "source"})
-        if unknown:
-            return errors_response([{"field": f, "message": "unknown field"} for f in unknown])
-        raw_items = body.get("items")
-        if not isinstance(raw_items, list):
-            return errors_response([{"field": "items", "message": "must be a list of items"}])
-        default_source = body.get("source") or token.name
-        if not isinstance(default_source, str) or len(default_source) > 200:
-            return errors_response([{"field": "source", "message": "must be a short string"}])
         try:
-            items = items_parse(raw_items)
+            source, items = request_parse(request.data)
             outcome = items_ingest(
                 dataset=dataset,
                 items=items,
                 actor=actor_for_token(token),
-                default_source=default_source,
+                default_source=source or token.name,
             )
         except IngestError as exc:
             return errors_response(exc.errors)

@@ -7,7 +7,7 @@ are then handed out in commit order, which is what lets keyset cursors over ids 
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from typing import Annotated, Any, Literal
@@ -16,7 +16,15 @@ import orjson
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from corpus.models import Dataset, Item, ItemParent, Source
 from corpus.scoring.text import content_hash
@@ -50,6 +58,36 @@ def _check_string(value: str, *, what: str) -> str:
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 
+# Largest id a bigint primary key can hold; a larger "id" would overflow the database query.
+_MAX_ID = 2**63 - 1
+
+
+def _parent_ref(value: Any) -> int | str:
+    # One plain validator instead of ``int | str``: a union reports one error per member, with
+    # pydantic's member tags in the location ("parents.0.int"), which is noise for a producer.
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 1 <= value <= _MAX_ID:
+            raise ValueError(f"item id {value} is out of range")
+        return value
+    if isinstance(value, str):
+        if not 1 <= len(value) <= 200:
+            raise ValueError("an external_id parent must have 1 to 200 characters")
+        return _check_string(value, what="external_id")
+    raise ValueError("a parent is an item id (integer) or an external_id (string)")
+
+
+ParentRef = Annotated[Any, PlainValidator(_parent_ref)]
+
+
+def _contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(v) for v in value)
+    return False
+
 
 class ItemIn(BaseModel):
     """One item as a producer sends it. Unknown fields are refused, types are strict."""
@@ -64,7 +102,7 @@ class ItemIn(BaseModel):
     generator_version: str = Field(default="", max_length=100)
     prompt: str = Field(default="", max_length=100_000)
     sampling_params: dict[str, Any] = Field(default_factory=dict)
-    parents: list[int | Name] = Field(default_factory=list, max_length=1000)
+    parents: list[ParentRef] = Field(default_factory=list, max_length=1000)
     generation: int | None = Field(default=None, ge=0, le=10_000)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -94,16 +132,25 @@ class ItemIn(BaseModel):
         if len(encoded) > limit:
             raise ValueError(f"is {len(encoded)} bytes as JSON; the limit is {limit}")
         # PostgreSQL's jsonb cannot hold NUL; refuse it everywhere so both databases agree.
-        if b"\\u0000" in encoded:
+        # (Checked on the values: a literal backslash-u0000 in the JSON text is not a NUL.)
+        if _contains_nul(value):
             raise ValueError("contains a NUL character")
         return value
 
 
 class IngestRequest(BaseModel):
+    """The request body around the items; each item is validated on its own by items_parse so
+    its errors carry the item's index."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
 
     source: Name | None = None
-    items: list[dict[str, Any]]
+    items: list[Any]
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str | None) -> str | None:
+        return None if value is None else _check_string(value, what="source")
 
 
 _items_adapter = TypeAdapter(list[ItemIn])
@@ -130,6 +177,19 @@ def _pydantic_errors(exc: ValidationError, *, offset: int = 0) -> list[dict[str,
             }
         )
     return errors
+
+
+def request_parse(body: Any) -> tuple[str | None, list[ItemIn]]:
+    """Validate a whole ingest body: ``(default source or None, items)``; raises IngestError."""
+    if not isinstance(body, dict):
+        raise IngestError(
+            [{"index": None, "field": None, "message": "the body must be a JSON object"}]
+        )
+    try:
+        request = IngestRequest.model_validate(body)
+    except ValidationError as exc:
+        raise IngestError(_pydantic_errors(exc)) from None
+    return request.source, items_parse(request.items)
 
 
 def items_parse(raw_items: Sequence[Any], *, offset: int = 0) -> list[ItemIn]:
@@ -169,6 +229,12 @@ class IngestOutcome:
         return len(self.results) - len(self.created_ids)
 
 
+def items_ingest_digest(content_hashes: Iterable[str]) -> str:
+    """The ``content_hash_digest`` of an ingest audit event: sha256 over the created items'
+    content hashes, concatenated in id order."""
+    return hashlib.sha256("".join(content_hashes).encode()).hexdigest()
+
+
 def _default_generation(origin: str, parent_generations: list[int]) -> int:
     if parent_generations:
         return max(parent_generations) + 1
@@ -190,6 +256,11 @@ def items_ingest(
 
     ``reference`` loads human reference items straight into ``approved`` (the corpus novelty is
     measured against), audited as such.
+
+    Every call that stores (or finds) its items appends exactly one audit event, even a full
+    replay that creates nothing: the request is part of the history (who resent what, when),
+    and its payload says so (``created`` empty, ``duplicates`` counted). A refused request
+    appends nothing, like everything else it would have written.
     """
     # A concurrent identical request may insert the same keys between our lookup and our insert;
     # the unique constraints turn that into an IntegrityError, and the retry then finds them.
@@ -304,16 +375,16 @@ def _items_ingest_once(
                 errors.append(
                     {**where, "message": f"no item with external_id '{parent}' in this source"}
                 )
+    # Checked even when other parents are bad, so a producer sees every problem at once.
     order: list[int] = []
-    if not errors:
-        try:
-            order = list(TopologicalSorter(graph).static_order())
-        except CycleError as exc:
-            cycle = sorted({n + index_offset for n in exc.args[1]})
-            for i in cycle:
-                errors.append(
-                    {"index": i, "field": "parents", "message": f"parents form a cycle: {cycle}"}
-                )
+    try:
+        order = list(TopologicalSorter(graph).static_order())
+    except CycleError as exc:
+        cycle = sorted({n + index_offset for n in exc.args[1]})
+        for i in cycle:
+            errors.append(
+                {"index": i, "field": "parents", "message": f"parents form a cycle: {cycle}"}
+            )
     if errors:
         raise IngestError(errors)
 
@@ -368,7 +439,9 @@ def _items_ingest_once(
             results.append(ItemResult(index=i + index_offset, id=item_id, status="duplicate"))
     created_ids = sorted(new_id.values())
     outcome = IngestOutcome(results=results, created_ids=created_ids)
-    digest = hashlib.sha256("".join(hashes[i] for i in sorted(new_id)).encode()).hexdigest()
+    # In id order, the order of "created" in the payload: anyone can recompute the digest from
+    # the stored rows (items_ingest_digest) and see that the texts were not altered since.
+    digest = items_ingest_digest(hashes[i] for i in sorted(new_id, key=new_id.__getitem__))
     event = audit_append(
         actor=actor,
         action="items.reference_loaded" if reference else "items.ingested",

@@ -1,0 +1,377 @@
+"""GET /api/v1/datasets/{slug}/items/ (keyset cursor) and GET /api/v1/items/{id}/."""
+
+import threading
+import time
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from corpus.api_support import cursor_encode
+from corpus.models import Item, ItemParent, Score
+from corpus.services.audit import SYSTEM
+from corpus.services.ingest import items_ingest, items_parse
+from corpus.services.tokens import token_revoke
+from tests.factories import ItemFactory, SourceFactory
+
+URL = "/api/v1/datasets/demo/items/"
+
+postgres_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="needs PostgreSQL (concurrent writers and readers)"
+)
+
+
+def _ids(response) -> list[int]:  # type: ignore[no-untyped-def]
+    return [item["id"] for item in response.json()["results"]]
+
+
+def _ingest(dataset, texts, **fields):  # type: ignore[no-untyped-def]
+    outcome = items_ingest(
+        dataset=dataset,
+        items=items_parse([{"text": text, **fields} for text in texts]),
+        actor=SYSTEM,
+        default_source="tests",
+    )
+    return [r.id for r in outcome.results]
+
+
+def _page_through(client, query: str = "", limit: int = 3) -> list[int]:  # type: ignore[no-untyped-def]
+    seen: list[int] = []
+    cursor = ""
+    while True:
+        response = client.get(f"{URL}?limit={limit}{query}{'&cursor=' + cursor if cursor else ''}")
+        assert response.status_code == 200, response.json()
+        page = _ids(response)
+        if not page:
+            return seen
+        seen.extend(page)
+        cursor = response.json()["next"]
+
+
+# Scopes -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("token_fixture", ["produce_token", "consume_token", "admin_token"])
+def test_list_allows_any_token_of_the_dataset(api, request, dataset, token_fixture):
+    ids = _ingest(dataset, ["one", "two"])
+    token = request.getfixturevalue(token_fixture)
+
+    response = api.as_token(token).get(URL)
+
+    assert response.status_code == 200
+    assert _ids(response) == ids
+
+
+def test_list_refuses_token_of_another_dataset(api, dataset, other_produce_token):
+    _ingest(dataset, ["private"])
+
+    response = api.as_token(other_produce_token).get(URL)
+
+    assert response.status_code == 403
+    assert response.json() == {
+        "errors": [{"message": "This token is not valid for dataset 'demo'."}]
+    }
+
+
+def test_list_refuses_revoked_token(api, dataset, consume_token):
+    token_revoke(actor=SYSTEM, token=consume_token)
+
+    assert api.as_token(consume_token).get(URL).status_code == 401
+
+
+def test_list_without_token_is_401(api, dataset):
+    response = api.get(URL)
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
+
+
+def test_list_of_unknown_dataset_is_404(api, consume_token):
+    assert api.as_token(consume_token).get("/api/v1/datasets/nope/items/").status_code == 404
+
+
+@pytest.mark.parametrize("token_fixture", ["produce_token", "consume_token", "admin_token"])
+def test_detail_allows_any_token_of_its_dataset(api, request, dataset, token_fixture):
+    [parent] = _ingest(dataset, ["parent text"], origin="human", external_id="p")
+    [child] = _ingest(dataset, ["child text"], parents=["p"], metadata={"k": [1]})
+    token = request.getfixturevalue(token_fixture)
+
+    response = api.as_token(token).get(f"/api/v1/items/{child}/")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["id"] == child
+    assert body["dataset"] == "demo"
+    assert body["source"] == "tests"
+    assert body["text"] == "child text"
+    assert body["parents"] == [parent]
+    assert body["generation"] == 1
+    assert body["metadata"] == {"k": [1]}
+    assert body["state"] == "pending"
+    assert body["score"] is None
+
+
+def test_detail_shows_the_score(api, dataset, consume_token):
+    item = ItemFactory(dataset=dataset)
+    Score.objects.create(item=item, scorer_version="t1", priority=0.25)
+
+    body = api.as_token(consume_token).get(f"/api/v1/items/{item.pk}/").json()
+
+    assert body["score"]["scorer_version"] == "t1"
+    assert body["score"]["priority"] == 0.25
+    assert body["score"]["exact_duplicate_of"] is None
+
+
+def test_detail_refuses_token_of_another_dataset(api, dataset, other_produce_token):
+    [item] = _ingest(dataset, ["private"])
+
+    response = api.as_token(other_produce_token).get(f"/api/v1/items/{item}/")
+
+    assert response.status_code == 403
+    assert "text" not in response.json()
+
+
+def test_detail_refuses_revoked_and_missing_tokens(api, dataset, consume_token):
+    [item] = _ingest(dataset, ["private"])
+
+    anonymous = api.get(f"/api/v1/items/{item}/")
+    token_revoke(actor=SYSTEM, token=consume_token)
+    revoked = api.as_token(consume_token).get(f"/api/v1/items/{item}/")
+
+    assert anonymous.status_code == 401
+    assert anonymous["WWW-Authenticate"] == "Token"
+    assert revoked.status_code == 401
+
+
+def test_detail_of_missing_item_is_404(api, dataset, consume_token):
+    response = api.as_token(consume_token).get("/api/v1/items/99999/")
+
+    assert response.status_code == 404
+    assert response.json() == {"errors": [{"message": "Not found."}]}
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_detail_wrong_method_is_405(api, dataset, produce_token, method):
+    [item] = _ingest(dataset, ["x"])
+
+    response = getattr(api.as_token(produce_token), method)(f"/api/v1/items/{item}/")
+
+    assert response.status_code == 405
+
+
+def test_list_wrong_method_is_405(api, dataset, consume_token):
+    assert api.as_token(consume_token).delete(URL).status_code == 405
+
+
+# Pagination and filters ---------------------------------------------------------------------
+
+
+def test_cursor_pages_through_every_item_once(api, dataset, consume_token):
+    ids = _ingest(dataset, [f"item {n}" for n in range(7)])
+    client = api.as_token(consume_token)
+
+    first = client.get(f"{URL}?limit=3")
+    second = client.get(f"{URL}?limit=3&cursor={first.json()['next']}")
+    third = client.get(f"{URL}?limit=3&cursor={second.json()['next']}")
+    fourth = client.get(f"{URL}?limit=3&cursor={third.json()['next']}")
+
+    assert _ids(first) + _ids(second) + _ids(third) == ids
+    assert len(_ids(third)) == 1
+    # The end of the list still hands out a cursor: a pipeline polls it for what comes next.
+    assert _ids(fourth) == []
+    assert fourth.json()["next"] == third.json()["next"]
+    [late] = _ingest(dataset, ["a late arrival"])
+    assert _ids(client.get(f"{URL}?limit=3&cursor={fourth.json()['next']}")) == [late]
+
+
+def test_empty_list_has_no_cursor(api, dataset, consume_token):
+    response = api.as_token(consume_token).get(URL)
+
+    assert response.json() == {"results": [], "next": None}
+
+
+def test_default_page_size_is_the_setting(api, dataset, consume_token, settings):
+    settings.SYNTHGATE_PAGE_SIZE = 2
+    _ingest(dataset, ["a", "b", "c"])
+
+    assert len(_ids(api.as_token(consume_token).get(URL))) == 2
+
+
+def test_list_filters_by_state_origin_and_source(api, dataset, other_dataset, consume_token):
+    web = SourceFactory(dataset=dataset, name="web")
+    lab = SourceFactory(dataset=dataset, name="lab")
+    queued_human_web = ItemFactory(dataset=dataset, source=web, origin="human", state="queued")
+    queued_synth_lab = ItemFactory(dataset=dataset, source=lab, origin="synthetic", state="queued")
+    approved_synth_web = ItemFactory(
+        dataset=dataset, source=web, origin="synthetic", state="approved"
+    )
+    pending_unknown_lab = ItemFactory(
+        dataset=dataset, source=lab, origin="unknown", state="pending"
+    )
+    ItemFactory(dataset=other_dataset, origin="human", state="queued")  # never listed here
+    client = api.as_token(consume_token)
+
+    def listed(query: str) -> list[int]:
+        return _page_through(client, query, limit=2)
+
+    assert listed("") == [
+        queued_human_web.pk,
+        queued_synth_lab.pk,
+        approved_synth_web.pk,
+        pending_unknown_lab.pk,
+    ]
+    assert listed("&state=queued") == [queued_human_web.pk, queued_synth_lab.pk]
+    assert listed("&origin=synthetic") == [queued_synth_lab.pk, approved_synth_web.pk]
+    assert listed("&source=web") == [queued_human_web.pk, approved_synth_web.pk]
+    assert listed("&source=lab&state=pending") == [pending_unknown_lab.pk]
+    assert listed("&origin=human&source=lab") == []
+    assert listed("&source=nobody") == []
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("state=bogus", "state"),
+        ("origin=alien", "origin"),
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=ten", "limit"),
+        ("limit=-5", "limit"),
+    ],
+)
+def test_bad_filter_is_400(api, dataset, consume_token, query, field):
+    response = api.as_token(consume_token).get(f"{URL}?{query}")
+
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error["field"] == field
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "not base64 at all!!",
+        "Zm9v",  # base64 of "foo": not JSON
+        cursor_encode([1, 2]),  # type: ignore[arg-type]
+        cursor_encode({"after": "12"}),
+        cursor_encode({"after": True}),
+        cursor_encode({"after": 1.5}),
+    ],
+    ids=["garbage", "not json", "a list", "a string id", "a boolean", "a float"],
+)
+def test_invalid_cursor_is_400(api, dataset, consume_token, cursor):
+    response = api.as_token(consume_token).get(f"{URL}?cursor={cursor}")
+
+    assert response.status_code == 400
+    assert response.json() == {"errors": [{"field": "cursor", "message": "Invalid cursor."}]}
+
+
+def test_list_query_count_does_not_grow_with_the_page(api, dataset, consume_token):
+    # Items with everything the serializer reads: source, dataset, score, parents.
+    ids = _ingest(dataset, [f"root {n}" for n in range(60)], origin="human")
+    children = _ingest(dataset, [f"child {n}" for n in range(60)], parents=[ids[0], ids[1]])
+    Score.objects.bulk_create(Score(item_id=i, scorer_version="t") for i in ids + children)
+    client = api.as_token(consume_token)
+    client.get(URL)  # records last_used_at, which writes once a minute at most
+
+    counts = {}
+    for limit in (1, 10, 120):
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(f"{URL}?limit={limit}")
+        assert len(_ids(response)) == limit
+        counts[limit] = len(queries)
+
+    # token, dataset, page, parent links: four, whatever the page size
+    assert counts == {1: 4, 10: 4, 120: 4}
+
+
+def test_list_query_count_is_bounded(api, dataset, consume_token, django_assert_max_num_queries):
+    ids = _ingest(dataset, [f"root {n}" for n in range(30)])
+    _ingest(dataset, [f"child {n}" for n in range(30)], parents=ids[:3])
+    client = api.as_token(consume_token)
+
+    # Includes the token's first last_used_at write.
+    with django_assert_max_num_queries(5):
+        response = client.get(f"{URL}?limit=60")
+
+    assert len(_ids(response)) == 60
+    assert ItemParent.objects.count() == 90
+
+
+# Concurrency (PostgreSQL) -------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@postgres_only
+def test_cursor_sees_every_item_once_under_concurrent_inserts(
+    transactional_db, dataset, produce_token, consume_token
+):
+    writers, batches, batch_size = 3, 8, 25
+    stop_reading = threading.Event()
+    errors: list[BaseException] = []
+    seen: list[int] = []
+    last_cursor: list[str] = [""]
+
+    def write(worker: int) -> None:
+        try:
+            client = APIClient()
+            client.credentials(HTTP_AUTHORIZATION=f"Token {produce_token.key}")
+            for batch in range(batches):
+                items = [
+                    {"text": f"writer {worker} batch {batch} item {n}"} for n in range(batch_size)
+                ]
+                response = client.post(URL, {"items": items}, format="json")
+                assert response.status_code == 201, response.json()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def read() -> None:
+        try:
+            client = APIClient()
+            client.credentials(HTTP_AUTHORIZATION=f"Token {consume_token.key}")
+            while not stop_reading.is_set():
+                suffix = f"&cursor={last_cursor[0]}" if last_cursor[0] else ""
+                response = client.get(f"{URL}?limit=7{suffix}")
+                assert response.status_code == 200, response.json()
+                seen.extend(_ids(response))
+                if response.json()["next"]:
+                    last_cursor[0] = response.json()["next"]
+                time.sleep(0.002)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    reader = threading.Thread(target=read)
+    writer_threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    reader.start()
+    for thread in writer_threads:
+        thread.start()
+    for thread in writer_threads:
+        thread.join(timeout=120)
+    stop_reading.set()
+    reader.join(timeout=30)
+    assert not errors, errors
+    read_during_writes = len(seen)
+
+    # After the writers finish, the reader continues from its last cursor to the end.
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {consume_token.key}")
+    while True:
+        suffix = f"&cursor={last_cursor[0]}" if last_cursor[0] else ""
+        response = client.get(f"{URL}?limit=7{suffix}")
+        page = _ids(response)
+        if not page:
+            break
+        seen.extend(page)
+        last_cursor[0] = response.json()["next"]
+
+    everything = list(
+        Item.objects.filter(dataset=dataset).order_by("id").values_list("id", flat=True)
+    )
+    assert len(everything) == writers * batches * batch_size
+    assert seen == everything  # no gaps, no repeats, in order
+    assert read_during_writes > 0  # the reader really ran while the writers did
