@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.worker"]
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -41,6 +43,21 @@ def _clean_redis_db() -> Iterator[None]:
 
     cache._cache.get_client(write=True).flushdb()  # type: ignore[attr-defined]
     yield
+
+
+@pytest.fixture(autouse=True)
+def _audit_anchor_file(settings, tmp_path):  # type: ignore[no-untyped-def]
+    """Each test anchors the audit chain to a file of its own, never to var/'s real one."""
+    settings.SYNTHGATE_AUDIT_ANCHOR_PATH = str(tmp_path / "audit-anchors.log")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):  # type: ignore[no-untyped-def]
+    """SQLite's audit triggers refuse the DELETE that ends a transactional test: lift them."""
+    from tests.audit.guards import sqlite_guards_lifted
+
+    with sqlite_guards_lifted(item):
+        return (yield)
 
 
 @pytest.fixture
