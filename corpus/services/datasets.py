@@ -3,7 +3,7 @@
 from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from corpus.models import Dataset
 from corpus.services.audit import audit_append
@@ -24,7 +24,13 @@ def dataset_create(
     missing = sorted(set(usernames) - {u.get_username() for u in users})
     if missing:
         raise DatasetError(f"no such user(s): {', '.join(missing)}")
-    dataset = Dataset.objects.create(slug=slug, name=name, description=description)
+    try:
+        # A savepoint, so a concurrent create of the same slug fails cleanly here (the unique
+        # constraint decides) and not later as a broken transaction.
+        with transaction.atomic():
+            dataset = Dataset.objects.create(slug=slug, name=name, description=description)
+    except IntegrityError:
+        raise DatasetError(f"dataset '{slug}' already exists") from None
     dataset.reviewers.set(users)
     audit_append(
         actor=actor,
