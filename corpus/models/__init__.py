@@ -1,6 +1,12 @@
 """The data and its history. One module per area; import models from ``corpus.models``."""
 
-from corpus.models.audit import AppendOnlyQuerySet, AuditEvent, AuditHead
+from corpus.models.audit import (
+    AppendOnlyQuerySet,
+    AuditEvent,
+    AuditEventItem,
+    AuditHead,
+    AuditVerification,
+)
 from corpus.models.datasets import Dataset, Source
 from corpus.models.exports import (
     Export,
@@ -13,7 +19,7 @@ from corpus.models.exports import (
     FeedKind,
     Retraction,
 )
-from corpus.models.items import Item, ItemOrigin, ItemParent, ItemState, Score
+from corpus.models.items import Item, ItemKind, ItemOrigin, ItemParent, ItemState, Score
 from corpus.models.scoring import DetectorModel, ScoringRules
 from corpus.models.tokens import ApiToken
 
@@ -21,8 +27,11 @@ __all__ = [
     "ApiToken",
     "AppendOnlyQuerySet",
     "AuditEvent",
+    "AuditEventItem",
     "AuditHead",
+    "AuditVerification",
     "Dataset",
+    "DetectorModel",
     "Export",
     "ExportFormat",
     "ExportItem",
@@ -31,8 +40,8 @@ __all__ = [
     "ExportStatus",
     "FeedEntry",
     "FeedKind",
-    "DetectorModel",
     "Item",
+    "ItemKind",
     "ItemOrigin",
     "ItemParent",
     "ItemState",

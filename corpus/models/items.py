@@ -25,13 +25,25 @@ class ItemState(models.TextChoices):
     RETRACTED = "retracted"
 
 
+class ItemKind(models.TextChoices):
+    TEXT = "text"
+    CHAT = "chat"
+    CODE = "code"
+
+
 class Item(models.Model):
     Origin = ItemOrigin
     State = ItemState
+    Kind = ItemKind
 
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="items")
     source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="items")
+    kind = models.CharField(max_length=8, choices=ItemKind.choices, default=ItemKind.TEXT)
+    # For chat items, the transcript rendered as "role: content" paragraphs (what is hashed and
+    # searched); the turns themselves are in ``messages``.
     text = models.TextField()
+    messages = models.JSONField(null=True, blank=True)
+    language = models.CharField(max_length=50, blank=True, help_text="Code items only.")
     # sha256 hex of corpus.scoring.text.normalize(text): exact duplicates collide on it.
     content_hash = models.CharField(max_length=64)
     # NULL, not "", means "no external id": NULLs stay out of the (source, external_id) unique
@@ -86,6 +98,7 @@ class Item(models.Model):
             models.CheckConstraint(
                 condition=Q(origin__in=ItemOrigin.values), name="item_origin_valid"
             ),
+            models.CheckConstraint(condition=Q(kind__in=ItemKind.values), name="item_kind_valid"),
         ]
         indexes = [
             models.Index(fields=["dataset", "content_hash"], name="item_dataset_hash"),

@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from corpus.models import Dataset, Item, ItemParent, Source
+from corpus.scoring import kinds
 from corpus.scoring.text import content_hash
 from corpus.services.audit import audit_append, audit_lock
 
@@ -89,12 +90,48 @@ def _contains_nul(value: Any) -> bool:
     return False
 
 
-class ItemIn(BaseModel):
-    """One item as a producer sends it. Unknown fields are refused, types are strict."""
+def _check_text(value: str, *, what: str = "text") -> str:
+    if not value.strip():
+        raise ValueError(f"{what} is empty")
+    limit = settings.SYNTHGATE_MAX_TEXT_CHARS
+    if len(value) > limit:
+        raise ValueError(f"{what} has {len(value)} characters; the limit is {limit}")
+    return _check_string(value, what=what)
+
+
+class MessageIn(BaseModel):
+    """One turn of a chat transcript, in the OpenAI-style format fine-tuning pipelines read."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    text: str
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str
+    name: Name | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _content(cls, value: str) -> str:
+        return _check_text(value, what="content")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        return None if value is None else _check_string(value, what="name")
+
+
+class ItemIn(BaseModel):
+    """One item as a producer sends it. Unknown fields are refused, types are strict.
+
+    ``kind`` is ``text`` (``text`` required), ``chat`` (``messages`` required, ``text`` is
+    derived from them) or ``code`` (``text`` and ``language`` required).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    kind: Literal["text", "chat", "code"] = "text"
+    text: str | None = None
+    messages: list[MessageIn] | None = Field(default=None, min_length=1, max_length=1000)
+    language: str | None = Field(default=None, min_length=1, max_length=50)
     external_id: Name | None = None
     source: Name | None = None
     origin: Literal["human", "synthetic", "unknown"] = "unknown"
@@ -108,13 +145,47 @@ class ItemIn(BaseModel):
 
     @field_validator("text")
     @classmethod
-    def _text(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("text is empty")
-        limit = settings.SYNTHGATE_MAX_TEXT_CHARS
-        if len(value) > limit:
-            raise ValueError(f"text has {len(value)} characters; the limit is {limit}")
-        return _check_string(value, what="text")
+    def _text(cls, value: str | None) -> str | None:
+        return None if value is None else _check_text(value)
+
+    def kind_errors(self) -> list[tuple[str, str]]:
+        """(field, message) for a shape that does not fit the kind; normalizes what fits."""
+        errors: list[tuple[str, str]] = []
+        if self.kind == "chat":
+            if self.text is not None:
+                errors.append(("text", "a chat item carries its text in messages, not text"))
+            if self.language is not None:
+                errors.append(("language", "only code items have a language"))
+            if self.messages is None:
+                errors.append(("messages", "this field is required for a chat item"))
+            elif not any(m.role == "assistant" for m in self.messages):
+                errors.append(("messages", "a transcript needs at least one assistant turn"))
+            else:
+                self.text = kinds.transcript_text([m.model_dump() for m in self.messages])
+                limit = settings.SYNTHGATE_MAX_TEXT_CHARS
+                if len(self.text) > limit:
+                    errors.append(
+                        (
+                            "messages",
+                            f"the transcript has {len(self.text)} characters; the limit is {limit}",
+                        )
+                    )
+            return errors
+        if self.messages is not None:
+            errors.append(("messages", "only chat items have messages"))
+        if self.text is None:
+            errors.append(("text", "this field is required"))
+        if self.kind == "code":
+            if self.language is None:
+                errors.append(("language", "this field is required for a code item"))
+            else:
+                try:
+                    self.language = kinds.canonical_language(self.language)
+                except ValueError as exc:
+                    errors.append(("language", str(exc)))
+        elif self.language is not None:
+            errors.append(("language", "only code items have a language"))
+        return errors
 
     @field_validator("prompt", "generator_model", "generator_version", "external_id", "source")
     @classmethod
@@ -202,9 +273,17 @@ def items_parse(raw_items: Sequence[Any], *, offset: int = 0) -> list[ItemIn]:
     if not raw_items:
         raise IngestError([{"index": None, "field": "items", "message": "no items"}])
     try:
-        return _items_adapter.validate_python(raw_items)
+        items = _items_adapter.validate_python(raw_items)
     except ValidationError as exc:
         raise IngestError(_pydantic_errors(exc, offset=offset)) from None
+    errors = [
+        {"index": index + offset, "field": field_name, "message": message}
+        for index, item in enumerate(items)
+        for field_name, message in item.kind_errors()
+    ]
+    if errors:
+        raise IngestError(errors)
+    return items
 
 
 @dataclass
@@ -404,7 +483,14 @@ def _items_ingest_once(
             Item(
                 dataset=dataset,
                 source=sources[item.source or default_source],
+                kind=item.kind,
                 text=item.text,
+                messages=(
+                    [m.model_dump(exclude_none=True) for m in item.messages]
+                    if item.messages
+                    else None
+                ),
+                language=item.language or "",
                 content_hash=hashes[i],
                 external_id=item.external_id,
                 origin=item.origin,

@@ -37,7 +37,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from corpus.models import Dataset, Item, Score, ScoringRules
-from corpus.scoring import SCORER_VERSION, lexical, lsh, minhash
+from corpus.scoring import SCORER_VERSION, kinds, lexical, lsh, minhash
 from corpus.scoring.text import prepare
 from corpus.services import detectors, near_dup_index
 from corpus.services.audit import SYSTEM, audit_append
@@ -123,8 +123,11 @@ def _compute(dataset: Dataset, items: list[Item], rules: ScoringRules) -> list[E
     docs: list[Any] = []
     ok: list[Evidence] = []
     for ev in evidence:
+        item = ev.item
         try:
-            docs.append(prepare(ev.item.text))
+            docs.append(
+                prepare(kinds.scoring_text(item.kind, item.text, item.messages, item.language))
+            )
             ok.append(ev)
         except Exception as exc:  # one bad text must not sink its batch
             ev.error = f"{type(exc).__name__}: {exc}"
@@ -136,19 +139,27 @@ def _compute(dataset: Dataset, items: list[Item], rules: ScoringRules) -> list[E
         stat = lexical.doc_stats(doc)
         stats.append(stat)
         degenerate, reason = lexical.degeneration(stat)
+        if not degenerate and ev.item.kind == Item.Kind.CODE:
+            degenerate, reason = kinds.code_repeated_blocks(ev.item.text)
         ev.lexical = stat.as_dict()
         ev.degenerate, ev.degenerate_reason = degenerate, reason or ""
         ev.signature = minhash.to_bytes(sig)
         ev.band_keys = lsh.band_keys(sig)
         ev.shingles = minhash.doc_shingles(doc)
 
-    # Detector evidence: the dataset's retrained model, else the default one.
+    # Detector evidence: the dataset's retrained model, else the default one. A detector says
+    # when a kind is outside what it was trained on instead of inventing a confident score.
     detector = detectors.detector_for_dataset(dataset.pk)
-    probabilities = detector.predict_proba_prepared(docs, stats)
-    for ev, p in zip(ok, probabilities, strict=True):
+    supported = [i for i, ev in enumerate(ok) if detector.supports(ev.item.kind)]
+    probabilities = detector.predict_proba_prepared(
+        [docs[i] for i in supported], [stats[i] for i in supported]
+    )
+    for ev in ok:
         ev.detector_name, ev.detector_version = detector.name, detector.version
-        ev.probability = float(p)
-        ev.detectors[detector.name] = {"version": detector.version, "probability": float(p)}
+        ev.detectors[detector.name] = {"version": detector.version, "unsupported": ev.item.kind}
+    for i, p in zip(supported, probabilities, strict=True):
+        ok[i].probability = float(p)
+        ok[i].detectors[detector.name] = {"version": detector.version, "probability": float(p)}
 
     # Exact duplicates.
     for item_id, first_id in _exact_duplicates(dataset.pk, [ev.item for ev in ok]).items():
@@ -170,7 +181,7 @@ def _compute(dataset: Dataset, items: list[Item], rules: ScoringRules) -> list[E
         row["id"]: row
         for row in Item.objects.filter(id__in=wanted)
         .filter(Q(state__in=[Item.State.QUEUED, Item.State.APPROVED]) | Q(is_reference=True))
-        .values("id", "text", "state", "is_reference")
+        .values("id", "kind", "text", "messages", "language", "state", "is_reference")
     }
     shingle_cache: dict[int, Any] = {}
     for ev, cands in zip(ok, candidate_sets, strict=True):
@@ -181,7 +192,12 @@ def _compute(dataset: Dataset, items: list[Item], rules: ScoringRules) -> list[E
                     pool[cid] = batch_position[cid].shingles
             elif cid in others:
                 if cid not in shingle_cache:
-                    shingle_cache[cid] = minhash.shingles(others[cid]["text"])
+                    row = others[cid]
+                    shingle_cache[cid] = minhash.shingles(
+                        kinds.scoring_text(
+                            row["kind"], row["text"], row["messages"], row["language"]
+                        )
+                    )
                 pool[cid] = shingle_cache[cid]
         matches = lsh.near_duplicates(ev.shingles, pool, rules.report_threshold)
         if ev.exact_duplicate_of is not None:
