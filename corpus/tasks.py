@@ -49,3 +49,42 @@ def detector_train_task(dataset_id: int) -> str | None:
         logger.warning("detector retraining skipped: %s", exc)
         return None
     return model.version
+
+
+@shared_task(acks_late=True)
+def export_build_task(export_id: int) -> str | None:
+    """Build one export. The service marks it failed with the reason on any error, and returns
+    quietly when it is gone, done, or being built by a live worker."""
+    from corpus.services.exports.build import export_build
+
+    export = export_build(export_id=export_id)
+    return export.status if export is not None else None
+
+
+@shared_task
+def exports_sweep_task() -> int:
+    """Re-enqueue exports whose message was lost or whose worker died mid-build."""
+    from corpus.services.exports.build import export_build_enqueue, exports_stale
+
+    ids = exports_stale()
+    for export_id in ids:
+        export_build_enqueue(export_id=export_id)
+    return len(ids)
+
+
+@shared_task(autoretry_for=TRANSIENT, retry_backoff=5, retry_kwargs={"max_retries": 3})
+def audit_verify_task(full: bool = False) -> dict[str, object]:
+    """Verify the audit chain from the last checkpoint (or all of it) and anchor its head.
+    Running it twice only re-checks what the first run checked."""
+    from corpus.services.audit import audit_verify_incremental
+
+    state = audit_verify_incremental(full=full)
+    return {"ok": state.ok, "verified_seq": state.verified_seq, "problem": state.problem}
+
+
+@shared_task(autoretry_for=TRANSIENT, retry_backoff=5, retry_kwargs={"max_retries": 5}, queue="lm")
+def items_lm_score_task(item_ids: list[int]) -> int:
+    """Fast-DetectGPT evidence, on the "lm" queue (a worker with requirements-lm.txt takes it)."""
+    from corpus.services.lm_scoring import items_lm_score
+
+    return items_lm_score(item_ids=item_ids)

@@ -94,6 +94,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "corpus.context_processors.audit_alert",
             ],
         },
     },
@@ -162,6 +163,19 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-pending": {
         "task": "corpus.tasks.items_sweep_pending_task",
         "schedule": envint("SYNTHGATE_SWEEP_SECONDS", 60),
+    },
+    "expire-claims": {"task": "review.tasks.claims_expire_task", "schedule": 60},
+    "sweep-exports": {"task": "corpus.tasks.exports_sweep_task", "schedule": 60},
+    # Verify what was appended since the last checkpoint (and anchor the head); once a day, the
+    # whole chain and every anchor.
+    "audit-verify": {
+        "task": "corpus.tasks.audit_verify_task",
+        "schedule": envint("SYNTHGATE_AUDIT_VERIFY_SECONDS", 60),
+    },
+    "audit-verify-full": {
+        "task": "corpus.tasks.audit_verify_task",
+        "schedule": envint("SYNTHGATE_AUDIT_FULL_VERIFY_SECONDS", 24 * 3600),
+        "kwargs": {"full": True},
     },
 }
 
@@ -263,4 +277,31 @@ SYNTHGATE_SCORE_BATCH = envint("SYNTHGATE_SCORE_BATCH", 500)
 SYNTHGATE_PENDING_GRACE_SECONDS = envint("SYNTHGATE_PENDING_GRACE_SECONDS", 120)
 SYNTHGATE_WORKER_HEARTBEAT_KEY = "synthgate:worker-heartbeat"
 SYNTHGATE_DEMO_PASSWORD = os.environ.get("SYNTHGATE_DEMO_PASSWORD", "demo")
+SYNTHGATE_CLAIM_LEASE_SECONDS = envint("SYNTHGATE_CLAIM_LEASE_SECONDS", 600)
+SYNTHGATE_SKIP_HIDE_SECONDS = envint("SYNTHGATE_SKIP_HIDE_SECONDS", 3600)
 SYNTHGATE_SCORE_MAX_ATTEMPTS = envint("SYNTHGATE_SCORE_MAX_ATTEMPTS", 3)
+# Exports: files go to this storage (any Django storage backend; the default is a folder under
+# VAR_DIR), built in a staging folder on local disk first.
+SYNTHGATE_EXPORT_STORAGE = {
+    "BACKEND": os.environ.get(
+        "SYNTHGATE_EXPORT_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage"
+    ),
+    "OPTIONS": {"location": os.environ.get("SYNTHGATE_EXPORT_DIR", str(VAR_DIR / "exports"))},
+}
+SYNTHGATE_EXPORT_TMP_DIR = os.environ.get("SYNTHGATE_EXPORT_TMP_DIR", str(VAR_DIR / "exports-tmp"))
+SYNTHGATE_EXPORT_BATCH = envint("SYNTHGATE_EXPORT_BATCH", 2000)
+SYNTHGATE_EXPORT_STALE_SECONDS = envint("SYNTHGATE_EXPORT_STALE_SECONDS", 600)
+SYNTHGATE_EXPORT_DIVERSITY_SAMPLE = envint("SYNTHGATE_EXPORT_DIVERSITY_SAMPLE", 2000)
+SYNTHGATE_EXPORT_MANIFEST_IDS = envint("SYNTHGATE_EXPORT_MANIFEST_IDS", 1000)
+# Audit trail: the anchor file lives outside the database (put it on another volume, or ship its
+# lines elsewhere); its HMAC key defaults to SECRET_KEY. Failed logins beyond the limit per IP or
+# username within the window get HTTP 429 without a password check.
+SYNTHGATE_AUDIT_ANCHOR_PATH = os.environ.get("SYNTHGATE_AUDIT_ANCHOR_PATH") or str(
+    VAR_DIR / "audit-anchors.log"
+)
+SYNTHGATE_AUDIT_ANCHOR_KEY = os.environ.get("SYNTHGATE_AUDIT_ANCHOR_KEY", "")
+SYNTHGATE_AUDIT_ANCHOR_SECONDS = envint("SYNTHGATE_AUDIT_ANCHOR_SECONDS", 300)
+SYNTHGATE_LOGIN_FAILURE_LIMIT = envint("SYNTHGATE_LOGIN_FAILURE_LIMIT", 10)
+SYNTHGATE_LOGIN_FAILURE_WINDOW_SECONDS = envint("SYNTHGATE_LOGIN_FAILURE_WINDOW_SECONDS", 300)
+# Fast-DetectGPT on a local causal LM (requirements-lm.txt); its tasks run on the "lm" queue.
+SYNTHGATE_LM_DETECTOR = envbool("SYNTHGATE_LM_DETECTOR", "false")

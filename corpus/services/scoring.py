@@ -390,6 +390,11 @@ def _store(dataset: Dataset, evidence: list[Evidence], rules: ScoringRules) -> d
     ]
     if to_index:
         transaction.on_commit(lambda: near_dup_index.index_add_many(dataset.pk, to_index))
+    scored = [ev.item.pk for ev in evidence if not ev.error]
+    if scored and settings.SYNTHGATE_LM_DETECTOR:
+        from corpus.services.lm_scoring import lm_enqueue
+
+        transaction.on_commit(lambda: lm_enqueue(item_ids=scored))
     return {
         "queued": moved[Item.State.QUEUED],
         "auto_rejected": moved[Item.State.AUTO_REJECTED],

@@ -45,7 +45,11 @@ def post(api, token, items):
 @pytest.mark.parametrize(
     ("item", "field", "message"),
     [
-        ({"kind": "chat", "messages": []}, "messages", "List should have at least 1 item after validation, not 0"),
+        (
+            {"kind": "chat", "messages": []},
+            "messages",
+            "List should have at least 1 item after validation, not 0",
+        ),
         (
             {"kind": "chat", "messages": [{"role": "assistant", "content": "   "}]},
             "messages.0.content",
@@ -133,9 +137,7 @@ def test_chat_near_duplicates_look_at_assistant_turns(api, produce_token):
     # same prompts, different answers: not near-duplicates
     ids = [
         r["id"]
-        for r in post(
-            api, produce_token, [chat(LONG_ANSWER), chat(OTHER_ANSWER)]
-        ).json()["results"]
+        for r in post(api, produce_token, [chat(LONG_ANSWER), chat(OTHER_ANSWER)]).json()["results"]
     ]
     # a different prompt with the same answer: a near-duplicate
     other = post(api, produce_token, [chat(LONG_ANSWER, user="Something else entirely?")])
@@ -162,7 +164,9 @@ def test_detector_says_chat_and_code_are_outside_its_training(api, produce_token
         assert s.detector_probability is None
         assert s.detectors["learned"]["unsupported"] in ("chat", "code")
     states = dict(Item.objects.filter(id__in=ids).values_list("kind", "state_reason"))
-    assert set(Item.objects.filter(id__in=ids).values_list("state", flat=True)) == {"queued"}, states
+    assert set(Item.objects.filter(id__in=ids).values_list("state", flat=True)) == {"queued"}, (
+        states
+    )
 
 
 def test_code_repeated_blocks_are_auto_rejected(api, produce_token):

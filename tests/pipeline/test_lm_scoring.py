@@ -1,0 +1,80 @@
+"""LM detector evidence on its own queue: recorded beside the learned detector's, never a state
+change; a real Fast-DetectGPT run when requirements-lm.txt is installed."""
+
+import numpy as np
+import pytest
+
+from corpus.models import Item, Score
+from corpus.services import lm_scoring
+from tests.pipeline.test_kinds_pipeline import LONG_ANSWER, chat, post
+from tests.pipeline.test_scoring_pipeline import score
+
+pytestmark = pytest.mark.django_db
+
+
+class LengthDetector:
+    """A stand-in honouring the Detector protocol: P(AI) grows with length; NaN when short."""
+
+    name = "fast-detectgpt"
+    version = "test-1"
+
+    def __init__(self):
+        self.calls = 0
+
+    def supports(self, kind):
+        return kind == "text"
+
+    def predict_proba(self, texts):
+        self.calls += 1
+        return np.array([np.nan if len(t) < 20 else min(len(t) / 1000, 1.0) for t in texts])
+
+
+def test_lm_verdicts_are_added_to_the_evidence_without_moving_items(api, produce_token):
+    response = post(
+        api, produce_token, [{"text": LONG_ANSWER}, {"text": "too short"}, chat(LONG_ANSWER)]
+    )
+    ids = [r["id"] for r in response.json()["results"]]
+    score(ids)
+    states = dict(Item.objects.filter(id__in=ids).values_list("id", "state"))
+    detector = LengthDetector()
+    assert lm_scoring.items_lm_score(item_ids=ids, detector=detector) == 3
+    scores = {s.item_id: s.detectors for s in Score.objects.filter(item_id__in=ids)}
+    assert scores[ids[0]]["fast-detectgpt"]["probability"] == pytest.approx(len(LONG_ANSWER) / 1000)
+    assert scores[ids[1]]["fast-detectgpt"] == {"version": "test-1", "too_short": True}
+    assert scores[ids[2]]["fast-detectgpt"] == {"version": "test-1", "unsupported": "chat"}
+    assert "learned" in scores[ids[0]]  # the learned detector's verdict is kept
+    assert dict(Item.objects.filter(id__in=ids).values_list("id", "state")) == states
+    # a second run with the same detector version changes nothing
+    assert lm_scoring.items_lm_score(item_ids=ids, detector=detector) == 0
+    assert detector.calls == 1
+
+
+def test_scoring_enqueues_lm_work_only_when_enabled(
+    api, produce_token, settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    sent = []
+    monkeypatch.setattr(lm_scoring, "lm_enqueue", lambda item_ids: sent.append(item_ids))
+    ids = [r["id"] for r in post(api, produce_token, [{"text": LONG_ANSWER}]).json()["results"]]
+    settings.SYNTHGATE_LM_DETECTOR = False
+    score(ids)
+    assert sent == []
+    Score.objects.filter(item_id__in=ids).update(scorer_version="old")
+    settings.SYNTHGATE_LM_DETECTOR = True
+    score(ids)
+    assert sent == [ids]
+
+
+def test_the_lm_task_is_routed_to_its_own_queue():
+    from corpus.tasks import items_lm_score_task
+
+    assert items_lm_score_task.queue == "lm"
+
+
+def test_real_fast_detectgpt_scores_an_item(api, produce_token):
+    pytest.importorskip("torch", reason="requirements-lm.txt is not installed")
+    pytest.importorskip("transformers", reason="requirements-lm.txt is not installed")
+    ids = [r["id"] for r in post(api, produce_token, [{"text": LONG_ANSWER}]).json()["results"]]
+    score(ids)
+    assert lm_scoring.items_lm_score(item_ids=ids) == 1
+    verdict = Score.objects.get(item_id=ids[0]).detectors["fast-detectgpt"]
+    assert 0.0 <= verdict["probability"] <= 1.0
