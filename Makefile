@@ -1,13 +1,15 @@
-# The README's two commands: `make run` and `make test`.
+# The README's two commands: `make run` and `make test`. Both need only Python 3.11+, gcc and make.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test test-fast bench lint venv clean
+.PHONY: run test bench lint venv clean
 
 $(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Synthgate needs Python 3.11 or newer; set PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
@@ -29,13 +31,16 @@ run: $(VENV)/.installed-run
 test: $(VENV)/.installed-dev
 	$(BIN)/pytest -n $${PYTEST_WORKERS:-2} --dist loadgroup --create-db $(PYTEST_ARGS)
 
+## make bench: every bench/*.py script (needs PostgreSQL; see bench/RESULTS.md)
 bench: $(VENV)/.installed-dev
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
+	env -u DATABASE_URL DJANGO_SETTINGS_MODULE=config.settings.test \
+		$(BIN)/python manage.py makemigrations --check --dry-run
 
+## make clean: test databases and collected static files (keeps var/synthgate.sqlite3, the demo)
 clean:
 	rm -rf var/test var/static

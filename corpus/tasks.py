@@ -6,6 +6,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import LockError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from corpus.models import Dataset
@@ -14,7 +15,7 @@ from corpus.services.audit import SYSTEM
 
 logger = logging.getLogger(__name__)
 
-TRANSIENT = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
+TRANSIENT = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError, LockError)
 
 
 @shared_task(

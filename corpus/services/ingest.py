@@ -6,6 +6,7 @@ are then handed out in commit order, which is what lets keyset cursors over ids 
 """
 
 import hashlib
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,10 +27,13 @@ from pydantic import (
     field_validator,
 )
 
+from corpus.bulk import bulk_insert
 from corpus.models import Dataset, Item, ItemParent, Source
 from corpus.scoring import kinds
 from corpus.scoring.text import content_hash
 from corpus.services.audit import audit_append, audit_lock
+
+logger = logging.getLogger(__name__)
 
 # C0 and C1 control characters except tab, newline and carriage return.
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -470,7 +474,8 @@ def _items_ingest_once(
     # 3. Insert in topological order so a batch parent's generation is known before its child's.
     now = timezone.now()
     generation: dict[int, int] = {}
-    rows_to_create: list[Item] = []
+    # Plain dicts, not Item instances: bulk_insert COPYs them (see corpus/bulk.py).
+    rows_to_create: list[dict[str, Any]] = []
     for i in order:
         item = items[i]
         gens = [g for _, g in resolved[i]] + [generation[p] for p in graph[i]]
@@ -480,41 +485,40 @@ def _items_ingest_once(
             else _default_generation(item.origin, gens)
         )
         rows_to_create.append(
-            Item(
-                dataset=dataset,
-                source=sources[item.source or default_source],
-                kind=item.kind,
-                text=item.text,
-                messages=(
+            {
+                "dataset_id": dataset.pk,
+                "source_id": sources[item.source or default_source].pk,
+                "kind": item.kind,
+                "text": item.text,
+                "messages": (
                     [m.model_dump(exclude_none=True) for m in item.messages]
                     if item.messages
                     else None
                 ),
-                language=item.language or "",
-                content_hash=hashes[i],
-                external_id=item.external_id,
-                origin=item.origin,
-                generator_model=item.generator_model,
-                generator_version=item.generator_version,
-                prompt=item.prompt,
-                sampling_params=item.sampling_params,
-                generation=generation[i],
-                metadata=item.metadata,
-                is_reference=reference,
-                state=Item.State.APPROVED if reference else Item.State.PENDING,
-                created_at=now,
-                updated_at=now,
-            )
+                "language": item.language or "",
+                "content_hash": hashes[i],
+                "external_id": item.external_id,
+                "origin": item.origin,
+                "generator_model": item.generator_model,
+                "generator_version": item.generator_version,
+                "prompt": item.prompt,
+                "sampling_params": item.sampling_params,
+                "generation": generation[i],
+                "metadata": item.metadata,
+                "is_reference": reference,
+                "state": Item.State.APPROVED if reference else Item.State.PENDING,
+                "created_at": now,
+                "updated_at": now,
+            }
         )
-    created = Item.objects.bulk_create(rows_to_create, batch_size=500)
-    new_id = {i: obj.pk for i, obj in zip(order, created, strict=True)}
+    new_id = dict(zip(order, bulk_insert(Item, rows_to_create), strict=True))
     links = [
-        ItemParent(child_id=new_id[i], parent_id=pid)
+        {"child_id": new_id[i], "parent_id": pid}
         for i in order
         for pid in dict.fromkeys([p for p, _ in resolved[i]] + [new_id[p] for p in graph[i]])
     ]
     if links:
-        ItemParent.objects.bulk_create(links, batch_size=1000)
+        bulk_insert(ItemParent, links)
 
     results = []
     for i in range(len(items)):
@@ -542,7 +546,22 @@ def _items_ingest_once(
     )
     outcome.audit_seq = event.seq
     if created_ids:
-        from corpus.services.scoring import items_score_enqueue
-
-        transaction.on_commit(lambda: items_score_enqueue(item_ids=created_ids))
+        transaction.on_commit(lambda: _score_enqueue(created_ids))
     return outcome
+
+
+def _score_enqueue(item_ids: list[int]) -> None:
+    """After commit: queue scoring in batches, by task name. This is what
+    ``corpus.services.scoring.items_score_enqueue`` does, without importing the scoring stack
+    (numpy, scikit-learn, the detectors): that import cost every web worker about 140 MB of
+    memory for a message send (bench/RESULTS.md). A broker outage must not fail the committed
+    request: the periodic sweep re-enqueues whatever is still pending."""
+    from celery import current_app
+
+    size = settings.SYNTHGATE_SCORE_BATCH
+    for start in range(0, len(item_ids), size):
+        chunk = item_ids[start : start + size]
+        try:
+            current_app.send_task("corpus.tasks.items_score_task", args=[chunk])
+        except Exception:
+            logger.warning("could not enqueue scoring of %d items; the sweep will", len(chunk))

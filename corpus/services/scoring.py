@@ -37,6 +37,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from corpus.models import Dataset, Item, Score, ScoringRules
+from corpus.redis_client import redis_client
 from corpus.scoring import SCORER_VERSION, kinds, lexical, lsh, minhash
 from corpus.scoring.text import prepare
 from corpus.services import detectors, near_dup_index
@@ -261,8 +262,13 @@ def items_score(*, item_ids: list[int]) -> dict[str, list[int]]:
     for batch in by_dataset.values():
         dataset = batch[0].dataset
         rules = scoring_rules_get(dataset=dataset)
-        evidence = _compute(dataset, batch, rules)
-        result = _store(dataset, evidence, rules)
+        # One scorer per dataset at a time: two workers scoring concurrent batches would each
+        # miss the other's items (neither is in the index yet), and a near-copy of a reference
+        # text scored beside it would slip into the queue. The lock is held until the batch is
+        # committed and indexed; it expires by itself if a worker dies holding it.
+        with redis_client().lock(f"sg:score-lock:{dataset.pk}", timeout=600, blocking_timeout=900):
+            evidence = _compute(dataset, batch, rules)
+            result = _store(dataset, evidence, rules)
         for key, ids in result.items():
             outcome[key].extend(ids)
     return outcome

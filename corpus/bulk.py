@@ -1,0 +1,124 @@
+"""Bulk INSERT for hot paths: PostgreSQL ``COPY``, with ids reserved from the table's sequence.
+
+``QuerySet.bulk_create`` spends most of its time in Python: a model instance per row, then every
+value of every field prepared through the field API and rendered into one large SQL statement.
+For the ingest of 1000 items of 1 KB that was about 200 ms of CPU per request, several times what
+PostgreSQL needs to store them (bench/RESULTS.md). Here rows are plain dicts keyed by field
+``attname`` (fields left out take their default) and go through ``COPY ... FROM STDIN``, whose
+values psycopg renders with its C dumpers.
+
+Ids come from ``nextval`` on the table's own sequence, as an INSERT would take them, so they stay
+unique and increasing; a caller that holds a lock while inserting (ingest holds the audit lock)
+still gets ids in commit order. Other databases (SQLite) use ``bulk_create``.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
+from typing import Any
+
+import orjson
+from django.db import connections, models, router
+from django.db.models.fields import NOT_PROVIDED
+
+# Field types whose Python value psycopg writes in COPY's text format exactly as Django would
+# store it; any other field goes through its own get_db_prep_save.
+_AS_IS = (
+    models.CharField,
+    models.TextField,
+    models.IntegerField,
+    models.FloatField,
+    models.BooleanField,
+    models.DateTimeField,
+    models.ForeignKey,
+)
+
+
+def _json(value: Any) -> str | None:
+    # jsonb parses the text; orjson is an order of magnitude faster than json.dumps.
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _choice(value: Any) -> Any:
+    # A TextChoices member is a str subclass: store its value, never its enum name.
+    return value if value is None or type(value) is str else str(value)
+
+
+def _converter(field: models.Field, connection: Any) -> Callable[[Any], Any] | None:
+    """How a value of ``field`` becomes a COPY value; None when it goes as it is."""
+    if isinstance(field, models.JSONField) and field.encoder is None:
+        return _json
+    if isinstance(field, models.CharField | models.TextField) and field.choices:
+        return _choice
+    if isinstance(field, _AS_IS):
+        return None
+    return lambda v: field.get_db_prep_save(v, connection)
+
+
+def bulk_insert(model: type[models.Model], rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Insert ``rows`` (dicts with the same keys, each a field ``attname``) in the caller's
+    transaction; returns the new primary keys in row order when the model has an auto primary
+    key, else an empty list. Database errors surface as Django's (IntegrityError, ...)."""
+    if not rows:
+        return []
+    db = router.db_for_write(model)
+    connection = connections[db]
+    meta = model._meta
+    pk = meta.pk
+    auto_pk = isinstance(pk, models.AutoField)
+    given = rows[0].keys()
+    fields = [
+        f
+        for f in meta.concrete_fields
+        if f.column
+        and not getattr(f, "generated", False)
+        and not (auto_pk and f is pk)
+        # A database default is the database's to fill in.
+        and (f.attname in given or f.db_default is NOT_PROVIDED)
+    ]
+    unknown = set(given) - {f.attname for f in fields}
+    if unknown:
+        raise ValueError(f"{model.__name__} has no field(s) {sorted(unknown)}")
+    if connection.vendor != "postgresql":
+        created = model._default_manager.using(db).bulk_create(
+            [model(**row) for row in rows], batch_size=500
+        )
+        return [obj.pk for obj in created] if auto_pk else []
+    present = [f for f in fields if f.attname in given]
+    missing = [f for f in fields if f.attname not in given]
+    # Values are picked out of each row in one C call; only the few fields that need it (JSON,
+    # choices) go through a Python converter. This loop is the hot path of ingest.
+    pick = itemgetter(*(f.attname for f in present))
+    single = len(present) == 1
+    converters = [
+        (position, convert)
+        for position, f in enumerate(present)
+        if (convert := _converter(f, connection)) is not None
+    ]
+    # Defaults of the fields left out are taken once per call: for ingest they are constants or
+    # fresh empty containers (state_reason, decided_by, ...), never per-row values.
+    tail = []
+    for f in missing:
+        convert = _converter(f, connection)
+        default = f.get_default()
+        tail.append(default if convert is None else convert(default))
+    columns = [f.column for f in present] + [f.column for f in missing]
+    ids: list[int] = []
+    with connection.wrap_database_errors, connection.cursor() as cursor:
+        if auto_pk:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [meta.db_table, pk.column, len(rows)],
+            )
+            ids = sorted(row[0] for row in cursor.fetchall())
+            columns.insert(0, pk.column)
+        names = ", ".join(connection.ops.quote_name(c) for c in columns)
+        table = connection.ops.quote_name(meta.db_table)
+        with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for position, row in enumerate(rows):
+                values = [pick(row)] if single else list(pick(row))
+                for index, convert in converters:
+                    values[index] = convert(values[index])
+                if auto_pk:
+                    values.insert(0, ids[position])
+                copy.write_row(values + tail if tail else values)
+    return ids

@@ -1,0 +1,236 @@
+"""seed_demo: the demo dataset, its people and texts; idempotent; through the ingest service."""
+
+import io
+from collections import Counter
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+
+from corpus.demo.reference import REFERENCE
+from corpus.demo.synthetic import BATCHES
+from corpus.models import ApiToken, AuditEvent, Dataset, Item
+from corpus.scoring import lexical, minhash
+from corpus.scoring.text import content_hash
+from corpus.services.audit import audit_verify
+
+pytestmark = pytest.mark.django_db
+
+User = get_user_model()
+
+
+def seed() -> str:
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    return out.getvalue()
+
+
+def jaccard(a: str, b: str) -> float:
+    x, y = set(minhash.shingles(a).tolist()), set(minhash.shingles(b).tolist())
+    return len(x & y) / len(x | y)
+
+
+def demo_items() -> dict[str, dict]:
+    return {item["external_id"]: item for _, _, items in BATCHES for item in items}
+
+
+def test_seed_demo_creates_people_groups_and_dataset(settings):
+    settings.SYNTHGATE_DEMO_PASSWORD = "correct horse"
+    # when
+    seed()
+    # then the reviewers review `demo`, the admin is a superuser, all in their groups
+    demo = Dataset.objects.get(slug="demo")
+    assert sorted(demo.reviewers.values_list("username", flat=True)) == ["reviewer1", "reviewer2"]
+    admin = User.objects.get(username="admin")
+    assert admin.is_staff and admin.is_superuser
+    assert sorted(
+        Group.objects.get(name="reviewer").user_set.values_list("username", flat=True)
+    ) == [
+        "reviewer1",
+        "reviewer2",
+    ]
+    assert list(Group.objects.get(name="admin").user_set.values_list("username", flat=True)) == [
+        "admin"
+    ]
+    for name in ("reviewer1", "reviewer2", "admin"):
+        user = User.objects.get(username=name)
+        assert user.check_password("correct horse"), name
+        assert not user.check_password("demo")
+    # and no token is made: keys are secrets, printed once by create_token
+    assert ApiToken.objects.count() == 0
+
+
+def test_seed_demo_loads_reference_and_generated_items_through_ingest(
+    django_capture_on_commit_callbacks,
+):
+    # when
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        output = seed()
+    # then the human paragraphs are approved reference items, generation 0
+    reference = Item.objects.filter(source__name="reference-essays")
+    assert reference.count() == len(REFERENCE) >= 25
+    assert set(reference.values_list("origin", "state", "is_reference", "generation")) == {
+        ("human", "approved", True, 0)
+    }
+    # and the generated items wait for scoring, from three named, versioned generators
+    generated = Item.objects.filter(origin="synthetic")
+    assert set(generated.values_list("state", flat=True)) == {"pending"}
+    assert set(generated.values_list("generator_model", "generator_version")) == {
+        ("acme-chat", "1.2"),
+        ("orbit-7b", "0.3"),
+        ("lumen-instruct", "2.0"),
+    }
+    assert all(item.prompt and item.sampling_params for item in generated)
+    assert Item.objects.filter(origin="unknown").count() == 2
+    # and rewrites of rewrites reach generation depth 3, with their lineage stored
+    faq = Item.objects.get(external_id="lumen-index-faq")
+    assert faq.generation == 3
+    assert faq.parents.get().external_id == "lumen-index-exec"
+    assert Item.objects.get(external_id="lumen-water-verse").generation == 3
+    assert max(Item.objects.values_list("generation", flat=True)) == 3
+    assert Item.objects.get(external_id="lumen-choir-blurb").generation == 1
+    assert Item.objects.get(external_id="lumen-coast-guide").parents.count() == 2
+    # and each source's batch went through the ingest service: audited, scoring enqueued
+    assert AuditEvent.objects.filter(action="items.reference_loaded").count() == 1
+    assert AuditEvent.objects.filter(action="items.ingested").count() == len(BATCHES) - 1
+    assert len(callbacks) == len(BATCHES)
+    assert audit_verify() == (AuditEvent.objects.count(), None)
+    assert f"{Item.objects.count()} new items" in output
+
+
+def test_seed_demo_twice_creates_nothing_new(django_capture_on_commit_callbacks):
+    # given a seeded demo
+    seed()
+    before = (
+        Item.objects.count(),
+        User.objects.count(),
+        Group.objects.count(),
+        AuditEvent.objects.count(),
+    )
+    # when seeded again
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        output = seed()
+    # then nothing is created, audited or enqueued
+    after = (
+        Item.objects.count(),
+        User.objects.count(),
+        Group.objects.count(),
+        AuditEvent.objects.count(),
+    )
+    assert after == before
+    assert callbacks == []
+    assert "demo already seeded" in output
+
+
+def test_seed_demo_resets_a_changed_demo_password(settings):
+    # given a demo whose reviewer changed password
+    seed()
+    user = User.objects.get(username="reviewer1")
+    user.set_password("something else")
+    user.save()
+    # when seeded again
+    output = seed()
+    # then the printed demo login works again, and the reset is audited
+    user.refresh_from_db()
+    assert user.check_password(settings.SYNTHGATE_DEMO_PASSWORD)
+    assert "password of: reviewer1" in output
+    event = AuditEvent.objects.filter(action="demo.users_seeded").latest("seq")
+    assert event.payload["password_reset"] == ["reviewer1"]
+
+
+def test_seed_demo_completes_an_existing_demo_dataset():
+    # given a `demo` dataset created by hand, without reviewers, holding one item
+    call_command("create_dataset", "demo", stdout=io.StringIO())
+    # when seeded
+    seed()
+    # then the reviewers are added (audited) and the items loaded
+    demo = Dataset.objects.get(slug="demo")
+    assert demo.reviewers.count() == 2
+    assert AuditEvent.objects.filter(action="dataset.reviewers_added").count() == 1
+    assert Item.objects.filter(dataset=demo).count() == len(demo_items())
+
+
+def test_seed_demo_completes_a_partly_seeded_demo():
+    # given a demo from which one generated item is missing (e.g. an older demo version)
+    seed()
+    item = Item.objects.get(external_id="orbit-owls")
+    item.delete()
+    # when seeded again
+    seed()
+    # then only that item is added back
+    assert Item.objects.filter(external_id="orbit-owls").count() == 1
+    assert Item.objects.count() == len(demo_items())
+
+
+def test_demo_texts_are_distinct_except_the_designed_duplicate():
+    items = demo_items()
+    hashes = Counter(content_hash(item["text"]) for item in items.values())
+    repeated = [h for h, n in hashes.items() if n > 1]
+    assert repeated == [content_hash(items["acme-sundial"]["text"])]
+    assert items["acme-sundial"]["text"] != items["orbit-sundial"]["text"]
+
+
+def test_demo_texts_show_each_case_to_the_scoring_rules():
+    """The demo is meant to show the gate at work: looping outputs trip the degeneration rules,
+    near-copies overlap their reference paragraph above or between the thresholds, and the clean
+    outputs trip nothing."""
+    items = demo_items()
+    reference = {ext: text for ext, _, text in REFERENCE}
+    for ext, item in items.items():
+        case = item["metadata"]["demo_case"]
+        degenerate, reason = lexical.degeneration(item["text"])
+        assert degenerate == (case == "degenerate"), (ext, reason)
+        nearest = max(jaccard(item["text"], text) for text in reference.values())
+        if case in ("clean", "rewrite", "unknown_origin"):
+            assert nearest < 0.3, ext
+    near = {
+        ext: item
+        for ext, item in items.items()
+        if item["metadata"]["demo_case"] == "near_duplicate"
+    }
+    overlaps = sorted(
+        max(jaccard(item["text"], text) for text in reference.values()) for item in near.values()
+    )
+    assert len([j for j in overlaps if j >= 0.8]) >= 3  # auto-rejected by the default rule
+    assert len([j for j in overlaps if 0.5 <= j < 0.8]) >= 2  # queued, shown as evidence
+
+
+def test_demo_scored_by_the_workers_service_ends_in_the_expected_states(
+    django_capture_on_commit_callbacks,
+):
+    # given the seeded demo
+    seed()
+    # when the scoring service runs over it, reference items first (as their batch is first;
+    # committing indexes them for the near-duplicate search)
+    from corpus.services.scoring import items_score
+
+    for is_reference in (True, False):
+        with django_capture_on_commit_callbacks(execute=True):
+            items_score(
+                item_ids=list(
+                    Item.objects.filter(is_reference=is_reference).values_list("pk", flat=True)
+                )
+            )
+    # then each demo case lands where it was written to land
+    states = {
+        item.external_id: (item.metadata["demo_case"], item.state, item.state_reason)
+        for item in Item.objects.all()
+    }
+    for ext, (case, state, reason) in states.items():
+        if case == "reference":
+            assert state == "approved", ext
+        elif case in ("clean", "rewrite", "unknown_origin"):
+            assert state == "queued", (ext, reason)
+        elif case == "degenerate":
+            assert (state, reason.split(":")[0]) == ("auto_rejected", "degenerate"), ext
+        elif case == "exact_duplicate":
+            assert (state, reason.split(":")[0]) == ("auto_rejected", "exact_duplicate"), ext
+    near = [v for v in states.values() if v[0] == "near_duplicate"]
+    assert sorted(state for _, state, _ in near) == [
+        "auto_rejected",
+        "auto_rejected",
+        "auto_rejected",
+        "queued",
+        "queued",
+    ]
