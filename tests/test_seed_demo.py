@@ -7,6 +7,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import call_command
+from django.test import TestCase
 
 from corpus.demo.reference import REFERENCE
 from corpus.demo.synthetic import BATCHES
@@ -32,7 +33,13 @@ def jaccard(a: str, b: str) -> float:
 
 
 def demo_items() -> dict[str, dict]:
-    return {item["external_id"]: item for _, _, items in BATCHES for item in items}
+    """The prose items of the demo (chat and code items are checked on their own below)."""
+    return {
+        item["external_id"]: item
+        for _, _, items in BATCHES
+        for item in items
+        if item.get("kind", "text") == "text"
+    }
 
 
 def test_seed_demo_creates_people_groups_and_dataset(settings):
@@ -80,7 +87,11 @@ def test_seed_demo_loads_reference_and_generated_items_through_ingest(
         ("acme-chat", "1.2"),
         ("orbit-7b", "0.3"),
         ("lumen-instruct", "2.0"),
+        ("helpdesk-assistant", "4.1"),
+        ("orbit-coder", "0.9"),
     }
+    # and all three kinds are there
+    assert set(Item.objects.values_list("kind", flat=True)) == {"text", "chat", "code"}
     assert all(item.prompt and item.sampling_params for item in generated)
     assert Item.objects.filter(origin="unknown").count() == 2
     # and rewrites of rewrites reach generation depth 3, with their lineage stored
@@ -148,7 +159,7 @@ def test_seed_demo_completes_an_existing_demo_dataset():
     demo = Dataset.objects.get(slug="demo")
     assert demo.reviewers.count() == 2
     assert AuditEvent.objects.filter(action="dataset.reviewers_added").count() == 1
-    assert Item.objects.filter(dataset=demo).count() == len(demo_items())
+    assert Item.objects.filter(dataset=demo).count() == sum(len(items) for _, _, items in BATCHES)
 
 
 def test_seed_demo_completes_a_partly_seeded_demo():
@@ -160,7 +171,7 @@ def test_seed_demo_completes_a_partly_seeded_demo():
     seed()
     # then only that item is added back
     assert Item.objects.filter(external_id="orbit-owls").count() == 1
-    assert Item.objects.count() == len(demo_items())
+    assert Item.objects.count() == sum(len(items) for _, _, items in BATCHES)
 
 
 def test_demo_texts_are_distinct_except_the_designed_duplicate():
@@ -234,3 +245,24 @@ def test_demo_scored_by_the_workers_service_ends_in_the_expected_states(
         "queued",
         "queued",
     ]
+
+
+def test_demo_chat_and_code_items_show_their_cases_once_scored():
+    """Scored one batch after another (as one worker would), the demo's chat and code items land
+    where their case says: near-copies point at their original, loops are auto-rejected."""
+    from corpus.services.scoring import items_score
+
+    with TestCase.captureOnCommitCallbacks(execute=False):
+        seed()
+    for source in ["reference-essays", "helpdesk-assistant", "orbit-coder"]:
+        ids = list(Item.objects.filter(source__name=source).values_list("id", flat=True))
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            items_score(item_ids=ids)
+    by_ext = {i.external_id: i for i in Item.objects.filter(kind__in=["chat", "code"])}
+    assert by_ext["chat-loop"].state == "auto_rejected"
+    assert by_ext["code-loop"].state == "auto_rejected"
+    assert by_ext["chat-refund-copy"].score.near_duplicate_of_id == by_ext["chat-refund"].pk
+    copy = by_ext["code-parse-duration-copy"].score
+    assert copy.near_duplicate_of_id == by_ext["code-parse-duration"].pk
+    for ext in ["chat-refund", "chat-puncture", "code-median", "code-parse-duration", "code-sql"]:
+        assert by_ext[ext].state == "queued", (ext, by_ext[ext].state_reason)

@@ -13,6 +13,7 @@ the ingest API defines it.
 
 from typing import Any
 
+from corpus.demo.kinds import CHAT_ITEMS, CODE_ITEMS
 from corpus.demo.reference import REFERENCE
 
 ACME = {
@@ -524,4 +525,6 @@ BATCHES: list[tuple[str, bool, list[dict[str, Any]]]] = [
     ("orbit-7b", False, ORBIT_ITEMS),
     ("forum-scrape", False, SCRAPE_ITEMS),
     ("lumen-instruct", False, LUMEN_ITEMS),
+    ("helpdesk-assistant", False, CHAT_ITEMS),
+    ("orbit-coder", False, CODE_ITEMS),
 ]
