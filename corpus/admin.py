@@ -101,3 +101,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
+
+
+# Last: it re-registers the classes above (and the auth ones) with audited versions.
+from corpus import admin_audit  # noqa: E402, F401

@@ -1,4 +1,5 @@
-"""/healthz: database, Redis and worker liveness as JSON; 503 when one is down."""
+"""/healthz: database, Redis and worker liveness as JSON; 503 when one is down. The audit
+verifier's verdict rides along: a broken chain is "degraded" with 200 (see ``_check_audit``)."""
 
 import time
 
@@ -7,7 +8,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 
 def _check_database() -> dict[str, object]:
@@ -36,8 +37,28 @@ def _check_worker() -> dict[str, object]:
     return {"ok": True, "pid": pid}
 
 
+def _check_audit() -> dict[str, object]:
+    """The audit verifier's last verdict. Not liveness: a broken chain makes the service
+    "degraded" (HTTP 200), not "down", because serving and reviewing still work and an
+    orchestrator restarting the process would not mend the chain."""
+    from corpus.models import AuditVerification
+
+    state = AuditVerification.objects.filter(pk=1).first()
+    if state is None:
+        return {"ok": True, "verified_seq": 0, "checked_at": None}
+    result: dict[str, object] = {
+        "ok": state.ok,
+        "verified_seq": state.verified_seq,
+        "checked_at": state.checked_at.isoformat() if state.checked_at else None,
+    }
+    if not state.ok:
+        result["problem"] = state.problem
+        result["bad_seq"] = state.bad_seq
+    return result
+
+
 @never_cache
-@require_GET
+@require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
     checks: dict[str, dict[str, object]] = {}
     for name, check in (
@@ -52,6 +73,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
     if not checks["redis"]["ok"] and "error" in checks["worker"]:
         checks["worker"] = {"ok": False, "error": "unknown: Redis is down"}
     ok = all(check["ok"] for check in checks.values())
-    return JsonResponse(
-        {"status": "ok" if ok else "down", "checks": checks}, status=200 if ok else 503
-    )
+    try:
+        checks["audit"] = _check_audit()
+    except Exception as exc:  # noqa: BLE001 - reported, like the liveness checks
+        checks["audit"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    status = "down" if not ok else ("ok" if checks["audit"]["ok"] else "degraded")
+    return JsonResponse({"status": status, "checks": checks}, status=200 if ok else 503)

@@ -2,21 +2,65 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from corpus.services.audit import audit_verify
+from corpus.models import AuditHead
+from corpus.services.anchor import anchor_path
+from corpus.services.audit import audit_check, audit_verify_incremental
 
 
 class Command(BaseCommand):
-    help = "Recompute the audit hash chain; exit non-zero naming the first broken event."
+    help = (
+        "Recompute the audit hash chain in constant memory and compare it with the chain head "
+        "and the anchor file; exit non-zero naming the first event altered, removed, inserted "
+        "or reordered."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--from", dest="from_seq", type=int, default=1)
+        parser.add_argument(
+            "--from", dest="from_seq", type=int, default=1, help="first event to recompute"
+        )
+        parser.add_argument("--batch-size", type=int, default=5000)
+        parser.add_argument(
+            "--no-anchors", action="store_true", help="skip the anchor file comparison"
+        )
+        parser.add_argument(
+            "--record",
+            action="store_true",
+            help="do what the periodic task does: verify from its checkpoint, record the verdict "
+            "(/healthz, admin banner) and anchor the head when due",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["from_seq"] < 1:
+        from_seq = options["from_seq"]
+        if from_seq < 1:
             raise CommandError("--from must be 1 or more")
-        checked, problem = audit_verify(from_seq=options["from_seq"])
-        if problem:
+        if not 1 <= options["batch_size"] <= 100_000:
+            raise CommandError("--batch-size must be from 1 to 100000")
+        if options["record"]:
+            if from_seq != 1 or options["no_anchors"]:
+                raise CommandError("--record verifies from its own checkpoint, with anchors")
+            state = audit_verify_incremental()
+            if not state.ok:
+                raise CommandError(f"audit chain broken: {state.problem}")
+            self.stdout.write(f"audit chain intact up to #{state.verified_seq} (recorded)")
+            return
+        head = AuditHead.objects.filter(pk=1).values_list("seq", flat=True).first() or 0
+        if from_seq > head + 1:
+            raise CommandError(f"--from {from_seq} is past the chain head #{head}")
+        report = audit_check(
+            from_seq=from_seq,
+            batch_size=options["batch_size"],
+            anchors=not options["no_anchors"],
+        )
+        if report.problem:
             raise CommandError(
-                f"audit chain broken: {problem} ({checked} events verified before it)"
+                f"audit chain broken: {report.problem} ({report.checked} events verified before it)"
             )
-        self.stdout.write(f"audit chain intact: {checked} events verified")
+        anchors = (
+            "anchors not checked"
+            if options["no_anchors"]
+            else f"{report.anchors_checked} anchors match ({anchor_path()})"
+        )
+        self.stdout.write(
+            f"audit chain intact: {report.checked} events verified "
+            f"(#{from_seq}–#{report.last_seq}), head #{report.head_seq}, {anchors}"
+        )
