@@ -3,6 +3,11 @@
 ``review`` decides; these functions write the outcome onto the item so that exports and the feed
 read corpus tables only. Each is a conditional UPDATE on the state the action expects, so two
 processes racing on one item cannot both win.
+
+Each takes the audit chain lock (``audit_lock()``) before touching the item: the feed numbers
+approvals and undos under it (so feed order is commit order), and an export's snapshot holds it
+while it fixes which items it contains, so an undo can never slip in between. Callers that lock
+item rows themselves should take ``audit_lock()`` first, to keep one lock order everywhere.
 """
 
 from collections.abc import Sequence
@@ -10,13 +15,33 @@ from collections.abc import Sequence
 from django.db import transaction
 from django.utils import timezone
 
-from corpus.models import Item
+from corpus.models import Export, ExportItem, ExportStatus, FeedKind, Item
+from corpus.services.audit import audit_lock
+from corpus.services.feed import feed_append
 
 DECIDED = (Item.State.APPROVED, Item.State.REJECTED)
 
 
 class ItemStateError(ValueError):
     """The item is not in a state that allows the change; the message says why."""
+
+
+def _export_holding(item_id: int) -> int | None:
+    """The export (being built, or ready) that includes this item, if any: one probe of the
+    export rows' (export, item) key per export of the item's dataset."""
+    dataset_id = Item.objects.filter(pk=item_id).values_list("dataset_id", flat=True).first()
+    exports = list(
+        Export.objects.filter(
+            dataset_id=dataset_id, status__in=[ExportStatus.BUILDING, ExportStatus.READY]
+        ).values_list("id", flat=True)
+    )
+    if not exports:
+        return None
+    return (
+        ExportItem.objects.filter(export_id__in=exports, item_id=item_id, included=True)
+        .values_list("export_id", flat=True)
+        .first()
+    )
 
 
 @transaction.atomic
@@ -31,6 +56,7 @@ def item_outcome_set(
     """
     if state not in DECIDED:
         raise ItemStateError(f"'{state}' is not a review outcome")
+    audit_lock()
     now = timezone.now()
     updated = Item.objects.filter(pk=item_id, state=Item.State.QUEUED).update(
         state=state,
@@ -42,12 +68,27 @@ def item_outcome_set(
     if not updated:
         current = Item.objects.filter(pk=item_id).values_list("state", flat=True).first()
         raise ItemStateError(f"item {item_id} is {current or 'gone'}, not queued")
-    return Item.objects.get(pk=item_id)
+    item = Item.objects.get(pk=item_id)
+    if state == Item.State.APPROVED:
+        feed_append(dataset_id=item.dataset_id, item_ids=[item.pk], kind=FeedKind.APPROVED)
+    return item
 
 
 @transaction.atomic
 def item_outcome_reopen(*, item_id: int) -> Item:
-    """Return a decided item to ``queued`` (an undo)."""
+    """Return a decided item to ``queued`` (an undo).
+
+    Refused once the item is part of an export being built or ready: a snapshot never changes,
+    so from then on the only way back is a retraction (``corpus.services.retractions``).
+    """
+    audit_lock()
+    exported = _export_holding(item_id)
+    if exported is not None:
+        raise ItemStateError(
+            f"item {item_id} is part of export {exported} and can no longer be undone; "
+            "an admin can retract it instead"
+        )
+    previous = Item.objects.filter(pk=item_id).values_list("state", flat=True).first()
     now = timezone.now()
     updated = Item.objects.filter(pk=item_id, state__in=DECIDED).update(
         state=Item.State.QUEUED, state_reason="", decided_at=None, decided_by=[], updated_at=now
@@ -55,4 +96,28 @@ def item_outcome_reopen(*, item_id: int) -> Item:
     if not updated:
         current = Item.objects.filter(pk=item_id).values_list("state", flat=True).first()
         raise ItemStateError(f"item {item_id} is {current or 'gone'}, not decided")
+    item = Item.objects.get(pk=item_id)
+    if previous == Item.State.APPROVED:
+        # Consumers that synced the approval from the feed learn that it was undone.
+        feed_append(dataset_id=item.dataset_id, item_ids=[item.pk], kind=FeedKind.REOPENED)
+    return item
+
+
+@transaction.atomic
+def item_gold_set(*, item_id: int, is_gold: bool) -> Item:
+    """Mark an item as a gold item (or not). Gold items never leave: exports leave them out and
+    the feed passes over them. Refused for an item already part of an export being built or
+    ready, which would contradict that. The caller (review) appends the audit event in the same
+    transaction.
+    """
+    audit_lock()
+    if is_gold:
+        exported = _export_holding(item_id)
+        if exported is not None:
+            raise ItemStateError(
+                f"item {item_id} is part of export {exported}; it cannot become a gold item"
+            )
+    updated = Item.objects.filter(pk=item_id).update(is_gold=is_gold, updated_at=timezone.now())
+    if not updated:
+        raise ItemStateError(f"item {item_id} is gone")
     return Item.objects.get(pk=item_id)

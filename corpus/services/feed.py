@@ -1,0 +1,79 @@
+"""The feed: approvals, undos and retractions of a dataset in commit order.
+
+Why not order by item id or by a database sequence: ids and sequence values are handed out when
+a transaction asks for them, not when it commits, so a reader paging by them can pass over a
+value whose transaction commits later, and never see it. ``FeedEntry.seq`` is instead taken as
+(largest seq) + 1 while holding the audit chain head lock (``audit_lock()``), which every state
+change holds until it commits. Two writers therefore get their seqs in the order they commit,
+and a reader that sees entry n can already see every entry below n: a cursor "after n" never
+skips an entry and never repeats one, however many approvals keep arriving.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Max
+
+from corpus.models import Dataset, FeedEntry, FeedKind, Retraction
+from corpus.services.audit import audit_lock
+from corpus.services.exports.rows import rows_for_items
+
+
+def feed_append(*, dataset_id: int, item_ids: Iterable[int], kind: str) -> int:
+    """Append one entry per item, in the caller's transaction. Returns the last seq.
+
+    Takes the audit chain lock (a no-op if the caller holds it already); callers that also lock
+    item rows should take it first, as every corpus service does, so lock order is the same
+    everywhere.
+    """
+    if kind not in FeedKind.values:
+        raise ValueError(f"unknown feed kind {kind!r}")
+    audit_lock()
+    seq = FeedEntry.objects.aggregate(last=Max("seq"))["last"] or 0
+    entries = []
+    for item_id in item_ids:
+        seq += 1
+        entries.append(FeedEntry(seq=seq, dataset_id=dataset_id, item_id=item_id, kind=kind))
+    FeedEntry.objects.bulk_create(entries, batch_size=1000)
+    return seq
+
+
+def feed_head() -> int:
+    """The newest seq (0 for an empty feed). Read it under ``audit_lock()`` for a snapshot."""
+    return FeedEntry.objects.aggregate(last=Max("seq"))["last"] or 0
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    entries: list[dict[str, Any]]
+    last_seq: int
+
+
+def feed_list(*, dataset: Dataset, after_seq: int, limit: int) -> FeedPage:
+    """Entries after ``after_seq`` in seq order. Approved entries carry the item as an export
+    row; reopened and retracted ones name the item (and the retraction's reason). Gold items
+    never appear: their entries are passed over, the cursor still moves past them."""
+    raw = list(
+        FeedEntry.objects.filter(dataset=dataset, seq__gt=after_seq)
+        .order_by("seq")
+        .values_list("seq", "kind", "item_id", "created_at", "item__is_gold")[:limit]
+    )
+    if not raw:
+        return FeedPage(entries=[], last_seq=after_seq)
+    visible = [r for r in raw if not r[4]]
+    approved_ids = {item_id for _, kind, item_id, _, _ in visible if kind == FeedKind.APPROVED}
+    rows = {row["id"]: row for row in rows_for_items(sorted(approved_ids))}
+    retracted = {r[2] for r in visible if r[1] == FeedKind.RETRACTED}
+    reasons = dict(
+        Retraction.objects.filter(item_id__in=retracted).values_list("item_id", "reason")
+    )
+    entries: list[dict[str, Any]] = []
+    for seq, kind, item_id, created_at, _ in visible:
+        entry: dict[str, Any] = {"seq": seq, "kind": kind, "at": created_at, "item_id": item_id}
+        if kind == FeedKind.APPROVED:
+            entry["item"] = rows.get(item_id)
+        elif kind == FeedKind.RETRACTED:
+            entry["reason"] = reasons.get(item_id, "")
+        entries.append(entry)
+    return FeedPage(entries=entries, last_seq=raw[-1][0])
