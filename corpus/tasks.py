@@ -1,4 +1,9 @@
-"""Thin task shells: ids in, call the service. Every task is safe to run twice."""
+"""Thin task shells: ids in, call the service. Every task is safe to run twice.
+
+Services are imported inside the tasks: scoring pulls numpy, scikit-learn and SciPy, which an
+export or audit worker (and the web process, which imports this module to enqueue) should not
+carry in memory.
+"""
 
 import logging
 
@@ -10,7 +15,6 @@ from redis.exceptions import LockError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from corpus.models import Dataset
-from corpus.services import detectors, scoring
 from corpus.services.audit import SYSTEM
 
 logger = logging.getLogger(__name__)
@@ -26,6 +30,8 @@ TRANSIENT = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeou
     retry_kwargs={"max_retries": 5},
 )
 def items_score_task(item_ids: list[int]) -> dict[str, int]:
+    from corpus.services import scoring
+
     outcome = scoring.items_score(item_ids=item_ids)
     return {key: len(ids) for key, ids in outcome.items()}
 
@@ -34,6 +40,8 @@ def items_score_task(item_ids: list[int]) -> dict[str, int]:
 def items_sweep_pending_task() -> int:
     """Re-enqueue items stuck in ``pending`` (a lost message, a broker that was down, a failure
     that has retries left)."""
+    from corpus.services import scoring
+
     ids = scoring.items_pending_stale(older_than_seconds=settings.SYNTHGATE_PENDING_GRACE_SECONDS)
     scoring.items_score_enqueue(item_ids=ids)
     return len(ids)
@@ -41,6 +49,8 @@ def items_sweep_pending_task() -> int:
 
 @shared_task(autoretry_for=TRANSIENT, retry_backoff=5, retry_kwargs={"max_retries": 3})
 def detector_train_task(dataset_id: int) -> str | None:
+    from corpus.services import detectors
+
     dataset = Dataset.objects.filter(pk=dataset_id).first()
     if dataset is None:
         return None

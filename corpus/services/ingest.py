@@ -545,6 +545,12 @@ def _items_ingest_once(
         },
     )
     outcome.audit_seq = event.seq
+    if reference and created_ids:
+        # Reference items are approved on arrival: they enter the consumers' feed like any
+        # approval, in the same transaction (ingest already holds the audit lock).
+        from corpus.services.feed import feed_append
+
+        feed_append(dataset_id=dataset.pk, item_ids=created_ids, kind="approved")
     if created_ids:
         transaction.on_commit(lambda: _score_enqueue(created_ids))
     return outcome

@@ -181,3 +181,21 @@ def test_feed_resume_has_no_gap_and_no_repeat_while_approvals_keep_arriving(
     order = list(FeedEntry.objects.order_by("seq").values_list("item_id", flat=True))
     assert [item_id for _, item_id in seen] == order
     assert read_while_writing > 0  # the pipeline really read while approvals arrived
+
+
+def test_reference_items_enter_the_feed_when_loaded(api, consume_token, dataset):
+    # given human reference paragraphs loaded as approved (import_items --reference)
+    from corpus.services.audit import SYSTEM
+    from corpus.services.ingest import items_ingest, items_parse
+
+    outcome = items_ingest(
+        dataset=dataset,
+        items=items_parse([{"text": "A human paragraph about tides.", "origin": "human"}]),
+        actor=SYSTEM,
+        default_source="reference",
+        reference=True,
+    )
+    # when a pipeline reads the feed, then the reference item is there as an approval
+    rows = api.as_token(consume_token).get(f"/api/v1/datasets/{dataset.slug}/feed/").json()
+    entries = [(e["item_id"], e["kind"]) for e in rows["results"]]
+    assert entries == [(outcome.created_ids[0], "approved")]
