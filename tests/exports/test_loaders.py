@@ -57,3 +57,53 @@ def test_hugging_face_datasets_loads_the_file_offline(exports, fmt, tmp_path, mo
     assert loaded[0]["decision"]["reviewer_ids"] == [7]
     assert loaded[0]["scores"]["scorer_version"] == "1"
     assert loaded[1]["scores"] is None or loaded[1]["scores"]["scorer_version"] is None
+
+
+MESSAGES = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Capital of Peru?", "name": "ana"},
+    {"role": "assistant", "content": "Lima."},
+]
+
+
+@pytest.fixture
+def mixed_kinds(dataset, export_dirs):  # type: ignore[no-untyped-def]
+    from corpus.scoring.kinds import transcript_text
+
+    text = approved_items(dataset, 1)
+    chat = approved_items(
+        dataset, 1, kind="chat", messages=MESSAGES, text=transcript_text(MESSAGES)
+    )
+    code = approved_items(dataset, 1, kind="code", text="SELECT 1;\n", language="sql")
+    exports = {fmt: build(dataset, format=fmt) for fmt in ("jsonl", "parquet")}
+    return {
+        "files": {f: export_dirs / "exports" / e.file for f, e in exports.items()},
+        "manifest": exports["jsonl"].manifest,
+        "ids": [text[0].pk, chat[0].pk, code[0].pk],
+    }
+
+
+@pytest.mark.parametrize("fmt", ["json", "parquet"])
+def test_a_mixed_kind_export_loads_with_the_messages_intact(
+    mixed_kinds, fmt, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    from datasets import load_dataset
+
+    path = mixed_kinds["files"]["jsonl" if fmt == "json" else "parquet"]
+    loaded = load_dataset(fmt, data_files=str(path), split="train", cache_dir=str(tmp_path / "c"))
+    rows = {row["id"]: row for row in loaded}
+    text_id, chat_id, code_id = mixed_kinds["ids"]
+    assert [rows[i]["kind"] for i in mixed_kinds["ids"]] == ["text", "chat", "code"]
+    assert rows[chat_id]["messages"] == [
+        {"role": "system", "content": "Be brief.", "name": None},
+        {"role": "user", "content": "Capital of Peru?", "name": "ana"},
+        {"role": "assistant", "content": "Lima.", "name": None},
+    ]
+    assert rows[text_id]["messages"] is None
+    assert rows[code_id]["language"] == "sql" and rows[code_id]["text"] == "SELECT 1;\n"
+
+
+def test_the_manifest_counts_each_kind(mixed_kinds):
+    assert mixed_kinds["manifest"]["counts"]["kind"] == {"chat": 1, "code": 1, "text": 1}

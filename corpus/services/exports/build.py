@@ -761,6 +761,13 @@ def _manifest(
     *, export: Export, plan: selection.Plan, written: Written, snap: Snapshot
 ) -> dict[str, Any]:
     counts = selection.by_dimension(plan.kept)
+    # A dataset may mix prose, chat transcripts and code: say how many of each left.
+    counts["kind"] = dict(
+        Item.objects.filter(export_rows__export_id=export.pk, export_rows__included=True)
+        .values_list("kind")
+        .annotate(n=Count("id"))
+        .order_by("kind")
+    )
     rows = written.rows
     origin = counts["origin"]
     left_out = plan.left_out()

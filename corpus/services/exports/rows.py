@@ -3,7 +3,10 @@
 Row fields: ``id``, ``text``, ``origin``, ``source``, ``generator`` and ``generator_version``
 (null for items that name none), ``generation``, ``parents`` (ids), ``content_hash`` (sha256 of
 the normalized text), ``is_reference``, ``scores`` (null for unscored items), ``decision``
-(``decided_at`` and ``reviewer_ids``: ids, never names) and ``metadata``.
+(``decided_at`` and ``reviewer_ids``: ids, never names), ``metadata``, ``kind`` (text, chat or
+code), ``messages`` (a chat item's turns as ``{"role", "content", "name"}``, the format
+fine-tuning pipelines read; null for other kinds; ``text`` then holds the transcript) and
+``language`` (code items).
 
 ``metadata``, ``scores.lexical`` and ``scores.detectors`` are JSON *strings*: their keys differ
 from item to item, and a column whose nested type changes between rows is what makes pyarrow's
@@ -48,6 +51,9 @@ _VALUES = (
     "decided_at_text",
     "decided_by_text",
     "metadata_text",
+    "kind",
+    "messages",
+    "language",
 )
 _SCORE_VALUES = (
     "item_id",
@@ -78,6 +84,9 @@ COLUMNS = (
     "scores",
     "decision",
     "metadata",
+    "kind",
+    "messages",
+    "language",
 )
 
 
@@ -115,6 +124,11 @@ def parquet_schema() -> pa.Schema:
         "scores": scores,
         "decision": decision,
         "metadata": pa.string(),
+        "kind": pa.string(),
+        "messages": pa.list_(
+            pa.struct([("role", pa.string()), ("content", pa.string()), ("name", pa.string())])
+        ),
+        "language": pa.string(),
     }
     return pa.schema([(name, types[name]) for name in COLUMNS])
 
@@ -226,6 +240,9 @@ def rows_from_queryset(items: QuerySet[Item], *, dense: bool = False) -> list[di
                 "reviewer_ids": orjson.loads(decided_by) if decided_by else [],
             },
             "metadata": metadata if metadata is not None else "{}",
+            "kind": kind,
+            "messages": _messages(messages),
+            "language": language or None,
         }
         for (
             item_id,
@@ -240,8 +257,19 @@ def rows_from_queryset(items: QuerySet[Item], *, dense: bool = False) -> list[di
             decided_at,
             decided_by,
             metadata,
+            kind,
+            messages,
+            language,
         ) in values
     ]
+
+
+def _messages(messages: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """A chat item's turns, each with the same three keys (a missing name is null): a struct
+    whose fields change from row to row is what pyarrow's JSON reader refuses."""
+    if not messages:
+        return None
+    return [{"role": m["role"], "content": m["content"], "name": m.get("name")} for m in messages]
 
 
 def rows_for_items(item_ids: Sequence[int]) -> list[dict[str, Any]]:
@@ -379,7 +407,15 @@ def _postgres_rows_sql(export_id: int, lo: int | None = None, hi: int | None = N
             'decision', json_build_object(
                 'decided_at', i.decided_at,
                 'reviewer_ids', COALESCE(i.decided_by, '[]'::jsonb)),
-            'metadata', COALESCE(i.metadata::text, '{{}}'))
+            'metadata', COALESCE(i.metadata::text, '{{}}'),
+            'kind', i.kind,
+            'messages', (
+                SELECT json_agg(json_build_object(
+                    'role', m.value->>'role',
+                    'content', m.value->>'content',
+                    'name', m.value->>'name') ORDER BY m.ordinality)
+                FROM jsonb_array_elements(i.messages) WITH ORDINALITY m),
+            'language', NULLIF(i.language, ''))
         FROM {row} e
         JOIN {item} i ON i.id = e.item_id
         JOIN {source} src ON src.id = i.source_id
