@@ -1,0 +1,380 @@
+"""Review benchmark: triage and list mode over 1,000,000 queued items on PostgreSQL.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/sg_review_bench .venv/bin/python bench/review.py
+
+Targets (issue 4): "claim + decide + next item" p95 <= 15 ms of server time, and the list page
+p95 <= 20 ms, over 500 requests each. Server time is the time Django takes to answer the request
+in process (middleware, session, views, queries, templates), measured around each request of a
+``django.test.Client``; no network is involved.
+
+The dataset ``bench-review`` is filled once with INSERT ... SELECT (items, their scores and a
+human reference corpus), then topped up to the wanted number of queued items on later runs, so
+re-running is cheap. The database is created if missing and migrated. Redis (the cache the
+reference medians live in) is an embedded server under var/, as ``make run`` starts it.
+
+Prints a ``RESULT {json}`` line per case (for bench/run_all.py) and writes
+bench/results/review.json with the machine's load average, since other work on a small machine
+shows directly in these numbers. Exit status 1 when a target is missed.
+"""
+
+import argparse
+import html
+import json
+import os
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/sg_review_bench"
+SLUG = "bench-review"
+RESULTS = ROOT / "bench" / "results" / "review.json"
+REFERENCE_ITEMS = 2000
+NEXT_PAGE = re.compile(r'class="pager"><a href="([^"]+)"')
+
+
+def _configure(database_url: str) -> Any:
+    """Environment for Django before it loads: the bench database, no DEBUG (it would keep
+    every query in memory), the test client's host, and an embedded Redis."""
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["DEBUG"] = "false"
+    os.environ["ALLOWED_HOSTS"] = "testserver,127.0.0.1,localhost"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
+    var = Path(os.environ.get("SYNTHGATE_VAR_DIR", ROOT / "var"))
+    redis_process = None
+    if not os.environ.get("REDIS_URL"):
+        from config import embedded_redis
+
+        redis_dir = var / "bench-review-redis"
+        redis_process = embedded_redis.start(redis_dir, persist=False)
+        os.environ["REDIS_URL"] = f"unix://{embedded_redis.socket_path(redis_dir)}"
+    return redis_process
+
+
+def _ensure_database(database_url: str) -> None:
+    import dj_database_url
+    import psycopg
+    from psycopg import sql
+
+    cfg = dj_database_url.parse(database_url)
+    if not cfg["ENGINE"].endswith("postgresql"):
+        raise SystemExit("bench/review.py needs PostgreSQL: set DATABASE_URL=postgres://...")
+    params = {
+        "host": cfg.get("HOST") or "127.0.0.1",
+        "port": cfg.get("PORT") or 5432,
+        "user": cfg.get("USER") or "postgres",
+        "password": cfg.get("PASSWORD") or None,
+    }
+    with psycopg.connect(dbname="postgres", autocommit=True, **params) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [cfg["NAME"]]
+        ).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(cfg["NAME"])))
+            print(f"created database {cfg['NAME']}")
+
+
+def _insert_select(
+    model: Any,
+    expressions: dict[str, str],
+    source: str,
+    source_params: list[Any],
+    constants: dict[str, Any] | None = None,
+) -> int:
+    """INSERT INTO model SELECT ... FROM source. A column gets its SQL expression from
+    ``expressions``, else its value from ``constants``, else the field's Python default. Built
+    from the model, so columns other apps add later are filled too."""
+    from django.db import connection
+
+    constants = constants or {}
+    template = model()
+    columns, values, params = [], [], []
+    for field in model._meta.concrete_fields:
+        if field.primary_key and field.column not in expressions:
+            continue
+        columns.append(connection.ops.quote_name(field.column))
+        if field.column in expressions:
+            # Expressions carry no parameters; their % (modulo) must not read as one.
+            values.append(expressions[field.column].replace("%", "%%"))
+            continue
+        value = constants.get(field.column, field.pre_save(template, True))
+        values.append("%s")
+        params.append(field.get_db_prep_save(value, connection))
+    statement = (
+        f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({', '.join(columns)}) "
+        f"SELECT {', '.join(values)} FROM {source}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params + source_params)
+        return cursor.rowcount
+
+
+def _seed(n_items: int) -> tuple[Any, list[Any]]:
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.db import connection, transaction
+
+    from corpus.models import Dataset, Item, Score, Source
+
+    dataset, _ = Dataset.objects.get_or_create(slug=SLUG, defaults={"name": "Review bench"})
+    source, _ = Source.objects.get_or_create(dataset=dataset, name="bench")
+    group, _ = Group.objects.get_or_create(name="reviewer")
+    users = []
+    for name in ("bench-alice", "bench-bob"):
+        user, _ = get_user_model().objects.get_or_create(username=name)
+        user.groups.add(group)
+        users.append(user)
+    dataset.reviewers.add(*users)
+
+    lexical = (
+        "jsonb_build_object('distinct_1', 0.55 + (i.id % 40) / 100.0, 'distinct_2', 0.9, "
+        "'distinct_3', 0.97, 'compression_ratio', 2.1 + (i.id % 9) / 10.0, "
+        "'repeated_ngram_share', (i.id % 7) / 100.0, 'longest_repeated_span', i.id % 5)"
+    )
+    if not Item.objects.filter(dataset=dataset, is_reference=True).exists():
+        with transaction.atomic():
+            _insert_select(
+                Item,
+                {
+                    "text": "'Reference text number ' || g || '. ' "
+                    "|| repeat('A human wrote this sentence about rivers. ', 8)",
+                    "content_hash": "md5('ref' || g) || md5('REF' || g)",
+                    "origin": "'human'",
+                    "is_reference": "true",
+                    "state": "'approved'",
+                    "generation": "0",
+                },
+                "generate_series(1, %s) AS g",
+                [REFERENCE_ITEMS],
+                {"dataset_id": dataset.pk, "source_id": source.pk},
+            )
+    queued = Item.objects.filter(dataset=dataset, state=Item.State.QUEUED).count()
+    missing = n_items - queued
+    if missing > 0:
+        start = (
+            Item.objects.filter(dataset=dataset)
+            .order_by("-id")
+            .values_list("id", flat=True)
+            .first()
+            or 0
+        ) + 1
+        print(f"inserting {missing:,} queued items (and their scores)...", flush=True)
+        began = time.perf_counter()
+        with transaction.atomic():
+            _insert_select(
+                Item,
+                {
+                    "text": "'Bench item ' || g || ': ' "
+                    "|| repeat('the model wrote a fluent paragraph about rivers and lakes. ', "
+                    "1 + g % 6)",
+                    "content_hash": "md5('bench' || g) || md5('BENCH' || g)",
+                    "origin": "(ARRAY['synthetic','unknown','human'])[1 + g % 3]",
+                    "generator_model": "'bench-model-' || (g % 4)",
+                    "generation": "1 + g % 3",
+                    "state": "'queued'",
+                    "priority": "random()",
+                },
+                "generate_series(%s, %s) AS g",
+                [start, start + missing - 1],
+                {"dataset_id": dataset.pk, "source_id": source.pk},
+            )
+        print(f"  items in {time.perf_counter() - began:.1f} s", flush=True)
+    began = time.perf_counter()
+    with transaction.atomic():
+        added = _insert_select(
+            Score,
+            {
+                "item_id": "i.id",
+                "scorer_version": "'1'",
+                "lexical": lexical,
+                "detector_name": "'bench-detector'",
+                "detector_version": "'1'",
+                "detector_probability": "(i.id % 100) / 100.0",
+                "priority": "i.priority",
+            },
+            f"{connection.ops.quote_name(Item._meta.db_table)} i WHERE i.dataset_id = %s "
+            f"AND NOT EXISTS (SELECT 1 FROM {connection.ops.quote_name(Score._meta.db_table)} s "
+            "WHERE s.item_id = i.id)",
+            [dataset.pk],
+        )
+    if added:
+        print(f"  {added:,} scores in {time.perf_counter() - began:.1f} s", flush=True)
+    if missing > 0 or added:
+        with connection.cursor() as cursor:
+            cursor.execute(f"VACUUM ANALYZE {connection.ops.quote_name(Item._meta.db_table)}")
+            cursor.execute(f"VACUUM ANALYZE {connection.ops.quote_name(Score._meta.db_table)}")
+    return dataset, users
+
+
+def _percentile(sorted_ms: list[float], q: float) -> float:
+    return sorted_ms[round(q * (len(sorted_ms) - 1))]
+
+
+def _stats(
+    name: str, samples: list[tuple[float, float, int, float]], target_ms: float
+) -> dict[str, Any]:
+    """samples: (server seconds, of which waiting on SQL, statements, CPU seconds of the
+    Django thread) per request. On a busy machine the wall time grows with the queue for the
+    CPU; the thread's CPU time and the statement count do not, so they are reported too."""
+    ms = sorted(s[0] * 1000 for s in samples)
+    sql_ms = sorted(s[1] * 1000 for s in samples)
+    cpu_ms = sorted(s[3] * 1000 for s in samples)
+    row = {
+        "name": name,
+        "n": len(ms),
+        "p50": statistics.median(ms),
+        "p95": _percentile(ms, 0.95),
+        "p99": _percentile(ms, 0.99),
+        "max": ms[-1],
+        "sql_p50": statistics.median(sql_ms),
+        "statements": statistics.median(s[2] for s in samples),
+        "django_cpu_p50": statistics.median(cpu_ms),
+        "django_cpu_p95": _percentile(cpu_ms, 0.95),
+        "target_p95": target_ms,
+    }
+    row["ok"] = row["p95"] <= target_ms
+    row = {k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}
+    print(
+        f"{name:<28} n={row['n']}  p50={row['p50']:6.2f}  p95={row['p95']:6.2f}  "
+        f"p99={row['p99']:6.2f}  max={row['max']:6.2f} ms   "
+        f"(SQL p50 {row['sql_p50']:5.2f} ms over {row['statements']:.0f} statements; "
+        f"Django CPU p50 {row['django_cpu_p50']:5.2f} p95 {row['django_cpu_p95']:5.2f} ms)   "
+        f"target p95 <= {target_ms} ms: {'OK' if row['ok'] else 'MISSED'}",
+        flush=True,
+    )
+    print("RESULT " + json.dumps({"bench": "review", **row}), flush=True)
+    return row
+
+
+class _SqlClock:
+    """Time spent in the database per request (execute wrapper), to tell SQL from Python."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.statements = 0
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        began = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.seconds += time.perf_counter() - began
+            self.statements += 1
+
+    def reset(self) -> None:
+        self.seconds, self.statements = 0.0, 0
+
+
+def _bench(dataset: Any, users: list[Any], requests: int) -> list[dict[str, Any]]:
+    from django.db import connection
+    from django.test import Client
+
+    from corpus.models import Item
+    from review.models import Claim
+
+    client = Client()
+    client.force_login(users[0])
+    htmx = {"HTTP_HX_REQUEST": "true"}
+    clock = _SqlClock()
+
+    def timed(
+        method: str, url: str, **kwargs: Any
+    ) -> tuple[tuple[float, float, int, float], bytes]:
+        clock.reset()
+        cpu = time.thread_time()
+        began = time.perf_counter()
+        response = getattr(client, method)(url, **kwargs)
+        elapsed = time.perf_counter() - began
+        cpu = time.thread_time() - cpu
+        assert response.status_code == 200, (response.status_code, response.content[:300])
+        return (elapsed, clock.seconds, clock.statements, cpu), response.content
+
+    def decide_once() -> tuple[float, float, int, float]:
+        item_id = Claim.objects.get(dataset=dataset, reviewer=users[0]).item_id
+        url = f"/review/{SLUG}/items/{item_id}/decide"
+        return timed("post", url, data={"verdict": "approve"}, **htmx)[0]
+
+    first = f"/review/{SLUG}/items/"
+    with connection.execute_wrapper(clock):
+        client.get(f"/review/{SLUG}/")  # the first claim
+        for _ in range(50):  # warm-up: connections, caches, plans
+            decide_once()
+        with connection.cursor() as cursor:
+            # What autovacuum does on its own within a minute of the first decisions: without
+            # statistics the planner cannot know the review tables are worth an index probe.
+            cursor.execute("ANALYZE review_decision, review_claim, review_skip")
+        decide = [decide_once() for _ in range(requests)]
+        assert Item.objects.filter(
+            dataset=dataset, state="approved", decided_by__contains=[users[0].pk]
+        ).exists()
+
+        # The list: the first page and the pages after it, as a reviewer pages through.
+        pages = [first]
+        for _ in range(9):
+            _, content = timed("get", pages[-1])
+            found = NEXT_PAGE.search(content.decode())
+            if found is None:
+                break
+            pages.append(first + html.unescape(found.group(1)))
+        for page in pages * 3:  # warm-up
+            timed("get", page)
+        listing = [timed("get", pages[i % len(pages)])[0] for i in range(requests)]
+    return [
+        _stats("claim + decide + next", decide, 15.0),
+        _stats(f"list page ({len(pages)} keyset pages)", listing, 20.0),
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--items", type=int, default=1_000_000, help="queued items (default 1M)")
+    parser.add_argument("--requests", type=int, default=500, help="timed requests per case")
+    args = parser.parse_args()
+    database_url = os.environ.get("DATABASE_URL") or DEFAULT_URL
+    _ensure_database(database_url)
+    redis_process = _configure(database_url)
+    try:
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        # DEBUG is off, as in production: pages link the hashed static files of the manifest.
+        call_command("collectstatic", interactive=False, verbosity=0)
+        dataset, users = _seed(args.items)
+        from django.db import connection
+
+        from corpus.models import Item
+
+        queued = Item.objects.filter(dataset=dataset, state="queued").count()
+        print(f"dataset {SLUG}: {queued:,} queued items", flush=True)
+        load_before = os.getloadavg()
+        results = _bench(dataset, users, args.requests)
+        # Other work on the machine shows in these numbers; the load average says how much.
+        summary = {
+            "database": connection.settings_dict["NAME"],
+            "queued_items": queued,
+            "cpus": os.cpu_count(),
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+            "cases": results,
+        }
+        RESULTS.parent.mkdir(exist_ok=True)
+        RESULTS.write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"written to {RESULTS.relative_to(ROOT)}", flush=True)
+    finally:
+        if redis_process is not None:
+            from config import embedded_redis
+
+            embedded_redis.stop(redis_process)
+    return 0 if all(r["ok"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

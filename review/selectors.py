@@ -1,0 +1,585 @@
+"""Reads of the review app: who may see what, the review settings of a dataset, the item and
+its evidence, the list page, the dashboard numbers and the per-reviewer statistics."""
+
+import contextlib
+import logging
+import statistics
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
+from django.db import connection
+from django.db.models import (
+    Aggregate,
+    Count,
+    Exists,
+    F,
+    FloatField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Coalesce, Substr
+from django.http import Http404
+from django.utils import timezone
+from redis.exceptions import RedisError
+
+from corpus.models import Dataset, Item, ItemParent, Score, Source
+from review import evidence
+from review.models import (
+    Claim,
+    Decision,
+    GoldItem,
+    ReviewerQuota,
+    ReviewPolicy,
+    Skip,
+)
+from review.sql import quota_row
+
+logger = logging.getLogger(__name__)
+
+ADMIN_GROUP = "admin"
+REVIEWER_GROUP = "reviewer"
+FOLD_CHARS = 3000
+REFERENCE_CACHE_SECONDS = 600
+
+
+# --- roles ---------------------------------------------------------------------------------------
+
+
+def _groups(user: Any) -> frozenset[str]:
+    """The user's group names, read once per request (cached on the user object)."""
+    cached = getattr(user, "_review_groups", None)
+    if cached is None:
+        if not user.is_authenticated:
+            cached = frozenset()
+        else:
+            cached = frozenset(user.groups.values_list("name", flat=True))
+        user._review_groups = cached
+    return cached
+
+
+def is_admin(user: Any) -> bool:
+    return bool(user.is_authenticated and (user.is_superuser or ADMIN_GROUP in _groups(user)))
+
+
+def is_reviewer(user: Any) -> bool:
+    """Has the reviewer role; which datasets they review is ``Dataset.reviewers``."""
+    return bool(user.is_authenticated and (REVIEWER_GROUP in _groups(user) or is_admin(user)))
+
+
+def review_datasets(*, user: Any) -> QuerySet[Dataset]:
+    """Admins see every dataset; reviewers the ones they are listed on; others none."""
+    if is_admin(user):
+        return Dataset.objects.order_by("slug")
+    if is_reviewer(user):
+        return Dataset.objects.filter(reviewers=user).order_by("slug")
+    return Dataset.objects.none()
+
+
+def listed_without_role(*, user: Any) -> list[str]:
+    """Datasets a user is listed on while lacking the reviewer role (to explain an empty page)."""
+    if is_reviewer(user) or not user.is_authenticated:
+        return []
+    return list(Dataset.objects.filter(reviewers=user).values_list("slug", flat=True))
+
+
+def dataset_for_review(*, user: Any, slug: str) -> Dataset:
+    """The dataset, if the user may review it; 404 otherwise (its existence is not disclosed)."""
+    dataset = review_datasets(user=user).filter(slug=slug).first()
+    if dataset is None:
+        raise Http404("No such dataset among the ones you review.")
+    return dataset
+
+
+def dataset_for_admin(*, user: Any, slug: str) -> Dataset:
+    dataset = dataset_for_review(user=user, slug=slug)
+    if not is_admin(user):
+        raise PermissionDenied("Only admins change review settings.")
+    return dataset
+
+
+# --- settings of a dataset -----------------------------------------------------------------------
+
+
+def review_policy_get(*, dataset: Dataset) -> ReviewPolicy:
+    """The saved policy, or the defaults (unsaved) when an admin never changed them."""
+    policy = ReviewPolicy.objects.filter(dataset=dataset).first()
+    return policy if policy is not None else ReviewPolicy(dataset=dataset)
+
+
+def reject_reason_label(policy: ReviewPolicy, key: str) -> str:
+    for reason in policy.reject_reasons:
+        if reason["key"] == key:
+            return reason["label"]
+    return key.replace("_", " ")
+
+
+def day_start(now: datetime) -> datetime:
+    """Quotas count per calendar day in the site's time zone (UTC unless configured)."""
+    local = timezone.localtime(now)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaStatus:
+    limit: int | None
+    used: int
+
+    @property
+    def reached(self) -> bool:
+        return self.limit is not None and self.used >= self.limit
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.limit is None else max(0, self.limit - self.used)
+
+
+def quota_status_get(
+    *, dataset: Dataset, reviewer: Any, now: datetime | None = None
+) -> QuotaStatus:
+    """The reviewer's daily limit (their own, else the dataset default, else none) and their
+    live decisions today (an undone decision gives its slot back), in one statement: it runs
+    on every claim and every decision."""
+    limit, used = quota_row(
+        dataset_id=dataset.pk, reviewer_id=reviewer.pk, since=day_start(now or timezone.now())
+    )
+    return QuotaStatus(limit=limit, used=used)
+
+
+def quota_list(*, dataset: Dataset) -> list[ReviewerQuota]:
+    return list(
+        ReviewerQuota.objects.filter(dataset=dataset)
+        .select_related("reviewer")
+        .order_by(F("reviewer__username").asc(nulls_first=True))
+    )
+
+
+def gold_list(*, dataset: Dataset) -> list[GoldItem]:
+    return list(
+        GoldItem.objects.filter(dataset=dataset).select_related("item").order_by("-created_at")
+    )
+
+
+# --- the item and its evidence -------------------------------------------------------------------
+
+
+def item_for_review_get(*, dataset: Dataset, item_id: int) -> Item:
+    """One item with everything the item view shows, in one query plus one for parent ids."""
+    item = (
+        Item.objects.filter(dataset=dataset, pk=item_id)
+        .select_related("source", "score", "score__near_duplicate_of")
+        .defer("score__minhash", "score__near_duplicate_of__metadata")
+        .prefetch_related(
+            Prefetch(
+                "parent_links",
+                queryset=ItemParent.objects.only("child_id", "parent_id").order_by("parent_id"),
+            )
+        )
+        .first()
+    )
+    if item is None:
+        raise Http404("No such item in this dataset.")
+    return item
+
+
+class _Median(Aggregate):
+    function = "PERCENTILE_CONT"
+    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+
+def _reference_medians_compute(dataset: Dataset) -> dict[str, float]:
+    keys = [key for key, _, _ in evidence.LEXICAL_METRICS]
+    scores = Score.objects.filter(item__dataset=dataset, item__is_reference=True)
+    extracted = {k: Cast(KeyTextTransform(k, "lexical"), FloatField()) for k in keys}
+    if connection.vendor == "postgresql":
+        row = scores.aggregate(**{k: _Median(expr) for k, expr in extracted.items()})
+        return {k: v for k, v in row.items() if v is not None}
+    # SQLite has no ordered-set aggregate; a recent sample of the reference corpus is enough
+    # for a median shown to one decimal place.
+    rows = list(
+        scores.annotate(**{f"m_{k}": e for k, e in extracted.items()})
+        .order_by("-item_id")
+        .values_list(*[f"m_{k}" for k in keys])[:50_000]
+    )
+    medians = {}
+    for index, key in enumerate(keys):
+        values = [row[index] for row in rows if row[index] is not None]
+        if values:
+            medians[key] = statistics.median(values)
+    return medians
+
+
+def reference_medians(*, dataset: Dataset) -> dict[str, float]:
+    """Median lexical statistics of the dataset's human reference items, cached for a while:
+    the reference corpus changes rarely and the median of many rows is not free. Redis being
+    down costs a query, not the page."""
+    key = f"review:reference-medians:{dataset.pk}"
+    try:
+        cached = cache.get(key)
+    except (RedisError, OSError):
+        logger.warning("cache unavailable; computing reference medians directly")
+        cached = None
+    if cached is not None:
+        return cached
+    medians = _reference_medians_compute(dataset)
+    with contextlib.suppress(RedisError, OSError):
+        cache.set(key, medians, REFERENCE_CACHE_SECONDS)
+    return medians
+
+
+def item_evidence(*, item: Item, reference: dict[str, float]) -> dict[str, Any]:
+    """Everything the item fragment shows, derived from rows already loaded."""
+    score = getattr(item, "score", None)
+    shown, folded = evidence.fold(item.text, FOLD_CHARS)
+    near = None
+    if score is not None and score.near_duplicate_of_id and score.near_duplicate_of is not None:
+        comparison = evidence.shared_spans(item.text, score.near_duplicate_of.text)
+        near = {
+            "item": score.near_duplicate_of,
+            "jaccard": score.near_duplicate_jaccard,
+            "comparison": comparison,
+        }
+    lexical = score.lexical if score is not None and score.lexical else None
+    return {
+        "item": item,
+        "score": score,
+        "text_shown": shown,
+        "text_folded": folded,
+        "parent_ids": [link.parent_id for link in item.parent_links.all()],
+        "detector_text": evidence.detector_explanation(
+            score.detector_probability if score is not None else None
+        ),
+        "detector_band": evidence.detector_band(
+            score.detector_probability if score is not None else None
+        ),
+        "near": near,
+        "lexical_rows": evidence.lexical_rows(lexical, reference) if lexical else None,
+        "has_reference": bool(reference),
+    }
+
+
+def item_decisions(*, item: Item) -> list[Decision]:
+    return list(
+        Decision.objects.filter(item=item).select_related("reviewer").order_by("created_at")
+    )
+
+
+def last_decision_get(*, dataset: Dataset, reviewer: Any) -> Decision | None:
+    """The reviewer's most recent decision in the dataset, if it can still be undone."""
+    last = (
+        Decision.objects.filter(dataset=dataset, reviewer=reviewer)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    return last if last is not None and last.undone_at is None else None
+
+
+def is_gold(*, item_id: int) -> bool:
+    return GoldItem.objects.filter(item_id=item_id).exists()
+
+
+# --- dashboard -----------------------------------------------------------------------------------
+
+
+@dataclass
+class DatasetRow:
+    dataset: Dataset
+    queued: int = 0
+    decided_today: int = 0
+    quota: int | None = None
+
+
+def dashboard_rows(*, user: Any) -> list[DatasetRow]:
+    """The user's datasets with queue depth (gold checks not counted) and their decisions today;
+    a fixed number of grouped queries whatever the number of datasets."""
+    datasets = list(review_datasets(user=user))
+    if not datasets:
+        return []
+    rows = {ds.pk: DatasetRow(dataset=ds) for ds in datasets}
+    ids = list(rows)
+    queued = (
+        Item.objects.filter(dataset_id__in=ids, state=Item.State.QUEUED, is_gold=False)
+        .values("dataset_id")
+        .annotate(n=Count("id"))
+        .values_list("dataset_id", "n")
+    )
+    for dataset_id, n in queued:
+        rows[dataset_id].queued = n
+    today = (
+        Decision.objects.filter(
+            dataset_id__in=ids,
+            reviewer=user,
+            created_at__gte=day_start(timezone.now()),
+            undone_at__isnull=True,
+        )
+        .values("dataset_id")
+        .annotate(n=Count("id"))
+        .values_list("dataset_id", "n")
+    )
+    for dataset_id, n in today:
+        rows[dataset_id].decided_today = n
+    quotas = ReviewerQuota.objects.filter(dataset_id__in=ids).filter(
+        Q(reviewer=user) | Q(reviewer__isnull=True)
+    )
+    # A reviewer's own limit overrides the dataset default, whatever order the rows come in.
+    for quota in sorted(quotas, key=lambda q: q.reviewer_id is not None):
+        rows[quota.dataset_id].quota = quota.daily_limit
+    return [rows[ds.pk] for ds in datasets]
+
+
+def skipped_returning_count(*, dataset: Dataset, reviewer: Any, now: datetime) -> int:
+    cutoff = now - timedelta(seconds=settings.SYNTHGATE_SKIP_HIDE_SECONDS)
+    return (
+        Skip.objects.filter(
+            dataset=dataset,
+            reviewer=reviewer,
+            created_at__gt=cutoff,
+            item__state=Item.State.QUEUED,
+        )
+        .values("item_id")
+        .distinct()
+        .count()
+    )
+
+
+# --- list mode -----------------------------------------------------------------------------------
+
+SORTS = {
+    "priority": "Priority",
+    "detector": "Detector score",
+    "oldest": "Oldest first",
+    "newest": "Newest first",
+}
+BANDS = {
+    "high": "0.8 and above",
+    "mid": "0.5 to 0.8",
+    "low": "below 0.5",
+    "unscored": "not scored",
+}
+
+
+@dataclass
+class ListQuery:
+    state: str = Item.State.QUEUED
+    source: int | None = None
+    origin: str = ""
+    generator: str = ""
+    band: str = ""
+    near_duplicate: str = ""  # "", "yes", "no"
+    degenerate: str = ""  # "", "yes", "no"
+    sort: str = "priority"
+    cursor: dict[str, Any] | None = None
+    limit: int = 50
+
+
+@dataclass
+class ItemPage:
+    items: list[Item]
+    next_cursor: dict[str, Any] | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _list_filters(query: ListQuery, items: QuerySet[Item]) -> QuerySet[Item]:
+    if query.state:
+        items = items.filter(state=query.state)
+    if query.source is not None:
+        items = items.filter(source_id=query.source)
+    if query.origin:
+        items = items.filter(origin=query.origin)
+    if query.generator:
+        items = items.filter(generator_model=query.generator)
+    if query.band == "high":
+        items = items.filter(score__detector_probability__gte=0.8)
+    elif query.band == "mid":
+        items = items.filter(
+            score__detector_probability__gte=0.5, score__detector_probability__lt=0.8
+        )
+    elif query.band == "low":
+        items = items.filter(score__detector_probability__lt=0.5)
+    elif query.band == "unscored":
+        items = items.filter(Q(score__isnull=True) | Q(score__detector_probability__isnull=True))
+    if query.near_duplicate == "yes":
+        items = items.filter(score__near_duplicate_of__isnull=False)
+    elif query.near_duplicate == "no":
+        items = items.filter(Q(score__isnull=True) | Q(score__near_duplicate_of__isnull=True))
+    if query.degenerate == "yes":
+        items = items.filter(score__degenerate=True)
+    elif query.degenerate == "no":
+        items = items.filter(Q(score__isnull=True) | Q(score__degenerate=False))
+    return items
+
+
+def _keyset(query: ListQuery, items: QuerySet[Item]) -> tuple[QuerySet[Item], list[str]]:
+    """Order and position: each sort is a total order ending in id, and the cursor holds the
+    last row's sort key so the next page starts right after it (no OFFSET)."""
+    position = query.cursor or {}
+    if query.sort == "detector":
+        items = items.annotate(det=Coalesce("score__detector_probability", Value(-1.0)))
+        if position:
+            d, i = float(position["det"]), int(position["id"])
+            items = items.filter(Q(det__lt=d) | Q(det=d, id__gt=i))
+        return items, ["-det", "id"]
+    if query.sort == "oldest":
+        if position:
+            items = items.filter(id__gt=int(position["id"]))
+        return items, ["id"]
+    if query.sort == "newest":
+        if position:
+            items = items.filter(id__lt=int(position["id"]))
+        return items, ["-id"]
+    if position:
+        p, i = float(position["priority"]), int(position["id"])
+        items = items.filter(Q(priority__lt=p) | Q(priority=p, id__gt=i))
+    return items, ["-priority", "id"]
+
+
+def _cursor_of(query: ListQuery, row: dict[str, Any]) -> dict[str, Any]:
+    if query.sort == "detector":
+        return {"det": row["det"], "id": row["id"]}
+    if query.sort == "priority":
+        return {"priority": row["priority"], "id": row["id"]}
+    return {"id": row["id"]}
+
+
+PREVIEW_CHARS = 140
+
+
+def review_item_list(*, dataset: Dataset, user: Any, query: ListQuery) -> ItemPage:
+    """One keyset page of items in one query, as plain rows (no model instances: a page of
+    fifty is rendered on every click). Gold checks are hidden from reviewers (they would stop
+    being checks) and flagged for admins; each row says whether someone holds it and what this
+    user voted."""
+    now = timezone.now()
+    items = Item.objects.filter(dataset=dataset)
+    if not is_admin(user):
+        items = items.filter(is_gold=False)
+    items = _list_filters(query, items)
+    items, order = _keyset(query, items)
+    my_vote = Decision.objects.filter(
+        item_id=OuterRef("pk"), reviewer=user, undone_at__isnull=True
+    ).values("verdict")[:1]
+    fields = [
+        "id",
+        "state",
+        "origin",
+        "generator_model",
+        "priority",
+        "is_gold",
+        "source_name",
+        "detector_probability",
+        "near_duplicate_of_id",
+        "degenerate",
+        "held",
+        "my_vote",
+        "preview",
+    ]
+    if query.sort == "detector":
+        fields.append("det")
+    items = (
+        items.annotate(
+            source_name=F("source__name"),
+            detector_probability=F("score__detector_probability"),
+            near_duplicate_of_id=F("score__near_duplicate_of_id"),
+            degenerate=F("score__degenerate"),
+            held=Exists(Claim.objects.filter(item_id=OuterRef("pk"), expires_at__gt=now)),
+            my_vote=Subquery(my_vote),
+            # One character more than shown tells whether the text goes on.
+            preview=Substr("text", 1, PREVIEW_CHARS + 1),
+        )
+        .order_by(*order)
+        .values(*fields)
+    )
+    rows = list(items[: query.limit + 1])
+    next_cursor = _cursor_of(query, rows[query.limit - 1]) if len(rows) > query.limit else None
+    rows = rows[: query.limit]
+    for row in rows:
+        row["long"] = len(row["preview"]) > PREVIEW_CHARS
+        row["preview"] = row["preview"][:PREVIEW_CHARS]
+    return ItemPage(items=rows, next_cursor=next_cursor)
+
+
+def dataset_sources(*, dataset: Dataset) -> list[Source]:
+    return list(Source.objects.filter(dataset=dataset).only("id", "name").order_by("name"))
+
+
+# --- statistics for admins -----------------------------------------------------------------------
+
+
+@dataclass
+class ReviewerStats:
+    reviewer_id: int
+    username: str
+    decisions: int = 0
+    approvals: int = 0
+    median_seconds: float | None = None
+    gold_answered: int = 0
+    gold_correct: int = 0
+
+    @property
+    def approval_rate(self) -> float | None:
+        return self.approvals / self.decisions if self.decisions else None
+
+    @property
+    def gold_accuracy(self) -> float | None:
+        return self.gold_correct / self.gold_answered if self.gold_answered else None
+
+
+def reviewer_stats(*, dataset: Dataset, since: datetime) -> list[ReviewerStats]:
+    """Per reviewer since a date: live decisions, approval rate, median seconds per item (triage
+    decisions only; bulk ones have no timing) and accuracy on gold checks. A rubber stamp shows
+    as a near-100% approval rate, a tiny median and poor gold accuracy."""
+    decisions = Decision.objects.filter(
+        dataset=dataset, created_at__gte=since, undone_at__isnull=True
+    )
+    gold = ~Q(gold_expected="")
+    grouped = (
+        decisions.values("reviewer_id", "reviewer__username")
+        .annotate(
+            n=Count("id", filter=~gold),
+            approvals=Count("id", filter=~gold & Q(verdict=Decision.Verdict.APPROVE)),
+            gold_n=Count("id", filter=gold),
+            gold_ok=Count("id", filter=gold & Q(verdict=F("gold_expected"))),
+        )
+        .order_by("reviewer__username")
+    )
+    stats = {
+        row["reviewer_id"]: ReviewerStats(
+            reviewer_id=row["reviewer_id"],
+            username=row["reviewer__username"],
+            decisions=row["n"],
+            approvals=row["approvals"],
+            gold_answered=row["gold_n"],
+            gold_correct=row["gold_ok"],
+        )
+        for row in grouped
+    }
+    timed = decisions.filter(seconds__isnull=False)
+    if connection.vendor == "postgresql":
+        medians = timed.values("reviewer_id").annotate(m=_Median("seconds"))
+        for row in medians:
+            stats[row["reviewer_id"]].median_seconds = row["m"]
+    else:
+        by_reviewer: dict[int, list[float]] = {}
+        for reviewer_id, seconds in timed.values_list("reviewer_id", "seconds"):
+            by_reviewer.setdefault(reviewer_id, []).append(float(seconds or 0))
+        for reviewer_id, values in by_reviewer.items():
+            stats[reviewer_id].median_seconds = statistics.median(values)
+    return list(stats.values())
+
+
+def reviewer_choices(*, dataset: Dataset) -> list[AbstractBaseUser]:
+    return list(dataset.reviewers.order_by("username"))
+
+
+def gold_get(*, item_id: int) -> GoldItem | None:
+    return GoldItem.objects.filter(item_id=item_id).first()

@@ -1,0 +1,25 @@
+"""Review pages, mounted at /review/."""
+
+from django.urls import path
+
+from review import views
+
+app_name = "review"
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("<slug:slug>/", views.triage, name="triage"),
+    path("<slug:slug>/undo", views.undo, name="undo"),
+    path("<slug:slug>/items/", views.item_list, name="list"),
+    path("<slug:slug>/items/bulk", views.bulk, name="bulk"),
+    path("<slug:slug>/items/<int:item_id>/", views.item_detail, name="item"),
+    path("<slug:slug>/items/<int:item_id>/decide", views.decide, name="decide"),
+    path("<slug:slug>/items/<int:item_id>/skip", views.skip, name="skip"),
+    path("<slug:slug>/items/<int:item_id>/lease", views.renew, name="renew"),
+    path("<slug:slug>/items/<int:item_id>/gold", views.gold, name="gold"),
+    path("<slug:slug>/settings/", views.review_settings, name="settings"),
+    path("<slug:slug>/settings/policy", views.policy_save, name="policy"),
+    path("<slug:slug>/settings/reasons", views.reasons_save, name="reasons"),
+    path("<slug:slug>/settings/quota", views.quota_save, name="quota"),
+    path("<slug:slug>/reviewers/", views.stats, name="stats"),
+]

@@ -1,0 +1,526 @@
+"""Review pages. Each view parses its input, calls one service (or reads through selectors),
+and renders. htmx requests get the page's partial (``"review/triage.html#triage"``), every other
+request the whole page, so each page works without JavaScript."""
+
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRedirect
+
+from corpus.api_support import cursor_encode
+from corpus.models import Dataset, Item
+from review import selectors
+from review.forms import (
+    BulkForm,
+    DecisionForm,
+    GoldForm,
+    ListFilterForm,
+    PolicyForm,
+    QuotaForm,
+    ReasonsForm,
+    StatsForm,
+)
+from review.models import Decision, Verdict
+from review.services import ReviewError
+from review.services.consensus import ItemFacts, consensus_reasons
+from review.services.decisions import (
+    LEFT_OUT_REASONS,
+    DecisionOutcome,
+    decision_record_and_next,
+    decision_undo,
+    decisions_bulk,
+)
+from review.services.gold import gold_mark, gold_unmark
+from review.services.policy import reject_reasons_update, review_policy_update
+from review.services.queue import ClaimOutcome, claim_renew, item_claim, item_skip
+from review.services.quotas import quota_set
+
+STATUS_FOR = {"invalid": 400, "conflict": 409, "quota": 409}
+# htmx stops polling when it gets this status (the lease is gone; nothing left to renew).
+STOP_POLLING = 286
+
+
+def login_needed(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """login_required that also works for htmx: a swapped-in login form would be confusing, so
+    an htmx request is told to load the login page as a whole page instead."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            if request.htmx:  # type: ignore[attr-defined]
+                page = request.htmx.current_url_abs_path or request.get_full_path()  # type: ignore[attr-defined]
+                return HttpResponseClientRedirect(f"{reverse('login')}?{urlencode({'next': page})}")
+            return redirect_to_login(request.get_full_path())
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _see_other(url: str) -> HttpResponseRedirect:
+    response = HttpResponseRedirect(url)
+    response.status_code = 303
+    return response
+
+
+def _form_error(form: Any) -> str:
+    return " ".join(str(e) for errors in form.errors.values() for e in errors)
+
+
+# --- dashboard -----------------------------------------------------------------------------------
+
+
+@login_needed
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "review/index.html",
+        {
+            "rows": selectors.dashboard_rows(user=request.user),
+            "without_role": selectors.listed_without_role(user=request.user),
+            "is_admin": selectors.is_admin(request.user),
+        },
+    )
+
+
+# --- triage --------------------------------------------------------------------------------------
+
+
+def _triage_context(
+    dataset: Dataset, user: Any, outcome: ClaimOutcome, last_decision: Decision | None = None
+) -> dict[str, Any]:
+    policy = outcome.policy
+    context: dict[str, Any] = {
+        "dataset": dataset,
+        "outcome": outcome,
+        "quota": outcome.quota,
+        "reasons": policy.reject_reasons,
+        "last_decision": last_decision
+        or selectors.last_decision_get(dataset=dataset, reviewer=user),
+        "is_admin": selectors.is_admin(user),
+    }
+    if outcome.claim is not None:
+        item = selectors.item_for_review_get(dataset=dataset, item_id=outcome.claim.item_id)
+        reference = selectors.reference_medians(dataset=dataset)
+        context.update(selectors.item_evidence(item=item, reference=reference))
+        context["claim"] = outcome.claim
+        context["consensus"] = consensus_reasons(policy=policy, facts=ItemFacts.of(item))
+        context["consensus_approvals"] = policy.consensus_approvals
+    elif outcome.status == "empty":
+        context["skipped_returning"] = selectors.skipped_returning_count(
+            dataset=dataset, reviewer=user, now=timezone.now()
+        )
+    return context
+
+
+def _triage_response(
+    request: HttpRequest,
+    dataset: Dataset,
+    *,
+    notice: str = "",
+    error: str = "",
+    status: int = 200,
+    decided: DecisionOutcome | None = None,
+    claimed: ClaimOutcome | None = None,
+) -> HttpResponse:
+    """Claim (or keep) the reviewer's item and render it. After a decision, what it already
+    read or claimed (the policy, the next item, the decision: now the one to undo) is reused."""
+    outcome = claimed or item_claim(dataset=dataset, reviewer=request.user)
+    last = decided.decision if decided is not None else None
+    context = _triage_context(dataset, request.user, outcome, last_decision=last)
+    context.update(notice=notice, error=error)
+    template = "review/triage.html#triage" if request.htmx else "review/triage.html"  # type: ignore[attr-defined]
+    return render(request, template, context, status=status)
+
+
+def _after_action(
+    request: HttpRequest,
+    dataset: Dataset,
+    *,
+    notice: str,
+    decided: DecisionOutcome | None = None,
+    claimed: ClaimOutcome | None = None,
+) -> HttpResponse:
+    """htmx: the next item in place. Without JavaScript: post/redirect/get to the triage page."""
+    if request.htmx:  # type: ignore[attr-defined]
+        return _triage_response(request, dataset, notice=notice, decided=decided, claimed=claimed)
+    messages.success(request, notice)
+    return _see_other(reverse("review:triage", args=[dataset.slug]))
+
+
+def _failed(request: HttpRequest, dataset: Dataset, exc: ReviewError) -> HttpResponse:
+    return _triage_response(request, dataset, error=exc.message, status=STATUS_FOR[exc.code])
+
+
+def _decision_notice(outcome: DecisionOutcome) -> str:
+    decision = outcome.decision
+    if decision.verdict == Verdict.REJECT:
+        return f"Rejected item {decision.item_id}: {outcome.reason_label}."
+    if outcome.tally is not None and outcome.item_state == Item.State.QUEUED:
+        return (
+            f"Your approval of item {decision.item_id} is counted; it needs "
+            f"{outcome.tally.required} approvals from different reviewers."
+        )
+    return f"Approved item {decision.item_id}."
+
+
+@login_needed
+@require_GET
+@vary_on_headers("HX-Request")
+def triage(request: HttpRequest, slug: str) -> HttpResponse:
+    dataset = selectors.dataset_for_review(user=request.user, slug=slug)
+    return _triage_response(request, dataset)
+
+
+@login_needed
+@require_POST
+@vary_on_headers("HX-Request")
+def decide(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
+    dataset = selectors.dataset_for_review(user=request.user, slug=slug)
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        return _triage_response(request, dataset, error=_form_error(form), status=400)
+    try:
+        outcome, claimed = decision_record_and_next(
+            dataset=dataset,
+            reviewer=request.user,
+            item_id=item_id,
+            verdict=form.cleaned_data["verdict"],
+            reason=form.cleaned_data["reason"],
+            note=form.cleaned_data["note"],
+        )
+    except ReviewError as exc:
+        return _failed(request, dataset, exc)
+    return _after_action(
+        request, dataset, notice=_decision_notice(outcome), decided=outcome, claimed=claimed
+    )
+
+
+@login_needed
+@require_POST
+@vary_on_headers("HX-Request")
+def skip(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
+    dataset = selectors.dataset_for_review(user=request.user, slug=slug)
+    try:
+        item_skip(dataset=dataset, reviewer=request.user, item_id=item_id)
+    except ReviewError as exc:
+        return _failed(request, dataset, exc)
+    return _after_action(
+        request, dataset, notice=f"Skipped item {item_id}; other reviewers will see it."
+    )
+
+
+@login_needed
+@require_POST
+@vary_on_headers("HX-Request")
+def undo(request: HttpRequest, slug: str) -> HttpResponse:
+    dataset = selectors.dataset_for_review(user=request.user, slug=slug)
+    try:
+        outcome = decision_undo(dataset=dataset, reviewer=request.user)
+    except ReviewError as exc:
+        return _failed(request, dataset, exc)
+    verb = "approval" if outcome.decision.verdict == Verdict.APPROVE else "rejection"
+    where = (
+        "It is back on your screen."
+        if outcome.reclaimed
+        else "It is back in the queue (another reviewer has it open)."
+    )
+    return _after_action(
+        request,
+        dataset,
+        notice=f"Undone: your {verb} of item {outcome.decision.item_id}. {where}",
+    )
+
+
+@login_needed
+@require_POST
+def renew(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
+    dataset = selectors.dataset_for_review(user=request.user, slug=slug)
+    claim = claim_renew(dataset=dataset, reviewer=request.user, item_id=item_id)
+    context = {"dataset": dataset, "claim": claim, "item_id": item_id}
+    status = 200 if claim is not None else (STOP_POLLING if request.htmx else 409)  # type: ignore[attr-defined]
+    return render(request, "review/_lease.html", context, status=status)
+
+
+# --- one item ------------------------------------------------------------------------------------
+
+
+def _item_page(
+    request: HttpRequest,
+    dataset: Dataset,
+    item_id: int,
+    *,
+    gold_form: GoldForm | None = None,
+    error: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    item = selectors.item_for_review_get(dataset=dataset, item_id=item_id)
+    admin = selectors.is_admin(request.user)
+    context = selectors.item_evidence(
+        item=item, reference=selectors.reference_medians(dataset=dataset)
+    )
+    gold = selectors.gold_get(item_id=item.pk) if admin else None
+    # Votes on an open item stay hidden from reviewers so nobody follows the crowd.
+    show_votes = admin or item.state != Item.State.QUEUED
+    context.update(
+        dataset=dataset,
+        is_admin=admin,
+        gold=gold,
+        gold_form=gold_form or GoldForm(initial={"action": "mark"}),
+        decisions=selectors.item_decisions(item=item) if show_votes else None,
+        reasons=selectors.review_policy_get(dataset=dataset).reject_reasons,
+        error=error,
+    )
+    return render(request, "review/item.html", context, status=status)
+
+
+@login_needed
+@require_GET
+def item_detail(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
+    dataset = selectors.dataset_for_review(user=request.user, slug=slug)
+    return _item_page(request, dataset, item_id)
+
+
+@login_needed
+@require_POST
+def gold(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
+    dataset = selectors.dataset_for_admin(user=request.user, slug=slug)
+    form = GoldForm(request.POST)
+    if not form.is_valid():
+        return _item_page(request, dataset, item_id, gold_form=form, status=400)
+    try:
+        if form.cleaned_data["action"] == "mark":
+            gold_mark(
+                actor=request.user,
+                dataset=dataset,
+                item_id=item_id,
+                expected=form.cleaned_data["expected"],
+                note=form.cleaned_data["note"],
+            )
+            notice = f"Item {item_id} is now a gold check."
+        else:
+            gold_unmark(actor=request.user, dataset=dataset, item_id=item_id)
+            notice = f"Item {item_id} is no longer a gold check."
+    except ReviewError as exc:
+        return _item_page(
+            request,
+            dataset,
+            item_id,
+            gold_form=form,
+            error=exc.message,
+            status=STATUS_FOR[exc.code],
+        )
+    messages.success(request, notice)
+    return _see_other(reverse("review:item", args=[dataset.slug, item_id]))
+
+
+# --- list mode -----------------------------------------------------------------------------------
+
+
+@login_needed
+@require_GET
+@vary_on_headers("HX-Request")
+def item_list(request: HttpRequest, slug: str) -> HttpResponse:
+    dataset = selectors.dataset_for_review(user=request.user, slug=slug)
+    sources = selectors.dataset_sources(dataset=dataset)
+    data = request.GET.copy()
+    if "state" not in data:
+        data["state"] = Item.State.QUEUED  # the first visit shows the queue
+    form = ListFilterForm(data, sources=sources)
+    page = None
+    next_url = ""
+    status = 200
+    if form.is_valid():
+        query = form.query()
+        page = selectors.review_item_list(dataset=dataset, user=request.user, query=query)
+        if page.next_cursor is not None:
+            params = data.copy()
+            params["cursor"] = cursor_encode({**page.next_cursor, "sort": query.sort})
+            next_url = f"?{params.urlencode()}"
+    else:
+        status = 400
+    context = {
+        "dataset": dataset,
+        "form": form,
+        "controls": form.controls(),
+        "items_url": reverse("review:list", args=[dataset.slug]),
+        "page": page,
+        "next_url": next_url,
+        "reasons": selectors.review_policy_get(dataset=dataset).reject_reasons,
+        "is_admin": selectors.is_admin(request.user),
+        "back": request.get_full_path(),
+    }
+    template = "review/list.html#item-table" if request.htmx else "review/list.html"  # type: ignore[attr-defined]
+    return render(request, template, context, status=status)
+
+
+def _safe_back(dataset: Dataset, back: str) -> str:
+    """Only a path back into this dataset's list is followed (no open redirect)."""
+    base = reverse("review:list", args=[dataset.slug])
+    return back if back.startswith(base) and "//" not in back else base
+
+
+@login_needed
+@require_POST
+def bulk(request: HttpRequest, slug: str) -> HttpResponse:
+    dataset = selectors.dataset_for_review(user=request.user, slug=slug)
+    back = _safe_back(dataset, request.POST.get("back", ""))
+    form = BulkForm(request.POST)
+    reasons = selectors.review_policy_get(dataset=dataset).reject_reasons
+    context: dict[str, Any] = {"dataset": dataset, "form": form, "back": back}
+    if not form.is_valid():
+        context["error"] = _form_error(form)
+        return render(request, "review/bulk.html", context, status=400)
+    data = form.cleaned_data
+    context.update(
+        count=len(set(data["items"])),
+        items=sorted(set(data["items"])),
+        verdict=data["verdict"],
+        reason=data["reason"],
+        reason_label=next((r["label"] for r in reasons if r["key"] == data["reason"]), ""),
+        note=data["note"],
+    )
+    if not data["confirm"]:
+        return render(request, "review/bulk.html", context)
+    try:
+        outcome = decisions_bulk(
+            dataset=dataset,
+            reviewer=request.user,
+            item_ids=data["items"],
+            verdict=data["verdict"],
+            reason=data["reason"],
+            note=data["note"],
+        )
+    except ReviewError as exc:
+        context["error"] = exc.message
+        return render(request, "review/bulk.html", context, status=STATUS_FOR[exc.code])
+    context["outcome"] = outcome
+    context["left_out"] = [(LEFT_OUT_REASONS[why], ids) for why, ids in outcome.left_out.items()]
+    return render(request, "review/bulk.html", context)
+
+
+# --- settings and statistics (admins) -----------------------------------------------------------
+
+
+def _settings_page(
+    request: HttpRequest, dataset: Dataset, *, status: int = 200, **forms: Any
+) -> HttpResponse:
+    policy = selectors.review_policy_get(dataset=dataset)
+    reviewers = selectors.reviewer_choices(dataset=dataset)
+    context = {
+        "dataset": dataset,
+        "policy": policy,
+        "policy_form": forms.get("policy_form")
+        or PolicyForm(
+            initial={
+                "consensus_approvals": policy.consensus_approvals,
+                "consensus_min_detector": policy.consensus_min_detector,
+                "consensus_min_generation": policy.consensus_min_generation,
+                "consensus_unknown_origin": policy.consensus_unknown_origin,
+                "gold_rate": policy.gold_rate,
+            }
+        ),
+        "reasons_form": forms.get("reasons_form")
+        or ReasonsForm(initial={"reasons": ReasonsForm.initial_text(policy.reject_reasons)}),
+        "quota_form": forms.get("quota_form") or QuotaForm(reviewers=reviewers),
+        "quotas": selectors.quota_list(dataset=dataset),
+        "gold_items": selectors.gold_list(dataset=dataset),
+        "error": forms.get("error", ""),
+    }
+    return render(request, "review/settings.html", context, status=status)
+
+
+@login_needed
+@require_GET
+def review_settings(request: HttpRequest, slug: str) -> HttpResponse:
+    dataset = selectors.dataset_for_admin(user=request.user, slug=slug)
+    return _settings_page(request, dataset)
+
+
+def _settings_saved(dataset: Dataset, request: HttpRequest, notice: str) -> HttpResponse:
+    messages.success(request, notice)
+    return _see_other(reverse("review:settings", args=[dataset.slug]))
+
+
+@login_needed
+@require_POST
+def policy_save(request: HttpRequest, slug: str) -> HttpResponse:
+    dataset = selectors.dataset_for_admin(user=request.user, slug=slug)
+    form = PolicyForm(request.POST)
+    if not form.is_valid():
+        return _settings_page(request, dataset, policy_form=form, status=400)
+    try:
+        review_policy_update(actor=request.user, dataset=dataset, **form.cleaned_data)
+    except ReviewError as exc:
+        form.add_error(exc.field, exc.message)
+        return _settings_page(request, dataset, policy_form=form, status=400)
+    return _settings_saved(dataset, request, "Review policy saved.")
+
+
+@login_needed
+@require_POST
+def reasons_save(request: HttpRequest, slug: str) -> HttpResponse:
+    dataset = selectors.dataset_for_admin(user=request.user, slug=slug)
+    form = ReasonsForm(request.POST)
+    if not form.is_valid():
+        return _settings_page(request, dataset, reasons_form=form, status=400)
+    try:
+        reject_reasons_update(
+            actor=request.user, dataset=dataset, reasons=form.cleaned_data["reasons"]
+        )
+    except ReviewError as exc:
+        form.add_error("reasons", exc.message)
+        return _settings_page(request, dataset, reasons_form=form, status=400)
+    return _settings_saved(dataset, request, "Reject reasons saved.")
+
+
+@login_needed
+@require_POST
+def quota_save(request: HttpRequest, slug: str) -> HttpResponse:
+    dataset = selectors.dataset_for_admin(user=request.user, slug=slug)
+    form = QuotaForm(request.POST, reviewers=selectors.reviewer_choices(dataset=dataset))
+    if not form.is_valid():
+        return _settings_page(request, dataset, quota_form=form, status=400)
+    reviewer_id = form.cleaned_data["reviewer"]
+    try:
+        quota_set(
+            actor=request.user,
+            dataset=dataset,
+            reviewer=form.reviewers[reviewer_id] if reviewer_id is not None else None,
+            daily_limit=form.cleaned_data["daily_limit"],
+        )
+    except ReviewError as exc:
+        form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        return _settings_page(request, dataset, quota_form=form, status=400)
+    return _settings_saved(dataset, request, "Quota saved.")
+
+
+@login_needed
+@require_GET
+def stats(request: HttpRequest, slug: str) -> HttpResponse:
+    dataset = selectors.dataset_for_admin(user=request.user, slug=slug)
+    form = StatsForm(request.GET)
+    days = form.period() if form.is_valid() else 30
+    since = selectors.day_start(timezone.now()) - timedelta(days=days - 1)
+    return render(
+        request,
+        "review/stats.html",
+        {
+            "dataset": dataset,
+            "form": form,
+            "days": days,
+            "rows": selectors.reviewer_stats(dataset=dataset, since=since),
+        },
+        status=200 if form.is_valid() else 400,
+    )

@@ -1,0 +1,76 @@
+"""Review fixtures: the personas with their roles, a dataset with scored queued items, and
+logged-in clients."""
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group
+
+from corpus.models import Item, Score
+from tests.factories import ItemFactory, SourceFactory, UserFactory
+
+
+def add_to_group(user: Any, name: str) -> Any:
+    group, _ = Group.objects.get_or_create(name=name)
+    user.groups.add(group)
+    return user
+
+
+@pytest.fixture
+def alice(reviewer):  # type: ignore[no-untyped-def]
+    """A reviewer of `demo`."""
+    return add_to_group(reviewer, "reviewer")
+
+
+@pytest.fixture
+def bob(reviewer2):  # type: ignore[no-untyped-def]
+    """A second reviewer of `demo`."""
+    return add_to_group(reviewer2, "reviewer")
+
+
+@pytest.fixture
+def charlie(outsider):  # type: ignore[no-untyped-def]
+    """Has the reviewer role but reviews no dataset."""
+    return add_to_group(outsider, "reviewer")
+
+
+@pytest.fixture
+def lead(db):  # type: ignore[no-untyped-def]
+    """An admin through the `admin` group (not a superuser)."""
+    return add_to_group(UserFactory(username="lead"), "admin")
+
+
+@pytest.fixture
+def review_dataset(dataset, alice, bob):  # type: ignore[no-untyped-def]
+    return dataset
+
+
+def make_item(
+    dataset: Any, *, priority: float = 0.0, score: dict | None = None, **fields: Any
+) -> Item:
+    item = ItemFactory(
+        dataset=dataset, source=SourceFactory(dataset=dataset), priority=priority, **fields
+    )
+    if score is not None:
+        Score.objects.create(item=item, scorer_version="1", **score)
+    return item
+
+
+@pytest.fixture
+def queued(review_dataset):  # type: ignore[no-untyped-def]
+    """Five queued items, priorities 5 (first in the queue) down to 1."""
+    return [make_item(review_dataset, priority=float(p)) for p in (5, 4, 3, 2, 1)]
+
+
+@pytest.fixture
+def client_alice(client, alice):  # type: ignore[no-untyped-def]
+    client.force_login(alice)
+    return client
+
+
+def login(user: Any) -> Any:
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client

@@ -1,0 +1,180 @@
+"""Deciding the held item, undo, and bulk decisions."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from corpus.models import AuditEvent, Item
+from review.models import Claim, Decision
+from review.services import ReviewError
+from review.services.decisions import decision_record, decision_undo, decisions_bulk
+from review.services.queue import item_claim
+from tests.review.conftest import make_item
+
+
+def _claim(dataset, user):  # type: ignore[no-untyped-def]
+    return item_claim(dataset=dataset, reviewer=user).claim
+
+
+def test_approve_settles_the_item_through_the_corpus(review_dataset, alice, queued):
+    held = _claim(review_dataset, alice)
+    Claim.objects.filter(pk=held.pk).update(claimed_at=timezone.now() - timedelta(seconds=12))
+
+    outcome = decision_record(
+        dataset=review_dataset, reviewer=alice, item_id=held.item_id, verdict="approve"
+    )
+
+    item = Item.objects.get(pk=held.item_id)
+    assert item.state == Item.State.APPROVED
+    assert item.decided_by == [alice.pk]
+    assert outcome.decision.seconds == pytest.approx(12, abs=2)
+    assert not Claim.objects.exists()
+    event = AuditEvent.objects.get(action="review.decided")
+    assert event.object_id == str(item.pk)
+    assert event.payload["outcome"] == "approved"
+
+
+def test_reject_stores_the_reason_key(review_dataset, alice, queued):
+    held = _claim(review_dataset, alice)
+
+    decision_record(
+        dataset=review_dataset,
+        reviewer=alice,
+        item_id=held.item_id,
+        verdict="reject",
+        reason="machine_written",
+        note="  reads like a template  ",
+    )
+
+    decision = Decision.objects.get()
+    assert (decision.reason, decision.note) == ("machine_written", "reads like a template")
+    item = Item.objects.get(pk=held.item_id)
+    assert item.state == Item.State.REJECTED
+    assert item.state_reason == "machine_written"
+
+
+@pytest.mark.parametrize(
+    ("verdict", "reason", "field"),
+    [("maybe", "", "verdict"), ("reject", "", "reason"), ("reject", "boring", "reason")],
+)
+def test_bad_decisions_are_refused_and_change_nothing(
+    review_dataset, alice, queued, verdict, reason, field
+):
+    held = _claim(review_dataset, alice)
+
+    with pytest.raises(ReviewError) as exc:
+        decision_record(
+            dataset=review_dataset,
+            reviewer=alice,
+            item_id=held.item_id,
+            verdict=verdict,
+            reason=reason,
+        )
+
+    assert exc.value.field == field
+    assert not Decision.objects.exists()
+    assert Claim.objects.filter(pk=held.pk).exists()
+    assert Item.objects.get(pk=held.item_id).state == Item.State.QUEUED
+
+
+def test_a_decision_needs_the_lease(review_dataset, alice, bob, queued):
+    held = _claim(review_dataset, alice)
+
+    with pytest.raises(ReviewError) as exc:
+        decision_record(
+            dataset=review_dataset, reviewer=bob, item_id=held.item_id, verdict="approve"
+        )
+    assert exc.value.code == "conflict"
+
+    Claim.objects.filter(pk=held.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    with pytest.raises(ReviewError):
+        decision_record(
+            dataset=review_dataset, reviewer=alice, item_id=held.item_id, verdict="approve"
+        )
+    assert not Decision.objects.exists()
+    assert not AuditEvent.objects.filter(action="review.decided").exists()
+
+
+def test_undo_reopens_the_item_and_hands_it_back(review_dataset, alice, queued):
+    first = _claim(review_dataset, alice)
+    decision_record(
+        dataset=review_dataset, reviewer=alice, item_id=first.item_id, verdict="approve"
+    )
+    second = _claim(review_dataset, alice)
+    assert second.item_id != first.item_id
+
+    outcome = decision_undo(dataset=review_dataset, reviewer=alice)
+
+    assert outcome.reclaimed
+    item = Item.objects.get(pk=first.item_id)
+    assert (item.state, item.decided_by, item.decided_at) == (Item.State.QUEUED, [], None)
+    assert Decision.objects.get().undone_at is not None
+    assert item_claim(dataset=review_dataset, reviewer=alice).claim.item_id == first.item_id
+    event = AuditEvent.objects.get(action="review.undone")
+    assert event.payload["state_before"] == "approved"
+    assert event.payload["released"] == second.item_id
+
+
+def test_undo_takes_back_only_the_last_decision(review_dataset, alice, queued):
+    held = _claim(review_dataset, alice)
+    decision_record(dataset=review_dataset, reviewer=alice, item_id=held.item_id, verdict="approve")
+    decision_undo(dataset=review_dataset, reviewer=alice)
+
+    with pytest.raises(ReviewError):
+        decision_undo(dataset=review_dataset, reviewer=alice)
+    assert AuditEvent.objects.filter(action="review.undone").count() == 1
+
+
+def test_undo_with_nothing_decided_is_refused(review_dataset, alice):
+    with pytest.raises(ReviewError) as exc:
+        decision_undo(dataset=review_dataset, reviewer=alice)
+
+    assert exc.value.code == "conflict"
+
+
+def test_undo_is_refused_once_the_item_is_exported(review_dataset, alice, queued):
+    from corpus.models import Export, ExportItem
+
+    held = _claim(review_dataset, alice)
+    decision_record(dataset=review_dataset, reviewer=alice, item_id=held.item_id, verdict="approve")
+    export = Export.objects.create(dataset=review_dataset, status="building", requested_by="t")
+    ExportItem.objects.create(export=export, item_id=held.item_id)
+
+    with pytest.raises(ReviewError) as exc:
+        decision_undo(dataset=review_dataset, reviewer=alice)
+
+    assert "export" in exc.value.message
+    assert Item.objects.get(pk=held.item_id).state == Item.State.APPROVED
+    assert Decision.objects.get().undone_at is None
+    assert not AuditEvent.objects.filter(action="review.undone").exists()
+
+
+def test_bulk_reject_decides_free_items_and_reports_the_rest(review_dataset, alice, bob, queued):
+    bobs = _claim(review_dataset, bob)  # queued[0], open on bob's screen
+    settled = make_item(review_dataset, state=Item.State.APPROVED)
+    ids = [q.pk for q in queued] + [settled.pk, 999_999]
+
+    outcome = decisions_bulk(
+        dataset=review_dataset, reviewer=alice, item_ids=ids, verdict="reject", reason="duplicate"
+    )
+
+    assert outcome.settled == sorted(q.pk for q in queued[1:])
+    assert outcome.left_out == {
+        "held": [bobs.item_id],
+        "settled": [settled.pk],
+        "missing": [999_999],
+    }
+    assert Item.objects.filter(state=Item.State.REJECTED).count() == 4
+    assert set(Decision.objects.values_list("via", flat=True)) == {"bulk"}
+    assert AuditEvent.objects.filter(action="review.decided").count() == 4
+
+
+def test_bulk_needs_a_reason_to_reject(review_dataset, alice, queued):
+    with pytest.raises(ReviewError) as exc:
+        decisions_bulk(
+            dataset=review_dataset, reviewer=alice, item_ids=[queued[0].pk], verdict="reject"
+        )
+
+    assert exc.value.field == "reason"
+    assert not Decision.objects.exists()

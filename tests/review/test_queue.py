@@ -1,0 +1,177 @@
+"""Claims: queue order, one lease per item, leases that run out, skips."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from corpus.models import AuditEvent, Item
+from review.models import Claim
+from review.services import ReviewError
+from review.services.decisions import decision_record
+from review.services.queue import claim_renew, claims_expire, item_claim, item_skip
+from tests.review.conftest import make_item
+
+
+def test_claim_takes_the_highest_priority_item(review_dataset, alice, queued):
+    outcome = item_claim(dataset=review_dataset, reviewer=alice)
+
+    assert outcome.status == "claimed"
+    assert outcome.claim.item_id == queued[0].pk
+    assert outcome.claim.expires_at > timezone.now() + timedelta(minutes=9)
+
+
+def test_claim_breaks_priority_ties_by_id(review_dataset, alice):
+    first = make_item(review_dataset, priority=1.0)
+    make_item(review_dataset, priority=1.0)
+
+    assert item_claim(dataset=review_dataset, reviewer=alice).claim.item_id == first.pk
+
+
+def test_claim_again_returns_the_held_item_with_a_renewed_lease(review_dataset, alice, queued):
+    first = item_claim(dataset=review_dataset, reviewer=alice).claim
+    Claim.objects.filter(pk=first.pk).update(expires_at=timezone.now() + timedelta(seconds=5))
+
+    again = item_claim(dataset=review_dataset, reviewer=alice)
+
+    assert again.status == "held"
+    assert again.claim.item_id == first.item_id
+    assert again.claim.expires_at > timezone.now() + timedelta(minutes=9)
+
+
+def test_two_reviewers_never_get_the_same_item(review_dataset, alice, bob, queued):
+    a = item_claim(dataset=review_dataset, reviewer=alice).claim
+    b = item_claim(dataset=review_dataset, reviewer=bob).claim
+
+    assert a.item_id != b.item_id
+    assert Claim.objects.count() == 2
+
+
+def test_claim_skips_items_the_reviewer_decided(review_dataset, alice, bob, queued):
+    from review.models import ReviewPolicy
+
+    # A consensus item stays queued after alice's approval; she must not get it again.
+    ReviewPolicy.objects.create(
+        dataset=review_dataset, consensus_approvals=2, consensus_min_generation=0
+    )
+    held = item_claim(dataset=review_dataset, reviewer=alice).claim
+    decision_record(dataset=review_dataset, reviewer=alice, item_id=held.item_id, verdict="approve")
+    assert Item.objects.get(pk=held.item_id).state == Item.State.QUEUED
+
+    nxt = item_claim(dataset=review_dataset, reviewer=alice).claim
+    for_bob = item_claim(dataset=review_dataset, reviewer=bob).claim
+
+    assert nxt.item_id != held.item_id
+    assert for_bob.item_id == held.item_id
+
+
+def test_claim_ignores_items_not_queued_and_other_datasets(review_dataset, other_dataset, alice):
+    make_item(review_dataset, priority=9, state=Item.State.PENDING)
+    make_item(review_dataset, priority=8, state=Item.State.APPROVED)
+    make_item(other_dataset, priority=7)
+    wanted = make_item(review_dataset, priority=1)
+
+    assert item_claim(dataset=review_dataset, reviewer=alice).claim.item_id == wanted.pk
+
+
+def test_claim_on_an_empty_queue_says_so(review_dataset, alice):
+    outcome = item_claim(dataset=review_dataset, reviewer=alice)
+
+    assert outcome.status == "empty"
+    assert outcome.claim is None
+
+
+def test_an_expired_lease_returns_the_item_to_the_queue(review_dataset, alice, bob, queued):
+    held = item_claim(dataset=review_dataset, reviewer=alice).claim
+    Claim.objects.filter(pk=held.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    taken = item_claim(dataset=review_dataset, reviewer=bob).claim
+
+    assert taken.item_id == held.item_id
+    event = AuditEvent.objects.get(action="review.claim_expired")
+    assert event.object_id == str(held.item_id)
+    assert event.payload["reviewer"] == alice.pk
+
+
+def test_the_periodic_expiry_deletes_and_audits_each_run_out_lease(
+    review_dataset, alice, bob, queued
+):
+    a = item_claim(dataset=review_dataset, reviewer=alice).claim
+    b = item_claim(dataset=review_dataset, reviewer=bob).claim
+    Claim.objects.filter(pk=a.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    assert claims_expire() == 1
+    assert claims_expire() == 0  # a second run changes nothing
+
+    assert list(Claim.objects.values_list("item_id", flat=True)) == [b.item_id]
+    events = AuditEvent.objects.filter(action="review.claim_expired")
+    assert [e.object_id for e in events] == [str(a.item_id)]
+
+
+def test_the_expiry_task_runs_the_service(review_dataset, alice, queued):
+    from review.tasks import claims_expire_task
+
+    held = item_claim(dataset=review_dataset, reviewer=alice).claim
+    Claim.objects.filter(pk=held.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    assert claims_expire_task.apply().get() == 1
+    assert not Claim.objects.exists()
+
+
+def test_renewal_extends_a_live_lease_only(review_dataset, alice, bob, queued):
+    held = item_claim(dataset=review_dataset, reviewer=alice).claim
+    Claim.objects.filter(pk=held.pk).update(expires_at=timezone.now() + timedelta(seconds=30))
+
+    renewed = claim_renew(dataset=review_dataset, reviewer=alice, item_id=held.item_id)
+    assert renewed.expires_at > timezone.now() + timedelta(minutes=9)
+    assert claim_renew(dataset=review_dataset, reviewer=bob, item_id=held.item_id) is None
+
+    Claim.objects.filter(pk=held.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert claim_renew(dataset=review_dataset, reviewer=alice, item_id=held.item_id) is None
+
+
+def test_a_held_item_that_left_the_queue_is_released(review_dataset, alice, queued):
+    held = item_claim(dataset=review_dataset, reviewer=alice).claim
+    Item.objects.filter(pk=held.item_id).update(state=Item.State.AUTO_REJECTED)
+
+    outcome = item_claim(dataset=review_dataset, reviewer=alice)
+
+    assert outcome.claim.item_id != held.item_id
+    event = AuditEvent.objects.get(action="review.claim_released")
+    assert event.payload["why"] == "item is auto_rejected"
+
+
+def test_skip_hands_the_item_to_others_and_hides_it_from_the_skipper(
+    review_dataset, alice, bob, queued
+):
+    held = item_claim(dataset=review_dataset, reviewer=alice).claim
+
+    item_skip(dataset=review_dataset, reviewer=alice, item_id=held.item_id)
+
+    assert item_claim(dataset=review_dataset, reviewer=alice).claim.item_id == queued[1].pk
+    assert item_claim(dataset=review_dataset, reviewer=bob).claim.item_id == queued[0].pk
+    event = AuditEvent.objects.get(action="review.skipped")
+    assert event.object_id == str(queued[0].pk)
+    assert event.actor.startswith(f"user:{alice.pk}:")
+
+
+def test_a_skipped_item_comes_back_after_the_hide_window(review_dataset, alice, settings):
+    only = make_item(review_dataset)
+    item_skip(
+        dataset=review_dataset,
+        reviewer=alice,
+        item_id=item_claim(dataset=review_dataset, reviewer=alice).claim.item_id,
+    )
+    assert item_claim(dataset=review_dataset, reviewer=alice).status == "empty"
+
+    settings.SYNTHGATE_SKIP_HIDE_SECONDS = 0
+
+    assert item_claim(dataset=review_dataset, reviewer=alice).claim.item_id == only.pk
+
+
+def test_skip_needs_a_live_lease(review_dataset, alice, queued):
+    with pytest.raises(ReviewError) as exc:
+        item_skip(dataset=review_dataset, reviewer=alice, item_id=queued[0].pk)
+
+    assert exc.value.code == "conflict"
+    assert not AuditEvent.objects.filter(action="review.skipped").exists()
