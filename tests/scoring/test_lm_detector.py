@@ -33,7 +33,7 @@ def read_shipped() -> list[dict]:
 
 
 def require_lm_stack() -> None:
-    reason = "needs the optional LM stack: pip install -r requirements-lm.txt"
+    reason = "needs the optional LM stack: make lm"
     pytest.importorskip("torch", reason=reason)
     pytest.importorskip("transformers", reason=reason)
     pytest.importorskip("gguf", reason=reason)
