@@ -33,7 +33,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from corpus.models import Dataset, Item, ItemParent, Score, Source
-from review import evidence
+from review import evidence, rendering
 from review.models import (
     Claim,
     Decision,
@@ -249,8 +249,15 @@ def item_evidence(*, item: Item, reference: dict[str, float]) -> dict[str, Any]:
             "jaccard": score.near_duplicate_jaccard,
             "comparison": comparison,
         }
+    if near is not None and item.kind != Item.Kind.TEXT:
+        # Code and transcripts line up line by line (turn by turn), not as running prose.
+        near["aligned"] = rendering.aligned_lines(item.text, score.near_duplicate_of.text)
     lexical = score.lexical if score is not None and score.lexical else None
     return {
+        "turns": rendering.chat_turns(item.messages) if item.kind == Item.Kind.CHAT else None,
+        "code_lines": (
+            rendering.code_lines(item.text, item.language) if item.kind == Item.Kind.CODE else None
+        ),
         "item": item,
         "score": score,
         "text_shown": shown,
