@@ -22,7 +22,60 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-WORDS = ["river", "delta", "flood", "spring", "farmer", "rice", "water", "recede", "team", "billing", "service", "weekend", "switch", "sourdough", "starter", "flour", "patience", "warm", "corner", "kitchen", "museum", "wing", "collection", "maps", "century", "cyclist", "city", "tram", "lines", "delivery", "vans", "buses", "violin", "concert", "hall", "dry", "summer", "glacier", "melt", "harbour", "crane", "container", "ship", "night", "shift", "nurse", "ward", "quiet", "lamp", "library", "archive", "letter"]
+WORDS = [
+    "river",
+    "delta",
+    "flood",
+    "spring",
+    "farmer",
+    "rice",
+    "water",
+    "recede",
+    "team",
+    "billing",
+    "service",
+    "weekend",
+    "switch",
+    "sourdough",
+    "starter",
+    "flour",
+    "patience",
+    "warm",
+    "corner",
+    "kitchen",
+    "museum",
+    "wing",
+    "collection",
+    "maps",
+    "century",
+    "cyclist",
+    "city",
+    "tram",
+    "lines",
+    "delivery",
+    "vans",
+    "buses",
+    "violin",
+    "concert",
+    "hall",
+    "dry",
+    "summer",
+    "glacier",
+    "melt",
+    "harbour",
+    "crane",
+    "container",
+    "ship",
+    "night",
+    "shift",
+    "nurse",
+    "ward",
+    "quiet",
+    "lamp",
+    "library",
+    "archive",
+    "letter",
+]
 
 
 def text_1kb(rng: random.Random, i: int) -> str:
@@ -181,7 +234,8 @@ def main() -> None:
         "database": db_url.split("@")[-1],
     }
     print(
-        f"pipeline: {args.n} items pending->queued in {elapsed:.1f} s = {pipeline_rate:,.0f} items/s"
+        f"pipeline: {args.n} items pending->queued in {elapsed:.1f} s"
+        f" = {pipeline_rate:,.0f} items/s"
     )
     print(
         f"near-dup query: {small_us:.1f} us at {args.index_small:,}, {large_us:.1f} us at "

@@ -6,52 +6,119 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('corpus', '0002_audit_head'),
+        ("corpus", "0002_audit_head"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='score',
-            name='detectors',
+            model_name="score",
+            name="detectors",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.CreateModel(
-            name='DetectorModel',
+            name="DetectorModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(default='learned', max_length=64)),
-                ('version', models.CharField(max_length=64)),
-                ('weights', models.BinaryField()),
-                ('auroc', models.FloatField(blank=True, null=True)),
-                ('n_train', models.PositiveIntegerField(default=0)),
-                ('n_test', models.PositiveIntegerField(default=0)),
-                ('report', models.JSONField(default=dict)),
-                ('is_active', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('dataset', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='detector_models', to='corpus.dataset')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(default="learned", max_length=64)),
+                ("version", models.CharField(max_length=64)),
+                ("weights", models.BinaryField()),
+                ("auroc", models.FloatField(blank=True, null=True)),
+                ("n_train", models.PositiveIntegerField(default=0)),
+                ("n_test", models.PositiveIntegerField(default=0)),
+                ("report", models.JSONField(default=dict)),
+                ("is_active", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="detector_models",
+                        to="corpus.dataset",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('is_active', True)), fields=('dataset', 'name'), name='detectormodel_one_active_per_dataset')],
+                "ordering": ["-created_at"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("is_active", True)),
+                        fields=("dataset", "name"),
+                        name="detectormodel_one_active_per_dataset",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ScoringRules',
+            name="ScoringRules",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('reject_exact_duplicates', models.BooleanField(default=True, help_text='Auto-reject an item whose normalized text already exists.')),
-                ('reject_near_duplicates', models.BooleanField(default=True, help_text='Auto-reject a near-duplicate of an approved or reference item above the threshold.')),
-                ('near_duplicate_threshold', models.FloatField(default=0.8, help_text='Exact Jaccard on word 5-gram shingles, 0 to 1.')),
-                ('report_threshold', models.FloatField(default=0.5, help_text='Nearest matches at or above this Jaccard are shown to reviewers as evidence.')),
-                ('reject_degenerate', models.BooleanField(default=True, help_text='Auto-reject degenerate (repetitive, looping) text.')),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('dataset', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='scoring_rules', to='corpus.dataset')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "reject_exact_duplicates",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Auto-reject an item whose normalized text already exists.",
+                    ),
+                ),
+                (
+                    "reject_near_duplicates",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Auto-reject a near-duplicate of an approved or reference item above the threshold.",
+                    ),
+                ),
+                (
+                    "near_duplicate_threshold",
+                    models.FloatField(
+                        default=0.8, help_text="Exact Jaccard on word 5-gram shingles, 0 to 1."
+                    ),
+                ),
+                (
+                    "report_threshold",
+                    models.FloatField(
+                        default=0.5,
+                        help_text="Nearest matches at or above this Jaccard are shown to reviewers as evidence.",
+                    ),
+                ),
+                (
+                    "reject_degenerate",
+                    models.BooleanField(
+                        default=True, help_text="Auto-reject degenerate (repetitive, looping) text."
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "dataset",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="scoring_rules",
+                        to="corpus.dataset",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'scoring rules',
-                'constraints': [models.CheckConstraint(condition=models.Q(('near_duplicate_threshold__gte', 0.0), ('near_duplicate_threshold__lte', 1.0), ('report_threshold__gte', 0.0), ('report_threshold__lte', 1.0)), name='scoringrules_thresholds_in_range')],
+                "verbose_name_plural": "scoring rules",
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("near_duplicate_threshold__gte", 0.0),
+                            ("near_duplicate_threshold__lte", 1.0),
+                            ("report_threshold__gte", 0.0),
+                            ("report_threshold__lte", 1.0),
+                        ),
+                        name="scoringrules_thresholds_in_range",
+                    )
+                ],
             },
         ),
     ]

@@ -4,14 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('corpus', '0003_scoring_rules'),
+        ("corpus", "0003_scoring_rules"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='item',
-            index=models.Index(condition=models.Q(('state', 'queued')), fields=['dataset', '-priority', 'id'], name='item_review_queue'),
+            model_name="item",
+            index=models.Index(
+                condition=models.Q(("state", "queued")),
+                fields=["dataset", "-priority", "id"],
+                name="item_review_queue",
+            ),
         ),
     ]

@@ -4,29 +4,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('corpus', '0007_exports_rows_no_fk'),
+        ("corpus", "0007_exports_rows_no_fk"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='item',
-            name='kind',
-            field=models.CharField(choices=[('text', 'Text'), ('chat', 'Chat'), ('code', 'Code')], default='text', max_length=8),
+            model_name="item",
+            name="kind",
+            field=models.CharField(
+                choices=[("text", "Text"), ("chat", "Chat"), ("code", "Code")],
+                default="text",
+                max_length=8,
+            ),
         ),
         migrations.AddField(
-            model_name='item',
-            name='language',
-            field=models.CharField(blank=True, help_text='Code items only.', max_length=50),
+            model_name="item",
+            name="language",
+            field=models.CharField(blank=True, help_text="Code items only.", max_length=50),
         ),
         migrations.AddField(
-            model_name='item',
-            name='messages',
+            model_name="item",
+            name="messages",
             field=models.JSONField(blank=True, null=True),
         ),
         migrations.AddConstraint(
-            model_name='item',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['text', 'chat', 'code'])), name='item_kind_valid'),
+            model_name="item",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("kind__in", ["text", "chat", "code"])), name="item_kind_valid"
+            ),
         ),
     ]
