@@ -25,8 +25,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 
 TEST_REDIS_DIR = VAR_DIR / "test" / "redis"
 _redis_base = os.environ.get("REDIS_URL") or f"unix://{TEST_REDIS_DIR / 'redis.sock'}"
-# Database 0 is left to a developer's running instance; tests use 1 + the xdist worker index.
-_db = 1 + _worker_index
+# Database 0 is left to a developer's running instance; tests use 1 + the xdist worker index,
+# or SYNTHGATE_TEST_REDIS_DB + the index, so that two suites can share one Redis server.
+_db = int(os.environ.get("SYNTHGATE_TEST_REDIS_DB", "1")) + _worker_index
 if _redis_base.startswith("unix://"):
     REDIS_URL = _redis_base.split("?")[0] + f"?db={_db}"
 else:
