@@ -530,6 +530,44 @@ def test_postgres_parallel_streams_write_the_rows_in_order(dataset, settings, ex
     assert not list((export_dirs / "staging").iterdir())  # spool files are gone
 
 
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("broken_part", ["first", "spooled"])
+def test_postgres_a_failing_stream_fails_the_export(
+    dataset, settings, export_dirs, monkeypatch, broken_part
+):
+    # Given an export copied in three parts, one of which the database refuses
+    from corpus.services.exports import rows as rows_module
+
+    approved_items(dataset, 30)
+    settings.SYNTHGATE_EXPORT_STREAMS = 3
+    settings.SYNTHGATE_EXPORT_STREAM_MIN_ROWS = 1
+    settings.SYNTHGATE_EXPORT_BATCH = 7
+    if broken_part == "first":
+        real_blocks = rows_module.postgres_line_blocks
+
+        def broken_blocks(**kwargs):
+            yield from real_blocks(**kwargs)
+            raise RuntimeError("the first part broke")
+
+        monkeypatch.setattr(rows_module, "postgres_line_blocks", broken_blocks)
+    else:
+        monkeypatch.setattr(
+            rows_module, "postgres_copy_sql", lambda *args: "COPY (SELECT 1/0) TO STDOUT"
+        )
+
+    export = build(dataset, format="jsonl")
+
+    # Then the export fails with the reason, keeps no file and leaves no spool behind
+    assert export.status == Export.Status.FAILED
+    assert ("the first part broke" if broken_part == "first" else "division by zero") in (
+        export.error
+    )
+    assert not export.file
+    assert not list((export_dirs / "staging").iterdir())
+
+
 def test_the_sweep_re_enqueues_lost_and_abandoned_builds(dataset, monkeypatch):
     from corpus.tasks import exports_sweep_task
 

@@ -22,6 +22,7 @@ model refuses).
 
 from __future__ import annotations
 
+import abc
 import binascii
 import contextlib
 import hashlib
@@ -41,7 +42,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Self
 
 import orjson
 from django.conf import settings
@@ -498,24 +499,59 @@ def _stream_bounds(export: Export) -> list[tuple[int | None, int | None]]:
     return list(itertools.pairwise(edges))
 
 
-class _Streamer:
-    """One part of the export read by a thread of its own and handed over block by block."""
+class _CopyThread(abc.ABC):
+    """A part of the export copied by a thread of its own, on a connection of its own (so its
+    own server process). ``with`` starts it; leaving stops it and waits for it."""
 
-    def __init__(self, export: Export, lo: int | None, hi: int | None) -> None:
-        self.export_id, self.lo, self.hi = export.pk, lo, hi
-        self.handoff: queue.Queue[Any] = queue.Queue(maxsize=1)
+    kind = "copy"
+
+    def __init__(self, export: Export) -> None:
+        self.export_id = export.pk
         self.stop = threading.Event()
         self.thread = threading.Thread(
-            target=self._copy, name=f"export-{export.pk}-stream", daemon=True
+            target=self._run, name=f"export-{export.pk}-{self.kind}", daemon=True
         )
 
-    def __enter__(self) -> _Streamer:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
         self.thread.join()
+
+    def _run(self) -> None:
+        own = None
+        try:
+            own = connections.create_connection(DEFAULT_DB_ALIAS)
+            with own.cursor() as cursor:
+                self._copy(cursor.cursor)
+        except ExportSuperseded:
+            pass
+        except BaseException as exc:  # raised in the building thread by blocks()
+            self._fail(exc)
+        finally:
+            if own is not None:
+                own.close()
+
+    @abc.abstractmethod
+    def _copy(self, cursor: Any) -> None:
+        """Copy this part's rows, checking ``self.stop`` between blocks."""
+
+    @abc.abstractmethod
+    def _fail(self, exc: BaseException) -> None:
+        """Hand ``exc`` to the building thread."""
+
+
+class _Streamer(_CopyThread):
+    """One part of the export handed over block by block (two blocks at most in memory)."""
+
+    kind = "stream"
+
+    def __init__(self, export: Export, lo: int | None, hi: int | None) -> None:
+        super().__init__(export)
+        self.lo, self.hi = lo, hi
+        self.handoff: queue.Queue[Any] = queue.Queue(maxsize=1)
 
     def _put(self, value: Any) -> None:
         while not self.stop.is_set():
@@ -526,26 +562,20 @@ class _Streamer:
                 continue
         raise ExportSuperseded("the build stopped")
 
-    def _copy(self) -> None:
-        own = connections.create_connection(DEFAULT_DB_ALIAS)
-        try:
-            with own.cursor() as cursor:
-                for block in rows.postgres_line_blocks(
-                    cursor=cursor.cursor,
-                    export_id=self.export_id,
-                    block_rows=settings.SYNTHGATE_EXPORT_BATCH,
-                    lo=self.lo,
-                    hi=self.hi,
-                ):
-                    self._put(block)
-            self._put(None)
-        except ExportSuperseded:
-            pass
-        except BaseException as exc:  # raised in the building thread by blocks()
-            with contextlib.suppress(ExportSuperseded):
-                self._put(exc)
-        finally:
-            own.close()
+    def _copy(self, cursor: Any) -> None:
+        for block in rows.postgres_line_blocks(
+            cursor=cursor,
+            export_id=self.export_id,
+            block_rows=settings.SYNTHGATE_EXPORT_BATCH,
+            lo=self.lo,
+            hi=self.hi,
+        ):
+            self._put(block)
+        self._put(None)
+
+    def _fail(self, exc: BaseException) -> None:
+        with contextlib.suppress(ExportSuperseded):
+            self._put(exc)
 
     def blocks(self) -> Iterator[list[bytes]]:
         while (value := self.handoff.get()) is not None:
@@ -554,47 +584,34 @@ class _Streamer:
             yield value
 
 
-class _Spool:
-    """One part of the export copied into a temporary file by a thread of its own."""
+class _Spool(_CopyThread):
+    """One part of the export copied into a temporary file meanwhile."""
+
+    kind = "spool"
 
     def __init__(self, export: Export, lo: int | None, hi: int | None) -> None:
+        super().__init__(export)
         self.sql = rows.postgres_copy_sql(export.pk, lo, hi)
         fd, self.path = tempfile.mkstemp(
             dir=settings.SYNTHGATE_EXPORT_TMP_DIR, prefix=f"export-{export.pk}-", suffix=".spool"
         )
         os.close(fd)
         self.error: BaseException | None = None
-        self.stop = threading.Event()
-        self.thread = threading.Thread(
-            target=self._copy, name=f"export-{export.pk}-spool", daemon=True
-        )
-
-    def __enter__(self) -> _Spool:
-        self.thread.start()
-        return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
+        super().__exit__(*exc)
         if os.path.exists(self.path):
             os.unlink(self.path)
 
-    def _copy(self) -> None:
-        own = connections.create_connection(DEFAULT_DB_ALIAS)
-        try:
-            with (
-                own.cursor() as cursor,
-                open(self.path, "wb") as out,
-                cursor.cursor.copy(self.sql) as copy,
-            ):
-                for data in copy:
-                    if self.stop.is_set():
-                        raise ExportSuperseded("the build stopped")
-                    out.write(data)
-        except BaseException as exc:  # raised in the building thread by blocks()
-            self.error = exc
-        finally:
-            own.close()
+    def _copy(self, cursor: Any) -> None:
+        with open(self.path, "wb") as out, cursor.copy(self.sql) as copy:
+            for data in copy:
+                if self.stop.is_set():
+                    raise ExportSuperseded("the build stopped")
+                out.write(data)
+
+    def _fail(self, exc: BaseException) -> None:
+        self.error = exc
 
     def blocks(self, block_rows: int) -> Iterator[list[bytes]]:
         self.thread.join()
