@@ -3,6 +3,10 @@ import os
 from celery import Celery, bootsteps
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
+# Arrow's allocator for the Parquet exports, chosen before pyarrow is first imported (Arrow reads
+# this once). Its default, mimalloc, kept 40 to 50 MB more resident through a 1M-row Parquet
+# export than jemalloc (bench/RESULTS.md, "Exports"); an operator's own choice still wins.
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 
 app = Celery("synthgate")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -682,9 +682,10 @@ def _write_parquet(path: str, blocks: Iterator[list[bytes]], seen: _Collector, t
         data = b"".join(group)
         group.clear()
         # One thread: the database's copy threads are busy on the other cores.
+        # Parsed in blocks of 1 MiB: one block of the whole group cost 10 MB more at the peak.
         table = pa_json.read_json(
             io.BytesIO(data),
-            read_options=pa_json.ReadOptions(use_threads=False, block_size=len(data) + 1),
+            read_options=pa_json.ReadOptions(use_threads=False, block_size=1 << 20),
             parse_options=parse,
         )
         writer.write_table(table.select(list(rows.COLUMNS)))
