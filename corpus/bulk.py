@@ -1,4 +1,5 @@
-"""Bulk INSERT for hot paths: PostgreSQL ``COPY``, with ids reserved from the table's sequence.
+"""Bulk INSERT and lookup for hot paths: PostgreSQL ``COPY``, with ids reserved from the table's
+sequence, and ``= ANY(array)`` lookups.
 
 ``QuerySet.bulk_create`` spends most of its time in Python: a model instance per row, then every
 value of every field prepared through the field API and rendered into one large SQL statement.
@@ -10,9 +11,13 @@ values psycopg renders with its C dumpers.
 Ids come from ``nextval`` on the table's own sequence, as an INSERT would take them, so they stay
 unique and increasing; a caller that holds a lock while inserting (ingest holds the audit lock)
 still gets ids in commit order. Other databases (SQLite) use ``bulk_create``.
+
+``values_in`` is the lookup side: ``filter(x__in=...)`` over a thousand keys costs the ORM and
+psycopg a placeholder per key (building the lookup, then splitting and quoting the SQL, about
+4 ms of CPU per ingest request); one array parameter per column costs about 1 ms.
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -122,3 +127,43 @@ def bulk_insert(model: type[models.Model], rows: Sequence[Mapping[str, Any]]) ->
                     values.insert(0, ids[position])
                 copy.write_row(values + tail if tail else values)
     return ids
+
+
+def values_in(model: type[models.Model], fields: Sequence[str], **where: Any) -> list[tuple]:
+    """``model.objects.filter(**where).values_list(*fields)`` as a list, for the lookups of a
+    bulk write. ``where`` takes only ``name`` (equals), ``name__in`` (a collection; on PostgreSQL
+    one array parameter, ``= ANY(%s)``) and ``name__isnull`` (a bool), each ``name`` a concrete
+    field's name or attname; ``fields`` are attnames."""
+    for key in where:
+        if key.partition("__")[2] not in ("", "in", "isnull"):
+            raise ValueError(f"values_in does not take the lookup {key!r}")
+    db = router.db_for_read(model)
+    connection = connections[db]
+    if connection.vendor != "postgresql":
+        return list(model._default_manager.using(db).filter(**where).values_list(*fields))
+    meta = model._meta
+    quote = connection.ops.quote_name
+    conditions: list[str] = []
+    params: list[Any] = []
+    for key, value in where.items():
+        name, _, lookup = key.partition("__")
+        column = quote(meta.get_field(name).column)
+        if lookup == "":
+            conditions.append(f"{column} = %s")
+            params.append(value)
+        elif lookup == "in":
+            if not isinstance(value, Collection) or isinstance(value, str | bytes):
+                raise TypeError(f"{key} takes a collection of values")
+            if not value:
+                return []  # as the ORM: an empty IN matches nothing, without a query
+            conditions.append(f"{column} = ANY(%s)")
+            params.append(list(value))
+        else:  # isnull
+            conditions.append(f"{column} IS {'' if value else 'NOT '}NULL")
+    columns = ", ".join(quote(meta.get_field(f).column) for f in fields)
+    sql = f"SELECT {columns} FROM {quote(meta.db_table)}"
+    if conditions:
+        sql += " WHERE " + " AND ".join(conditions)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()

@@ -1,10 +1,12 @@
-"""corpus.bulk.bulk_insert: COPY on PostgreSQL, bulk_create elsewhere; the same rows either way."""
+"""corpus.bulk: bulk_insert (COPY on PostgreSQL, bulk_create elsewhere) and values_in
+(= ANY(array) on PostgreSQL, the ORM elsewhere); the same rows either way."""
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from corpus.bulk import bulk_insert
+from corpus.bulk import bulk_insert, values_in
 from corpus.models import Item, ItemParent
 from tests.factories import SourceFactory
 
@@ -102,3 +104,82 @@ def test_bulk_insert_uses_copy_on_postgresql(dataset, django_assert_num_queries)
     with django_assert_num_queries(1):
         ids = bulk_insert(Item, rows)
     assert len(set(ids)) == 1000 and Item.objects.count() == 1000
+
+
+# values_in: the lookups of a bulk write -------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_values_in_returns_what_the_orm_returns(dataset):
+    # Given items of two sources, some without an external id
+    first, second = SourceFactory(dataset=dataset), SourceFactory(dataset=dataset)
+    rows = [row(dataset, first, n) for n in range(6)] + [
+        row(dataset, second, n, external_id=None) for n in range(6, 10)
+    ]
+    ids = bulk_insert(Item, rows)
+    cases = [
+        ({"source_id__in": {first.pk, second.pk}, "external_id__in": {"ext-1", "ext-4", "no"}},),
+        ({"dataset_id": dataset.pk, "content_hash__in": [f"{n:064x}" for n in (2, 7, 9, 99)]},),
+        ({"dataset_id": dataset.pk, "id__in": ids[3:8], "external_id__isnull": True},),
+        ({"source_id": first.pk, "external_id__isnull": False},),
+    ]
+    for (where,) in cases:
+        # When looked up with values_in and with the ORM
+        got = values_in(Item, ["id", "source_id", "external_id", "content_hash"], **where)
+        expected = Item.objects.filter(**where).values_list(
+            "id", "source_id", "external_id", "content_hash"
+        )
+        # Then both find the same rows
+        assert sorted(got) == sorted(expected), where
+        assert got
+
+
+def test_values_in_with_an_empty_collection_matches_nothing_without_a_query(
+    dataset, django_assert_num_queries
+):
+    with django_assert_num_queries(0):
+        assert values_in(Item, ["id"], dataset_id=dataset.pk, id__in=[]) == []
+
+
+def test_values_in_refuses_other_lookups(dataset):
+    with pytest.raises(ValueError, match="lookup"):
+        values_in(Item, ["id"], id__gt=3)
+
+
+@pytest.mark.postgres
+def test_values_in_sends_one_array_per_column_on_postgresql(dataset):
+    if connection.vendor != "postgresql":
+        pytest.skip("= ANY(array) is PostgreSQL's")
+    source = SourceFactory(dataset=dataset)
+    bulk_insert(Item, [row(dataset, source, n) for n in range(3)])
+    keys = [f"ext-{n}" for n in range(1000)]
+    with CaptureQueriesContext(connection) as queries:
+        found = values_in(Item, ["external_id"], source_id__in=[source.pk], external_id__in=keys)
+    assert sorted(found) == [("ext-0",), ("ext-1",), ("ext-2",)]
+    assert "= ANY(" in queries[0]["sql"]
+
+
+@pytest.mark.postgres
+def test_item_foreign_keys_have_no_single_column_indexes_but_are_covered(dataset):
+    if connection.vendor != "postgresql":
+        pytest.skip("reads PostgreSQL's catalog")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'corpus_item' ORDER BY indexname"
+        )
+        definitions = [definition for (definition,) in cursor.fetchall()]
+    leading = [d.split("(", 1)[1].split(")")[0].split(",")[0].strip() for d in definitions]
+    single = [d.split("(", 1)[1].split(")")[0].strip() for d in definitions]
+    assert "dataset_id" not in single and "source_id" not in single
+    # Lookups by source alone (a PROTECT check, the foreign key's) use a full (not partial) index.
+    covering = [d for d, first in zip(definitions, leading, strict=True) if first == "source_id"]
+    assert covering and not any(" WHERE " in d for d in covering)
+    assert "dataset_id" in leading
+
+
+def test_source_external_id_constraint_still_allows_many_items_without_external_id(dataset):
+    source = SourceFactory(dataset=dataset)
+    ids = bulk_insert(Item, [row(dataset, source, n, external_id=None) for n in range(3)])
+    assert len(ids) == 3
+    with pytest.raises(IntegrityError), transaction.atomic():
+        bulk_insert(Item, [row(dataset, source, 7), row(dataset, source, 8, external_id="ext-7")])

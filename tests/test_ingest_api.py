@@ -437,3 +437,77 @@ def test_concurrent_identical_requests_create_each_item_once(
     assert Item.objects.count() == 60
     assert AuditEvent.objects.filter(action="items.ingested").count() == threads_count
     assert audit_verify()[1] is None
+
+
+@pytest.mark.postgres
+@postgres_only
+def test_a_duplicate_committed_between_lookup_and_insert_is_settled_by_the_retry(
+    transactional_db, dataset, produce_token, monkeypatch
+):
+    # Given a concurrent request that commits the same keys after our lookups found nothing
+    # (the audit lock is taken after the lookups; this is the race the retry settles)
+    from corpus.services import ingest
+
+    real_lock = ingest.audit_lock
+    raced: list = []
+
+    def lock_after_a_racing_commit():  # type: ignore[no-untyped-def]
+        if not raced:
+
+            def race() -> None:
+                try:
+                    client = APIClient()
+                    client.credentials(HTTP_AUTHORIZATION=f"Token {produce_token.key}")
+                    raced.append(_post(client, items))
+                finally:
+                    connection.close()
+
+            raced.append("started")
+            thread = threading.Thread(target=race)
+            thread.start()
+            thread.join(timeout=30)
+        return real_lock()
+
+    monkeypatch.setattr(ingest, "audit_lock", lock_after_a_racing_commit)
+    # (The source exists: a new one, uncommitted in our transaction, would hold the racer up.)
+    Source.objects.create(dataset=dataset, name=produce_token.name)
+    items = [{"text": "raced without key"}, {"text": "raced with key", "external_id": "k1"}]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {produce_token.key}")
+
+    # When our request goes on to insert
+    response = _post(client, items)
+
+    # Then it reports the racer's items as duplicates, and each item exists once
+    racer = raced[1]
+    assert racer.status_code == 201 and _statuses(racer) == ["created", "created"]
+    assert response.status_code == 201, response.json()
+    assert _statuses(response) == ["duplicate", "duplicate"]
+    assert _ids(response) == _ids(racer)
+    assert Item.objects.count() == 2
+    assert AuditEvent.objects.filter(action="items.ingested").count() == 2
+    assert audit_verify()[1] is None
+
+
+def test_the_last_attempt_takes_the_lock_before_its_lookups(dataset, monkeypatch):
+    # Given two attempts that lose the race (a unique violation at insert)
+    from django.db import IntegrityError
+
+    from corpus.services import ingest
+
+    calls: list[bool] = []
+
+    def losing_then_winning(**kwargs):  # type: ignore[no-untyped-def]
+        calls.append(kwargs["lock_first"])
+        if len(calls) < 3:
+            raise IntegrityError("duplicate key value violates unique constraint")
+        return ingest.IngestOutcome(results=[])
+
+    monkeypatch.setattr(ingest, "_items_ingest_once", losing_then_winning)
+
+    # When ingesting
+    ingest.items_ingest(dataset=dataset, items=[], actor=SYSTEM, default_source="s")
+
+    # Then only the third, last attempt locks first (no ingest can commit between its lookups
+    # and its insert, so it cannot lose again)
+    assert calls == [False, False, True]

@@ -36,8 +36,15 @@ class Item(models.Model):
     State = ItemState
     Kind = ItemKind
 
-    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="items")
-    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="items")
+    # No single-column indexes on the two foreign keys: every index is paid for on every insert,
+    # and composite ones lead with these columns (dataset: the Meta indexes below; source: the
+    # (source, external_id) unique constraint, which covers every row for that reason).
+    dataset = models.ForeignKey(
+        Dataset, on_delete=models.PROTECT, related_name="items", db_index=False
+    )
+    source = models.ForeignKey(
+        Source, on_delete=models.PROTECT, related_name="items", db_index=False
+    )
     kind = models.CharField(max_length=8, choices=ItemKind.choices, default=ItemKind.TEXT)
     # For chat items, the transcript rendered as "role: content" paragraphs (what is hashed and
     # searched); the turns themselves are in ``messages``.
@@ -80,10 +87,10 @@ class Item(models.Model):
 
     class Meta:
         constraints = [
+            # Not partial: rows without an external id (NULL, and NULLs are distinct) are in it
+            # too, so it also serves every lookup by source (a PROTECT check, the foreign key's).
             models.UniqueConstraint(
-                fields=["source", "external_id"],
-                condition=Q(external_id__isnull=False),
-                name="item_unique_source_external_id",
+                fields=["source", "external_id"], name="item_unique_source_external_id"
             ),
             # Items sent without an external id are idempotent on their content: at most one such
             # item per normalized text in a dataset, which also settles two concurrent retries.

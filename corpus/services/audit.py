@@ -222,7 +222,9 @@ def _check_numbers(value: Any) -> None:
             _check_numbers(item)
     elif isinstance(value, list):
         for item in value:
-            _check_numbers(item)
+            # Most lists are ids (an ingest event names a thousand): skip the call for those.
+            if not isinstance(item, int | str):
+                _check_numbers(item)
 
 
 def _prepare(
