@@ -252,7 +252,11 @@ def _stats(
 
 
 class _SqlClock:
-    """Time spent in the database per request (execute wrapper), to tell SQL from Python."""
+    """Time spent in the database per request (execute wrapper), to tell SQL from Python.
+
+    ``statements`` counts execute calls, that is round trips: where review.sql sends several
+    statements as one query string (PostgreSQL) they count once. COPY (the audit events) and
+    COMMIT do not pass through execute wrappers; their time is in the server time, not here."""
 
     def __init__(self) -> None:
         self.seconds = 0.0

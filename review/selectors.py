@@ -20,7 +20,6 @@ from django.db.models import (
     F,
     FloatField,
     OuterRef,
-    Prefetch,
     Q,
     QuerySet,
     Subquery,
@@ -32,7 +31,7 @@ from django.http import Http404
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from corpus.models import Dataset, Item, ItemParent, Score, Source
+from corpus.models import Dataset, Item, Score, Source
 from review import evidence, rendering
 from review.models import (
     Claim,
@@ -42,12 +41,13 @@ from review.models import (
     ReviewPolicy,
     Skip,
 )
-from review.sql import quota_row
+from review.sql import dataset_for_user, item_for_review, quota_row
 
 logger = logging.getLogger(__name__)
 
 ADMIN_GROUP = "admin"
 REVIEWER_GROUP = "reviewer"
+ROLE_GROUPS = (ADMIN_GROUP, REVIEWER_GROUP)
 FOLD_CHARS = 3000
 REFERENCE_CACHE_SECONDS = 600
 
@@ -56,13 +56,16 @@ REFERENCE_CACHE_SECONDS = 600
 
 
 def _groups(user: Any) -> frozenset[str]:
-    """The user's group names, read once per request (cached on the user object)."""
+    """The user's role groups (admin, reviewer) they belong to, read once per request (cached on
+    the user object; ``dataset_for_review`` fills it from its own query)."""
     cached = getattr(user, "_review_groups", None)
     if cached is None:
         if not user.is_authenticated:
             cached = frozenset()
         else:
-            cached = frozenset(user.groups.values_list("name", flat=True))
+            cached = frozenset(
+                user.groups.filter(name__in=ROLE_GROUPS).values_list("name", flat=True)
+            )
         user._review_groups = cached
     return cached
 
@@ -93,10 +96,20 @@ def listed_without_role(*, user: Any) -> list[str]:
 
 
 def dataset_for_review(*, user: Any, slug: str) -> Dataset:
-    """The dataset, if the user may review it; 404 otherwise (its existence is not disclosed)."""
-    dataset = review_datasets(user=user).filter(slug=slug).first()
-    if dataset is None:
+    """The dataset, if the user may review it; 404 otherwise (its existence is not disclosed).
+
+    One statement on every review request: the dataset, its review policy (``review_policy_get``
+    then reads none), and the user's role groups and listing on it (what ``review_datasets``
+    would ask in two more)."""
+    if not user.is_authenticated:
         raise Http404("No such dataset among the ones you review.")
+    found = dataset_for_user(slug=slug, user_id=user.pk, groups=ROLE_GROUPS)
+    if found is not None and getattr(user, "_review_groups", None) is None:
+        user._review_groups = found.groups
+    if found is None or not (is_admin(user) or (is_reviewer(user) and found.listed)):
+        raise Http404("No such dataset among the ones you review.")
+    dataset = found.dataset
+    setattr(dataset, _POLICY_READ, found.policy or ReviewPolicy(dataset=dataset))
     return dataset
 
 
@@ -110,8 +123,16 @@ def dataset_for_admin(*, user: Any, slug: str) -> Dataset:
 # --- settings of a dataset -----------------------------------------------------------------------
 
 
+# Where dataset_for_review leaves the policy it read with the dataset, for the same request.
+_POLICY_READ = "_review_policy_read"
+
+
 def review_policy_get(*, dataset: Dataset) -> ReviewPolicy:
-    """The saved policy, or the defaults (unsaved) when an admin never changed them."""
+    """The saved policy, or the defaults (unsaved) when an admin never changed them. A dataset
+    from ``dataset_for_review`` carries the policy read with it; others cost a query."""
+    read = getattr(dataset, _POLICY_READ, None)
+    if read is not None:
+        return read
     policy = ReviewPolicy.objects.filter(dataset=dataset).first()
     return policy if policy is not None else ReviewPolicy(dataset=dataset)
 
@@ -173,21 +194,13 @@ def gold_list(*, dataset: Dataset) -> list[GoldItem]:
 
 
 def item_for_review_get(*, dataset: Dataset, item_id: int) -> Item:
-    """One item with everything the item view shows, in one query plus one for parent ids."""
-    item = (
-        Item.objects.filter(dataset=dataset, pk=item_id)
-        .select_related("source", "score", "score__near_duplicate_of")
-        .defer("score__minhash", "score__near_duplicate_of__metadata")
-        .prefetch_related(
-            Prefetch(
-                "parent_links",
-                queryset=ItemParent.objects.only("child_id", "parent_id").order_by("parent_id"),
-            )
-        )
-        .first()
-    )
-    if item is None:
+    """One item with everything the item view shows (source, score, nearest near duplicate,
+    parent ids as ``item.parent_ids``), in one statement."""
+    found = item_for_review(item_id=item_id, dataset_id=dataset.pk)
+    if found is None:
         raise Http404("No such item in this dataset.")
+    item, parent_ids = found
+    item.parent_ids = parent_ids  # type: ignore[attr-defined]
     return item
 
 
@@ -262,7 +275,7 @@ def item_evidence(*, item: Item, reference: dict[str, float]) -> dict[str, Any]:
         "score": score,
         "text_shown": shown,
         "text_folded": folded,
-        "parent_ids": [link.parent_id for link in item.parent_links.all()],
+        "parent_ids": item.parent_ids,  # type: ignore[attr-defined]
         "detector_text": evidence.detector_explanation(
             score.detector_probability if score is not None else None
         ),
@@ -446,7 +459,9 @@ def _keyset(query: ListQuery, items: QuerySet[Item]) -> tuple[QuerySet[Item], li
         return items, ["-id"]
     if position:
         p, i = float(position["priority"]), int(position["id"])
-        items = items.filter(Q(priority__lt=p) | Q(priority=p, id__gt=i))
+        # The redundant "priority <= p" is what the (dataset, -priority, id) index can seek
+        # to; the OR alone is only a filter over every row before the page.
+        items = items.filter(Q(priority__lt=p) | Q(priority=p, id__gt=i), priority__lte=p)
     return items, ["-priority", "id"]
 
 

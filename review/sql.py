@@ -11,11 +11,12 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
 
-from corpus.models import Item, Score
-from review.models import Claim, Decision, GoldItem, ReviewerQuota, Skip
+from corpus.models import Dataset, Item, ItemParent, Score, Source
+from review.models import Claim, Decision, GoldItem, ReviewerQuota, ReviewPolicy, Skip
 from review.services.consensus import ItemFacts
 
 
@@ -25,6 +26,36 @@ def _t(model: Any) -> str:
 
 def _dt(value: datetime) -> Any:
     return connection.ops.adapt_datetimefield_value(value)
+
+
+def _one_string_batches() -> bool:
+    """Whether several statements can go as one query string: PostgreSQL with client-side
+    parameter binding, Django's default (server-side binding takes one statement at a time)."""
+    return (
+        connection.vendor == "postgresql"
+        and connection.settings_dict["OPTIONS"].get("server_side_binding") is not True
+    )
+
+
+def _run_batch(statements: list[tuple[str, list[Any]]]) -> list[list[tuple[Any, ...]]]:
+    """Run statements in order in the caller's transaction and return each one's rows. On
+    PostgreSQL with psycopg's client-side binding (Django's default) they go as one query
+    string: one round trip to the server instead of one each, which is what a request's time
+    mostly waits on when the machine is busy. Elsewhere (SQLite, server-side binding), one by
+    one. Every statement must return rows (SELECT, or a write with RETURNING)."""
+    with connection.cursor() as cursor:
+        if _one_string_batches():
+            sql = "; ".join(statement for statement, _ in statements)
+            cursor.execute(sql, [p for _, params in statements for p in params])
+            results = [cursor.fetchall()]
+            while cursor.nextset():
+                results.append(cursor.fetchall())
+            return results
+        results = []
+        for statement, params in statements:
+            cursor.execute(statement, params)
+            results.append(cursor.fetchall())
+        return results
 
 
 @cache
@@ -46,6 +77,74 @@ def _next_item_sql(vendor: str, excluded: int) -> str:
     )
 
 
+def _next_item_params(
+    dataset_id: int,
+    reviewer_id: int,
+    gold: bool,
+    now: datetime,
+    skip_cutoff: datetime,
+    excluded: list[int],
+) -> list[Any]:
+    return [
+        dataset_id,
+        Item.State.QUEUED,
+        gold,
+        _dt(now),
+        reviewer_id,
+        reviewer_id,
+        _dt(skip_cutoff),
+        *excluded,
+    ]
+
+
+@cache
+def _stale_sql() -> str:
+    return f"SELECT EXISTS (SELECT 1 FROM {_t(Claim)} WHERE dataset_id = %s AND expires_at <= %s)"
+
+
+@cache
+def _lease_next_sql() -> str:
+    # The queue read of next_item_id as the source of the lease's INSERT: the row it locks
+    # (SKIP LOCKED) is the one leased, in the same statement.
+    return (
+        f"INSERT INTO {_t(Claim)} (item_id, dataset_id, reviewer_id, claimed_at, expires_at)"
+        f" SELECT q.id, %s, %s, %s, %s FROM ({_next_item_sql('postgresql', 0)}) q"
+        " ON CONFLICT DO NOTHING RETURNING item_id"
+    )
+
+
+def stale_and_lease_next(
+    *,
+    dataset_id: int,
+    reviewer_id: int,
+    gold: bool,
+    now: datetime,
+    skip_cutoff: datetime,
+    expires_at: datetime,
+) -> tuple[bool, int | None]:
+    """Whether the dataset has leases that ran out (to end before leasing), and, on PostgreSQL,
+    the item just leased to the reviewer: the first of the queue (as ``next_item_id``), picked
+    and leased by one INSERT ... SELECT, both statements in one round trip. None for the item
+    when nothing was leased: always on SQLite (one statement at a time, the caller goes step by
+    step), and on PostgreSQL when the queue is empty or the insert met another lease (a run-out
+    one not ended yet, the reviewer's other tab); the caller's steps then tell which."""
+    stale_read = (_stale_sql(), [dataset_id, _dt(now)])
+    if not _one_string_batches():
+        (stale,) = _run_batch([stale_read])
+        return bool(stale[0][0]), None
+    stale, leased = _run_batch(
+        [
+            stale_read,
+            (
+                _lease_next_sql(),
+                [dataset_id, reviewer_id, _dt(now), _dt(expires_at)]
+                + _next_item_params(dataset_id, reviewer_id, gold, now, skip_cutoff, []),
+            ),
+        ]
+    )
+    return bool(stale[0][0]), (leased[0][0] if leased else None)
+
+
 def next_item_id(
     *,
     dataset_id: int,
@@ -57,16 +156,7 @@ def next_item_id(
 ) -> int | None:
     """The first queued item in review order that nobody holds, this reviewer has not decided
     and has not skipped since ``skip_cutoff``; its row stays locked (PostgreSQL) until commit."""
-    params = [
-        dataset_id,
-        Item.State.QUEUED,
-        gold,
-        _dt(now),
-        reviewer_id,
-        reviewer_id,
-        _dt(skip_cutoff),
-        *excluded,
-    ]
+    params = _next_item_params(dataset_id, reviewer_id, gold, now, skip_cutoff, excluded)
     with connection.cursor() as cursor:
         cursor.execute(_next_item_sql(connection.vendor, len(excluded)), params)
         row = cursor.fetchone()
@@ -84,14 +174,21 @@ def _quota_sql() -> str:
     )
 
 
+def _quota_params(dataset_id: int, reviewer_id: int, since: datetime) -> list[Any]:
+    return [dataset_id, reviewer_id, dataset_id, dataset_id, reviewer_id, _dt(since)]
+
+
+def _quota_of(row: tuple[Any, ...]) -> tuple[int | None, int]:
+    own, default, used = row
+    return (own if own is not None else default), int(used or 0)
+
+
 def quota_row(*, dataset_id: int, reviewer_id: int, since: datetime) -> tuple[int | None, int]:
     """(daily limit: the reviewer's own, else the dataset default, else None; live decisions
     since ``since``)."""
-    params = [dataset_id, reviewer_id, dataset_id, dataset_id, reviewer_id, _dt(since)]
     with connection.cursor() as cursor:
-        cursor.execute(_quota_sql(), params)
-        own, default, used = cursor.fetchone()
-    return (own if own is not None else default), int(used or 0)
+        cursor.execute(_quota_sql(), _quota_params(dataset_id, reviewer_id, since))
+        return _quota_of(cursor.fetchone())
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +220,10 @@ def lock_item(*, item_id: int, dataset_id: int, reviewer_id: int) -> LockedItem 
     """Lock the item row for the rest of the transaction and read what a decision needs."""
     with connection.cursor() as cursor:
         cursor.execute(_lock_item_sql(connection.vendor), [reviewer_id, item_id, dataset_id])
-        row = cursor.fetchone()
+        return _locked_item_of(cursor.fetchone())
+
+
+def _locked_item_of(row: tuple[Any, ...] | None) -> LockedItem | None:
     if row is None:
         return None
     state, generation, origin, probability, decided_by, voted, gold, live_votes = row
@@ -155,7 +255,10 @@ def take_claim(
     concurrent request: the row is gone for whoever comes second."""
     with connection.cursor() as cursor:
         cursor.execute(_take_claim_sql(), [item_id, dataset_id, reviewer_id, _dt(now)])
-        row = cursor.fetchone()
+        return _taken_of(cursor.fetchone())
+
+
+def _taken_of(row: tuple[Any, ...] | None) -> tuple[datetime, datetime] | None:
     if row is None:
         return None
     field = Claim._meta.get_field("claimed_at")
@@ -167,3 +270,182 @@ def take_claim(
         claimed_at = timezone.make_aware(claimed_at, UTC)
         expires_at = timezone.make_aware(expires_at, UTC)
     return claimed_at, expires_at
+
+
+@cache
+def _loader(
+    model: Any, vendor: str, exclude: tuple[str, ...] = ()
+) -> tuple[list[Any], list[str], list[tuple[Any, list[Any]]]]:
+    """A model's concrete fields (less ``exclude``, left deferred), their attribute names and,
+    per field, the converters the ORM would apply to the value the driver returns (text to
+    datetime or JSON, integer to bool, ...)."""
+    fields = [f for f in model._meta.concrete_fields if f.name not in exclude]
+    converters = []
+    for field in fields:
+        column = field.get_col(model._meta.db_table)
+        funcs = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+        converters.append((column, funcs))
+    return fields, [f.attname for f in fields], converters
+
+
+def _columns(model: Any, alias: str, exclude: tuple[str, ...] = ()) -> str:
+    fields, _, _ = _loader(model, connection.vendor, exclude)
+    return ", ".join(f"{alias}.{connection.ops.quote_name(f.column)}" for f in fields)
+
+
+def _instance(model: Any, values: Any, exclude: tuple[str, ...] = ()) -> Any:
+    """A model instance from a row's values, as the ORM would build it (excluded fields are
+    deferred: reading one costs a query)."""
+    _, attnames, converters = _loader(model, connection.vendor, exclude)
+    row = []
+    for value, (column, funcs) in zip(values, converters, strict=True):
+        for func in funcs:
+            value = func(value, column, connection)
+        row.append(value)
+    return model.from_db(connection.alias, attnames, row)
+
+
+@cache
+def _dataset_sql() -> str:
+    d_cols = _columns(Dataset, "d")
+    p_cols = _columns(ReviewPolicy, "p")
+    q = connection.ops.quote_name
+    # The two many-to-many tables and their columns, from the fields (a custom user model
+    # names its own).
+    reviewers: Any = Dataset._meta.get_field("reviewers")
+    r_dataset, r_user = q(reviewers.m2m_column_name()), q(reviewers.m2m_reverse_name())
+    groups: Any = get_user_model()._meta.get_field("groups")
+    g_user, g_group = q(groups.m2m_column_name()), q(groups.m2m_reverse_name())
+    in_group = (
+        f"EXISTS (SELECT 1 FROM {_t(groups.remote_field.through)} ug"
+        f" JOIN {_t(groups.related_model)} g ON g.id = ug.{g_group}"
+        f" WHERE ug.{g_user} = %s AND g.name = %s)"
+    )
+    return (
+        f"SELECT {d_cols}, {p_cols},"
+        f" EXISTS (SELECT 1 FROM {_t(reviewers.remote_field.through)} r"
+        f" WHERE r.{r_dataset} = d.id AND r.{r_user} = %s),"
+        f" {in_group}, {in_group}"
+        f" FROM {_t(Dataset)} d LEFT JOIN {_t(ReviewPolicy)} p ON p.dataset_id = d.id"
+        " WHERE d.slug = %s"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetForUser:
+    dataset: Dataset
+    policy: ReviewPolicy | None  # None: never saved, the defaults apply
+    listed: bool  # the user is one of its reviewers
+    groups: frozenset[str]  # which of the asked-for groups the user is in
+
+
+def dataset_for_user(*, slug: str, user_id: int, groups: tuple[str, str]) -> DatasetForUser | None:
+    """The dataset by slug with its review policy, whether the user reviews it and which of two
+    groups they are in: what every review request checks first, in one statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(_dataset_sql(), [user_id, user_id, groups[0], user_id, groups[1], slug])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    n_dataset = len(Dataset._meta.concrete_fields)
+    n_policy = len(ReviewPolicy._meta.concrete_fields)
+    dataset = _instance(Dataset, row[:n_dataset])
+    policy_values = row[n_dataset : n_dataset + n_policy]
+    policy = None
+    if policy_values[0] is not None:  # the policy's key: NULL when the LEFT JOIN found none
+        policy = _instance(ReviewPolicy, policy_values)
+        ReviewPolicy.dataset.field.set_cached_value(policy, dataset)
+    listed, first, second = row[n_dataset + n_policy :]
+    return DatasetForUser(
+        dataset=dataset,
+        policy=policy,
+        listed=bool(listed),
+        groups=frozenset(g for g, inside in zip(groups, (first, second), strict=True) if inside),
+    )
+
+
+# What the item view never shows: the MinHash signature, the near duplicate's metadata.
+_SCORE_UNSHOWN = ("minhash",)
+_NEAR_UNSHOWN = ("metadata",)
+
+
+@cache
+def _item_sql(vendor: str) -> str:
+    parents = (
+        f"SELECT p.parent_id FROM {_t(ItemParent)} p WHERE p.child_id = i.id ORDER BY p.parent_id"
+    )
+    if vendor == "postgresql":
+        parent_ids = f"ARRAY({parents})"
+    else:
+        parent_ids = f"(SELECT json_group_array(parent_id) FROM ({parents}))"
+    return (
+        f"SELECT {_columns(Item, 'i')}, {_columns(Source, 'src')},"
+        f" {_columns(Score, 's', _SCORE_UNSHOWN)}, {_columns(Item, 'n', _NEAR_UNSHOWN)},"
+        f" {parent_ids}"
+        f" FROM {_t(Item)} i JOIN {_t(Source)} src ON src.id = i.source_id"
+        f" LEFT JOIN {_t(Score)} s ON s.item_id = i.id"
+        f" LEFT JOIN {_t(Item)} n ON n.id = s.near_duplicate_of_id"
+        " WHERE i.id = %s AND i.dataset_id = %s"
+    )
+
+
+def item_for_review(*, item_id: int, dataset_id: int) -> tuple[Item, list[int]] | None:
+    """The item with its source, score and nearest near duplicate attached (as
+    ``select_related`` would), and its parent ids in order: one statement, no queryset to
+    compile on every triage keystroke."""
+    with connection.cursor() as cursor:
+        cursor.execute(_item_sql(connection.vendor), [item_id, dataset_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    widths = [
+        len(_loader(model, connection.vendor, exclude)[0])
+        for model, exclude in ((Item, ()), (Source, ()), (Score, _SCORE_UNSHOWN))
+    ]
+    a, b, c = widths[0], widths[0] + widths[1], sum(widths)
+    item = _instance(Item, row[:a])
+    Item.source.field.set_cached_value(item, _instance(Source, row[a:b]))
+    score = None
+    if row[b] is not None:  # the score's key (its item): NULL when the item has no score
+        score = _instance(Score, row[b:c], _SCORE_UNSHOWN)
+        Score.item.field.set_cached_value(score, item)
+        near = None
+        if row[c] is not None:
+            near = _instance(Item, row[c:-1], _NEAR_UNSHOWN)
+        Score.near_duplicate_of.field.set_cached_value(score, near)
+    Item.score.related.set_cached_value(item, score)
+    parent_ids = row[-1]
+    if isinstance(parent_ids, str):  # JSON text on SQLite
+        parent_ids = json.loads(parent_ids)
+    return item, [int(i) for i in parent_ids or []]
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionReads:
+    limit: int | None  # the reviewer's daily limit
+    used: int  # their live decisions today
+    taken: tuple[datetime, datetime] | None  # the lease the decision ended, as ``take_claim``
+    item: LockedItem | None  # the item, locked, as ``lock_item``
+
+
+def decision_reads(
+    *, item_id: int, dataset_id: int, reviewer_id: int, now: datetime, since: datetime
+) -> DecisionReads:
+    """What a triage decision reads before it writes, in the order of the separate calls and
+    in one round trip where the driver allows: the quota (``quota_row``), the end of the
+    reviewer's lease (``take_claim``), then the item's row lock (``lock_item``). Needs the
+    audit lock held; the caller refuses (rolling all back) if the lease was not there."""
+    quota, taken, item = _run_batch(
+        [
+            (_quota_sql(), _quota_params(dataset_id, reviewer_id, since)),
+            (_take_claim_sql(), [item_id, dataset_id, reviewer_id, _dt(now)]),
+            (_lock_item_sql(connection.vendor), [reviewer_id, item_id, dataset_id]),
+        ]
+    )
+    limit, used = _quota_of(quota[0])
+    return DecisionReads(
+        limit=limit,
+        used=used,
+        taken=_taken_of(taken[0] if taken else None),
+        item=_locked_item_of(item[0] if item else None),
+    )

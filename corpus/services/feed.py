@@ -13,30 +13,51 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connection
 from django.db.models import Max
+from django.utils import timezone
 
 from corpus.models import Dataset, FeedEntry, FeedKind, Retraction
 from corpus.services.audit import audit_lock
 from corpus.services.exports.rows import rows_for_items
 
 
-def feed_append(*, dataset_id: int, item_ids: Iterable[int], kind: str) -> int:
+def feed_append(
+    *, dataset_id: int, item_ids: Iterable[int], kind: str, audit_locked: bool = False
+) -> int:
     """Append one entry per item, in the caller's transaction. Returns the last seq.
 
-    Takes the audit chain lock (a no-op if the caller holds it already); callers that also lock
-    item rows should take it first, as every corpus service does, so lock order is the same
-    everywhere.
+    Takes the audit chain lock, unless the caller says it holds it already (``audit_locked``:
+    a service that took ``audit_lock()`` earlier in this transaction, as lock order requires
+    of every caller that also locks item rows). One entry, the common case of a review
+    decision, is one statement: the next seq is read and used by the INSERT itself.
     """
     if kind not in FeedKind.values:
         raise ValueError(f"unknown feed kind {kind!r}")
-    audit_lock()
+    if not audit_locked:
+        audit_lock()
+    ids = list(item_ids)
+    if len(ids) == 1:
+        return _append_one(dataset_id=dataset_id, item_id=ids[0], kind=kind)
     seq = FeedEntry.objects.aggregate(last=Max("seq"))["last"] or 0
     entries = []
-    for item_id in item_ids:
+    for item_id in ids:
         seq += 1
         entries.append(FeedEntry(seq=seq, dataset_id=dataset_id, item_id=item_id, kind=kind))
     FeedEntry.objects.bulk_create(entries, batch_size=1000)
     return seq
+
+
+def _append_one(*, dataset_id: int, item_id: int, kind: str) -> int:
+    ops = connection.ops
+    table = ops.quote_name(FeedEntry._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (seq, dataset_id, item_id, kind, created_at)"
+            f" SELECT COALESCE(MAX(seq), 0) + 1, %s, %s, %s, %s FROM {table} RETURNING seq",
+            [dataset_id, item_id, kind, ops.adapt_datetimefield_value(timezone.now())],
+        )
+        return int(cursor.fetchone()[0])
 
 
 def feed_head() -> int:

@@ -7,12 +7,14 @@ processes racing on one item cannot both win.
 Each takes the audit chain lock (``audit_lock()``) before touching the item: the feed numbers
 approvals and undos under it (so feed order is commit order), and an export's snapshot holds it
 while it fixes which items it contains, so an undo can never slip in between. Callers that lock
-item rows themselves should take ``audit_lock()`` first, to keep one lock order everywhere.
+item rows themselves should take ``audit_lock()`` first, to keep one lock order everywhere; a
+caller that did says so (``audit_locked=True``) and the lock is not asked for a second time.
 """
 
 from collections.abc import Sequence
+from typing import cast
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from corpus.models import Export, ExportItem, ExportStatus, FeedKind, Item
@@ -44,33 +46,71 @@ def _export_holding(item_id: int) -> int | None:
     )
 
 
-@transaction.atomic
+def _outcome_update(
+    *, item_id: int, state: str, reviewer_ids: Sequence[int], reason: str
+) -> Item | None:
+    """The conditional UPDATE from ``queued``, returning the updated row as an Item (one
+    statement; None when the item was not queued)."""
+    now = timezone.now()
+    ops = connection.ops
+    fields = {f.name: f for f in Item._meta.concrete_fields}
+    table = ops.quote_name(Item._meta.db_table)
+    columns = ("state", "state_reason", "decided_at", "decided_by", "updated_at")
+    values = (
+        state,
+        reason if state == Item.State.REJECTED else "",
+        now,
+        sorted(set(reviewer_ids)),
+        now,
+    )
+    assignments = ", ".join(f"{ops.quote_name(cast(str, fields[c].column))} = %s" for c in columns)
+    params = [
+        fields[c].get_db_prep_save(v, connection) for c, v in zip(columns, values, strict=True)
+    ]
+    rows = list(
+        Item.objects.raw(
+            f"UPDATE {table} SET {assignments} WHERE id = %s AND state = %s RETURNING *",
+            [*params, item_id, Item.State.QUEUED],
+        )
+    )
+    return rows[0] if rows else None
+
+
 def item_outcome_set(
-    *, item_id: int, state: str, reviewer_ids: Sequence[int], reason: str = ""
+    *,
+    item_id: int,
+    state: str,
+    reviewer_ids: Sequence[int],
+    reason: str = "",
+    audit_locked: bool = False,
 ) -> Item:
     """Move a ``queued`` item to ``approved`` or ``rejected`` by these reviewers.
 
     ``reason`` is the reject reason key (kept in ``Item.state_reason``: the detector retrains on
     items rejected as ``machine_written``). The caller (a review service) appends the audit event
-    for the decision in the same transaction.
+    for the decision in the same transaction. ``audit_locked``: the caller holds the audit chain
+    lock in its open transaction already (review services take it first), so it is not asked
+    for again. No savepoint: an error inside leaves the caller's transaction to roll back, and a
+    refusal (not queued) is raised after the block, having changed nothing.
     """
     if state not in DECIDED:
         raise ItemStateError(f"'{state}' is not a review outcome")
-    audit_lock()
-    now = timezone.now()
-    updated = Item.objects.filter(pk=item_id, state=Item.State.QUEUED).update(
-        state=state,
-        state_reason=reason if state == Item.State.REJECTED else "",
-        decided_at=now,
-        decided_by=sorted(set(reviewer_ids)),
-        updated_at=now,
-    )
-    if not updated:
+    with transaction.atomic(savepoint=False):
+        if not audit_locked:
+            audit_lock()
+        item = _outcome_update(
+            item_id=item_id, state=state, reviewer_ids=reviewer_ids, reason=reason
+        )
+        if item is not None and state == Item.State.APPROVED:
+            feed_append(
+                dataset_id=item.dataset_id,
+                item_ids=[item.pk],
+                kind=FeedKind.APPROVED,
+                audit_locked=True,
+            )
+    if item is None:
         current = Item.objects.filter(pk=item_id).values_list("state", flat=True).first()
         raise ItemStateError(f"item {item_id} is {current or 'gone'}, not queued")
-    item = Item.objects.get(pk=item_id)
-    if state == Item.State.APPROVED:
-        feed_append(dataset_id=item.dataset_id, item_ids=[item.pk], kind=FeedKind.APPROVED)
     return item
 
 

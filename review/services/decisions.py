@@ -3,7 +3,8 @@
 Every decision locks its item row first, so two reviewers voting on one consensus item at the
 same moment count each other's vote (neither can miss the other and leave the item open with
 enough approvals). The outcome goes onto the item through ``corpus.services.items``; the audit
-event is appended in the same transaction. Lock order: the audit chain lock, then the claim,
+events are appended in the same transaction, together (``audit_append_many``: a decision and
+the lease of the next item are one append). Lock order: the audit chain lock, then the claim,
 then the item (the order corpus services and exports use too, so no two of them deadlock).
 """
 
@@ -16,14 +17,20 @@ from django.db import transaction
 from django.utils import timezone
 
 from corpus.models import Dataset, Item
-from corpus.services.audit import actor_for_user, audit_append, audit_lock
+from corpus.services.audit import actor_for_user, audit_append_many, audit_lock
 from corpus.services.items import ItemStateError, item_outcome_reopen, item_outcome_set
 from review.models import Claim, Decision, GoldItem, ReviewPolicy, Verdict
-from review.selectors import QuotaStatus, quota_status_get, review_policy_get
+from review.selectors import QuotaStatus, day_start, quota_status_get, review_policy_get
 from review.services import ReviewError
 from review.services.consensus import Tally, required_approvals, tally
-from review.services.queue import ClaimOutcome, claim_item, held_claim, item_claim_next
-from review.sql import lock_item
+from review.services.queue import (
+    AuditEvents,
+    ClaimOutcome,
+    claim_item,
+    item_claim_next,
+    not_held_error,
+)
+from review.sql import LockedItem, decision_reads, lock_item
 
 MAX_NOTE_CHARS = 2000
 MAX_BULK_ITEMS = 500
@@ -78,10 +85,12 @@ def _decide(
     seconds: float | None,
     policy: ReviewPolicy,
     now: datetime,
+    events: AuditEvents,
+    item: LockedItem | None,
 ) -> DecisionOutcome:
-    """Record one vote and settle the item if the votes now call for it. Needs an open
-    transaction; locks the item row."""
-    item = lock_item(item_id=item_id, dataset_id=dataset.pk, reviewer_id=reviewer.pk)
+    """Record one vote and settle the item if the votes now call for it; its event goes to
+    ``events``. Needs an open transaction holding the audit lock and the item's row lock
+    (``item``: what ``lock_item`` read, None when the item is not in the dataset)."""
     if item is None:
         raise ReviewError(f"Item {item_id} is not in this dataset.", code="conflict")
     if item.state != Item.State.QUEUED:
@@ -123,16 +132,19 @@ def _decide(
                 state=result.state,
                 reviewer_ids=result.reviewer_ids,
                 reason=result.reason,
+                audit_locked=True,
             )
             state = result.state
         payload.update(outcome=state, approvals=len(result.approvers), required=result.required)
-    audit_append(
-        actor=actor_for_user(reviewer),
-        action="review.decided",
-        object_type="item",
-        object_id=item_id,
-        dataset=dataset,
-        payload=payload,
+    events.append(
+        {
+            "actor": actor_for_user(reviewer),
+            "action": "review.decided",
+            "object_type": "item",
+            "object_id": item_id,
+            "dataset": dataset,
+            "payload": payload,
+        }
     )
     return DecisionOutcome(decision=decision, item_state=state, tally=result)
 
@@ -149,14 +161,49 @@ def decision_record(
 ) -> DecisionOutcome:
     """Decide the item the reviewer holds. The lease ends with the decision; the time from the
     start of the lease is recorded as the time spent on the item."""
+    events: AuditEvents = []
+    outcome = _record(
+        dataset=dataset,
+        reviewer=reviewer,
+        item_id=item_id,
+        verdict=verdict,
+        reason=reason,
+        note=note,
+        events=events,
+    )
+    audit_append_many(events=events)
+    return outcome
+
+
+def _record(
+    *,
+    dataset: Dataset,
+    reviewer: Any,
+    item_id: int,
+    verdict: str,
+    reason: str,
+    note: str,
+    events: AuditEvents,
+) -> DecisionOutcome:
+    """``decision_record`` in the caller's transaction, its event added to ``events``."""
     now = timezone.now()
     policy = review_policy_get(dataset=dataset)
     verdict, reason, note = _validated(policy=policy, verdict=verdict, reason=reason, note=note)
     audit_lock()
-    quota = quota_status_get(dataset=dataset, reviewer=reviewer, now=now)
-    claim = held_claim(dataset=dataset, reviewer=reviewer, item_id=item_id, now=now)
+    # The quota, the end of the lease and the item's row lock, in one round trip.
+    reads = decision_reads(
+        item_id=item_id,
+        dataset_id=dataset.pk,
+        reviewer_id=reviewer.pk,
+        now=now,
+        since=day_start(now),
+    )
+    quota = QuotaStatus(limit=reads.limit, used=reads.used)
+    if reads.taken is None:
+        raise not_held_error(item_id)
     if quota.reached:
         raise ReviewError(quota_message(quota.limit), code="quota")
+    claimed_at, _ = reads.taken
     outcome = _decide(
         dataset=dataset,
         reviewer=reviewer,
@@ -165,9 +212,11 @@ def decision_record(
         reason=reason,
         note=note,
         via=Decision.Via.TRIAGE,
-        seconds=(now - claim.claimed_at).total_seconds(),
+        seconds=(now - claimed_at).total_seconds(),
         policy=policy,
         now=now,
+        events=events,
+        item=reads.item,
     )
     outcome.reason_label = next(
         (r["label"] for r in policy.reject_reasons if r["key"] == reason), reason
@@ -187,23 +236,31 @@ def decision_record_and_next(
     note: str = "",
 ) -> tuple[DecisionOutcome, ClaimOutcome]:
     """Decide the held item and lease the next one in one transaction: one commit (one flush
-    to disk) per keystroke instead of two. The next lease is taken after the decision's own
-    locks, in the order every service takes them."""
+    to disk) per keystroke instead of two, and one audit append for the decision and the new
+    lease. The next lease is taken after the decision's own locks, in the order every service
+    takes them."""
     with transaction.atomic():
         # The two services' own atomic blocks would only add savepoints (two round trips
         # each): nothing here needs a partial rollback, an error undoes both.
-        outcome = decision_record.__wrapped__(  # type: ignore[attr-defined]
+        events: AuditEvents = []
+        outcome = _record(
             dataset=dataset,
             reviewer=reviewer,
             item_id=item_id,
             verdict=verdict,
             reason=reason,
             note=note,
+            events=events,
         )
         assert outcome.policy is not None and outcome.quota is not None
         claim = item_claim_next(
-            dataset=dataset, reviewer=reviewer, policy=outcome.policy, quota=outcome.quota
+            dataset=dataset,
+            reviewer=reviewer,
+            policy=outcome.policy,
+            quota=outcome.quota,
+            events=events,
         )
+        audit_append_many(events=events)
     return outcome, claim
 
 
@@ -227,6 +284,7 @@ def decision_undo(*, dataset: Dataset, reviewer: Any) -> UndoOutcome:
     (the corpus refuses to reopen an exported item; then nothing changes). The item goes back
     to the queue and, if nobody else holds it, straight back to this reviewer."""
     now = timezone.now()
+    events: AuditEvents = []
     audit_lock()
     last = (
         Decision.objects.select_for_update()
@@ -255,6 +313,7 @@ def decision_undo(*, dataset: Dataset, reviewer: Any) -> UndoOutcome:
                         state=result.state,
                         reviewer_ids=result.reviewer_ids,
                         reason=result.reason,
+                        audit_locked=True,
                     )
             except ItemStateError as exc:
                 raise ReviewError(
@@ -277,22 +336,25 @@ def decision_undo(*, dataset: Dataset, reviewer: Any) -> UndoOutcome:
                 released = current.item_id
                 Claim.objects.filter(pk=current.pk).delete()
             reclaimed = claim_item(
-                item_id=last.item_id, dataset=dataset, reviewer=reviewer, now=now
+                item_id=last.item_id, dataset=dataset, reviewer=reviewer, now=now, events=events
             )
-    audit_append(
-        actor=actor_for_user(reviewer),
-        action="review.undone",
-        object_type="item",
-        object_id=last.item_id,
-        dataset=dataset,
-        payload={
-            "decision": last.pk,
-            "verdict": last.verdict,
-            "state_before": before,
-            "state_after": state,
-            "released": released,
+    events.append(
+        {
+            "actor": actor_for_user(reviewer),
+            "action": "review.undone",
+            "object_type": "item",
+            "object_id": last.item_id,
+            "dataset": dataset,
+            "payload": {
+                "decision": last.pk,
+                "verdict": last.verdict,
+                "state_before": before,
+                "state_after": state,
+                "released": released,
+            },
         },
     )
+    audit_append_many(events=events)
     return UndoOutcome(decision=last, item_state=state, reclaimed=reclaimed)
 
 
@@ -341,6 +403,7 @@ def decisions_bulk(
     if len(ids) > MAX_BULK_ITEMS:
         raise ReviewError(f"Select at most {MAX_BULK_ITEMS} items at once.", field="items")
     audit_lock()
+    events: AuditEvents = []
     quota = quota_status_get(dataset=dataset, reviewer=reviewer, now=now)
     remaining = quota.remaining
     locked = set(
@@ -392,6 +455,8 @@ def decisions_bulk(
             seconds=None,
             policy=policy,
             now=now,
+            events=events,
+            item=lock_item(item_id=item_id, dataset_id=dataset.pk, reviewer_id=reviewer.pk),
         )
         decided.append(item_id)
         if remaining is not None:
@@ -403,4 +468,5 @@ def decisions_bulk(
     if decided:
         # A lease of this reviewer's own on a decided item has nothing left to guard.
         Claim.objects.filter(item_id__in=decided, reviewer=reviewer).delete()
+    audit_append_many(events=events)
     return outcome

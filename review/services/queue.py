@@ -12,13 +12,15 @@ Guarantees and how they are kept:
   lease runs out; the periodic ``claims_expire`` (and any claim that meets an expired row) then
   deletes the stale row and audits the expiry.
 
-Lock order (as everywhere in Synthgate): the audit chain lock first, then rows. A claim takes
-no audit lock on its hot path; when it must end a lease (audited), it takes the audit lock
-before locking any row.
+Lock order (as everywhere in Synthgate): the audit chain lock first, then rows. Granting a
+lease is audited (``review.claimed``), so a claim takes the audit lock before it locks the next
+item's row; renewing the lease one holds takes none (a page renews its lease every minute, and
+that changes nothing but the end of the lease). What ends a lease is: a decision, a skip, a
+release or an expiry, each audited with the lease's start.
 
-Granting and renewing a lease are not audited: they change no data, and a page renews its lease
-every minute. What ends a lease is: a decision, a skip, a release or an expiry, each audited with
-the lease's start.
+The services here collect their audit events in a list the caller passes in and append them
+together (``audit_append_many``): a decision and the lease of the next item are one append,
+one hashing pass and one head update in the one transaction.
 """
 
 import secrets
@@ -31,11 +33,17 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from corpus.models import Dataset, Item
-from corpus.services.audit import SYSTEM, actor_for_user, audit_append, audit_lock
+from corpus.services.audit import (
+    SYSTEM,
+    actor_for_user,
+    audit_append,
+    audit_append_many,
+    audit_lock,
+)
 from review.models import Claim, ReviewPolicy, Skip
 from review.selectors import QuotaStatus, quota_status_get, review_policy_get
 from review.services import ReviewError
-from review.sql import next_item_id, take_claim
+from review.sql import next_item_id, stale_and_lease_next, take_claim
 
 _random = secrets.SystemRandom()
 
@@ -52,29 +60,61 @@ class ClaimOutcome:
     policy: ReviewPolicy  # read anyway for the gold rate; the page shows its reject reasons
 
 
-def _end(claim: Claim, *, dataset: Dataset, now: datetime, action: str, **why: Any) -> bool:
-    """Delete a claim and audit why it ended (an expiry, a release). The caller holds the audit
-    lock (taken before any row lock); returns False if the claim was already gone."""
+AuditEvents = list[dict[str, Any]]
+
+
+def _end(
+    claim: Claim,
+    *,
+    dataset: Dataset,
+    now: datetime,
+    action: str,
+    events: AuditEvents,
+    **why: Any,
+) -> bool:
+    """Delete a claim and add the event saying why it ended (an expiry, a release) to
+    ``events``. The caller holds the audit lock (taken before any row lock) and appends the
+    events in this transaction; returns False if the claim was already gone."""
     rows = Claim.objects.filter(pk=claim.pk, reviewer_id=claim.reviewer_id)
     if action == "review.claim_expired":
         rows = rows.filter(expires_at__lte=now)
     deleted, _ = rows.delete()
     if not deleted:
         return False
-    audit_append(
-        actor=SYSTEM,
-        action=action,
-        object_type="item",
-        object_id=claim.item_id,
-        dataset=dataset,
-        payload={
-            "reviewer": claim.reviewer_id,
-            "claimed_at": claim.claimed_at.isoformat(),
-            "expires_at": claim.expires_at.isoformat(),
-            **why,
-        },
+    events.append(
+        {
+            "actor": SYSTEM,
+            "action": action,
+            "object_type": "item",
+            "object_id": claim.item_id,
+            "dataset": dataset,
+            "payload": {
+                "reviewer": claim.reviewer_id,
+                "claimed_at": claim.claimed_at.isoformat(),
+                "expires_at": claim.expires_at.isoformat(),
+                **why,
+            },
+        }
     )
     return True
+
+
+def _claimed(claim: Claim, *, reviewer: Any, events: AuditEvents) -> None:
+    """The event of a new lease: who holds the item, from when until when."""
+    events.append(
+        {
+            "actor": actor_for_user(reviewer),
+            "action": "review.claimed",
+            "object_type": "item",
+            "object_id": claim.item_id,
+            "dataset": claim.dataset,
+            "payload": {
+                "reviewer": claim.reviewer_id,
+                "claimed_at": claim.claimed_at.isoformat(),
+                "expires_at": claim.expires_at.isoformat(),
+            },
+        }
+    )
 
 
 def _insert(*, item_id: int, dataset: Dataset, reviewer: Any, now: datetime) -> bool:
@@ -97,19 +137,33 @@ def _insert(*, item_id: int, dataset: Dataset, reviewer: Any, now: datetime) -> 
         return cursor.rowcount == 1
 
 
-def claim_item(*, item_id: int, dataset: Dataset, reviewer: Any, now: datetime) -> bool:
-    """Lease one given item, taking over a lease that has run out (audited as its expiry).
-    Needs an open transaction that already holds the audit lock. False when someone holds a
-    live lease on it."""
+def claim_item(
+    *, item_id: int, dataset: Dataset, reviewer: Any, now: datetime, events: AuditEvents
+) -> bool:
+    """Lease one given item, taking over a lease that has run out (its expiry and the new lease
+    go to ``events``). Needs an open transaction that already holds the audit lock. False when
+    someone holds a live lease on it."""
     stale = Claim.objects.select_for_update().filter(item_id=item_id).first()
     if stale is not None:
         if stale.expires_at > now:
             return False
-        _end(stale, dataset=dataset, now=now, action="review.claim_expired")
-    return _insert(item_id=item_id, dataset=dataset, reviewer=reviewer, now=now)
+        _end(stale, dataset=dataset, now=now, action="review.claim_expired", events=events)
+    if not _insert(item_id=item_id, dataset=dataset, reviewer=reviewer, now=now):
+        return False
+    claim = Claim(
+        item_id=item_id,
+        dataset=dataset,
+        reviewer=reviewer,
+        claimed_at=now,
+        expires_at=now + lease_length(),
+    )
+    _claimed(claim, reviewer=reviewer, events=events)
+    return True
 
 
-def _expire_stale(*, dataset: Dataset, now: datetime, limit: int = 100) -> None:
+def _expire_stale(
+    *, dataset: Dataset, now: datetime, events: AuditEvents, limit: int = 100
+) -> None:
     """End the dataset's run-out leases before claiming, so their rows do not block the insert
     of a new lease on the same item. Costs one indexed EXISTS when there are none."""
     if not Claim.objects.filter(dataset=dataset, expires_at__lte=now).exists():
@@ -119,12 +173,54 @@ def _expire_stale(*, dataset: Dataset, now: datetime, limit: int = 100) -> None:
         dataset=dataset, expires_at__lte=now
     )
     for claim in stale.order_by("expires_at")[:limit]:
-        _end(claim, dataset=dataset, now=now, action="review.claim_expired")
+        _end(claim, dataset=dataset, now=now, action="review.claim_expired", events=events)
 
 
-def _claim_first(*, dataset: Dataset, reviewer: Any, now: datetime, gold: bool) -> Claim | None:
-    """Lease the first item of the queue (gold checks or the rest) nobody else is taking."""
+def _leased(
+    item_id: int, *, dataset: Dataset, reviewer: Any, now: datetime, events: AuditEvents
+) -> Claim:
+    """The lease just inserted, its event added to ``events``."""
+    claim = Claim(
+        item_id=item_id,
+        dataset=dataset,
+        reviewer=reviewer,
+        claimed_at=now,
+        expires_at=now + lease_length(),
+    )
+    _claimed(claim, reviewer=reviewer, events=events)
+    return claim
+
+
+def _claim_first(
+    *,
+    dataset: Dataset,
+    reviewer: Any,
+    now: datetime,
+    gold: bool,
+    events: AuditEvents,
+    expire_stale: bool,
+) -> Claim | None:
+    """Lease the first item of the queue (gold checks or the rest) nobody else is taking. The
+    caller holds the audit lock: the new lease's event goes to ``events``. ``expire_stale``:
+    also end the dataset's run-out leases, whose rows would block the insert of a new lease on
+    their item. Asking whether there are any is sent with the first attempt to lease (on
+    PostgreSQL the pick and the insert are one statement); when that attempt leases nothing
+    (an empty queue, or it met a lease: a run-out one, now ended, or another tab's) the step by
+    step loop below finds out which and retries."""
     skip_cutoff = now - timedelta(seconds=settings.SYNTHGATE_SKIP_HIDE_SECONDS)
+    if expire_stale:
+        stale, leased = stale_and_lease_next(
+            dataset_id=dataset.pk,
+            reviewer_id=reviewer.pk,
+            gold=gold,
+            now=now,
+            skip_cutoff=skip_cutoff,
+            expires_at=now + lease_length(),
+        )
+        if stale:
+            _expire_stale(dataset=dataset, now=now, events=events)
+        if leased is not None:
+            return _leased(leased, dataset=dataset, reviewer=reviewer, now=now, events=events)
     tried: list[int] = []
     # A collision means another reviewer committed a lease on the row we read (or a lease ran
     # out a moment ago and its row is still there); a few retries reach a free row, and
@@ -141,13 +237,7 @@ def _claim_first(*, dataset: Dataset, reviewer: Any, now: datetime, gold: bool) 
         if item_id is None:
             return None
         if _insert(item_id=item_id, dataset=dataset, reviewer=reviewer, now=now):
-            return Claim(
-                item_id=item_id,
-                dataset=dataset,
-                reviewer=reviewer,
-                claimed_at=now,
-                expires_at=now + lease_length(),
-            )
+            return _leased(item_id, dataset=dataset, reviewer=reviewer, now=now, events=events)
         mine = Claim.objects.filter(dataset=dataset, reviewer=reviewer).first()
         if mine is not None:
             return mine  # our own other tab won the race: that claim is ours to show
@@ -164,8 +254,9 @@ def item_claim(
     quota with status ``quota`` (and gives back a held item), ``empty`` when nothing is left.
     ``policy`` spares a read when the caller has it in hand."""
     now = timezone.now()
+    events: AuditEvents = []
+    locked = False
     quota = quota_status_get(dataset=dataset, reviewer=reviewer, now=now)
-    _expire_stale(dataset=dataset, now=now)
     policy = policy or review_policy_get(dataset=dataset)
     mine = Claim.objects.filter(dataset=dataset, reviewer=reviewer).first()
     if mine is not None:
@@ -178,37 +269,73 @@ def item_claim(
             if renewed:
                 return ClaimOutcome(status="held", claim=mine, quota=quota, policy=policy)
         audit_lock()
+        locked = True
         mine = Claim.objects.select_for_update().filter(pk=mine.pk, reviewer=reviewer).first()
         if mine is not None:
             if mine.expires_at <= now:
-                _end(mine, dataset=dataset, now=now, action="review.claim_expired")
+                _end(mine, dataset=dataset, now=now, action="review.claim_expired", events=events)
             else:
                 why = "quota reached" if quota.reached else f"item is {state}"
-                _end(mine, dataset=dataset, now=now, action="review.claim_released", why=why)
-    return _lease_next(dataset=dataset, reviewer=reviewer, now=now, policy=policy, quota=quota)
+                _end(
+                    mine,
+                    dataset=dataset,
+                    now=now,
+                    action="review.claim_released",
+                    events=events,
+                    why=why,
+                )
+    if not quota.reached and not locked:
+        audit_lock()  # a new lease is audited: the chain lock comes before the item's row lock
+    outcome = _lease_next(
+        dataset=dataset, reviewer=reviewer, now=now, policy=policy, quota=quota, events=events
+    )
+    audit_append_many(events=events)
+    return outcome
 
 
 def item_claim_next(
-    *, dataset: Dataset, reviewer: Any, policy: ReviewPolicy, quota: QuotaStatus
+    *,
+    dataset: Dataset,
+    reviewer: Any,
+    policy: ReviewPolicy,
+    quota: QuotaStatus,
+    events: AuditEvents,
 ) -> ClaimOutcome:
     """Lease the next item for a reviewer who holds none here because they just ended their
-    lease (a decision) in this transaction, which also read their quota and the policy. Should
-    another tab of theirs have leased meanwhile, that lease is the one returned."""
+    lease (a decision) in this transaction, which also read their quota and the policy and
+    holds the audit lock. The events (the new lease, expiries met on the way) go to ``events``
+    for the caller to append with its own. Should another tab of theirs have leased meanwhile,
+    that lease is the one returned."""
     now = timezone.now()
-    _expire_stale(dataset=dataset, now=now)
-    return _lease_next(dataset=dataset, reviewer=reviewer, now=now, policy=policy, quota=quota)
+    return _lease_next(
+        dataset=dataset, reviewer=reviewer, now=now, policy=policy, quota=quota, events=events
+    )
 
 
 def _lease_next(
-    *, dataset: Dataset, reviewer: Any, now: datetime, policy: ReviewPolicy, quota: QuotaStatus
+    *,
+    dataset: Dataset,
+    reviewer: Any,
+    now: datetime,
+    policy: ReviewPolicy,
+    quota: QuotaStatus,
+    events: AuditEvents,
 ) -> ClaimOutcome:
     if quota.reached:
         return ClaimOutcome(status="quota", claim=None, quota=quota, policy=policy)
-    claim = None
-    if policy.gold_rate > 0 and _random.random() < policy.gold_rate:
-        claim = _claim_first(dataset=dataset, reviewer=reviewer, now=now, gold=True)
-    if claim is None:
-        claim = _claim_first(dataset=dataset, reviewer=reviewer, now=now, gold=False)
+    gold = policy.gold_rate > 0 and _random.random() < policy.gold_rate
+    claim = _claim_first(
+        dataset=dataset, reviewer=reviewer, now=now, gold=gold, events=events, expire_stale=True
+    )
+    if claim is None and gold:  # no gold check left for this reviewer: an ordinary item
+        claim = _claim_first(
+            dataset=dataset,
+            reviewer=reviewer,
+            now=now,
+            gold=False,
+            events=events,
+            expire_stale=False,
+        )
     if claim is None:
         return ClaimOutcome(status="empty", claim=None, quota=quota, policy=policy)
     return ClaimOutcome(status="claimed", claim=claim, quota=quota, policy=policy)
@@ -227,16 +354,20 @@ def claim_renew(*, dataset: Dataset, reviewer: Any, item_id: int) -> Claim | Non
     return Claim.objects.filter(item_id=item_id, reviewer=reviewer).first()
 
 
+def not_held_error(item_id: int) -> ReviewError:
+    return ReviewError(
+        f"You no longer hold item {item_id}: your lease ran out or the item moved on. "
+        "Here is your next item.",
+        code="conflict",
+    )
+
+
 def held_claim(*, dataset: Dataset, reviewer: Any, item_id: int, now: datetime) -> Claim:
     """End the reviewer's live lease on the item and return it (as it was); refuses when they
     hold none. Rolled back with the caller's transaction if that fails later."""
     taken = take_claim(item_id=item_id, dataset_id=dataset.pk, reviewer_id=reviewer.pk, now=now)
     if taken is None:
-        raise ReviewError(
-            f"You no longer hold item {item_id}: your lease ran out or the item moved on. "
-            "Here is your next item.",
-            code="conflict",
-        )
+        raise not_held_error(item_id)
     claimed_at, expires_at = taken
     return Claim(
         item_id=item_id,
@@ -280,10 +411,13 @@ def _claims_expire_batch(*, now: datetime, batch_size: int) -> int:
         .select_related("dataset")
         .order_by("expires_at")[:batch_size]
     )
-    return sum(
-        _end(claim, dataset=claim.dataset, now=now, action="review.claim_expired")
+    events: AuditEvents = []
+    ended = sum(
+        _end(claim, dataset=claim.dataset, now=now, action="review.claim_expired", events=events)
         for claim in claims
     )
+    audit_append_many(events=events)
+    return ended
 
 
 def claims_expire(*, batch_size: int = 500) -> int:

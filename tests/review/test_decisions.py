@@ -178,3 +178,44 @@ def test_bulk_needs_a_reason_to_reject(review_dataset, alice, queued):
 
     assert exc.value.field == "reason"
     assert not Decision.objects.exists()
+
+
+def test_decide_and_next_appends_the_decision_and_the_new_lease_together(
+    review_dataset, alice, queued
+):
+    from corpus.models import FeedEntry
+    from review.services.decisions import decision_record_and_next
+
+    held = _claim(review_dataset, alice)
+
+    outcome, claimed = decision_record_and_next(
+        dataset=review_dataset, reviewer=alice, item_id=held.item_id, verdict="approve"
+    )
+
+    assert claimed.status == "claimed" and claimed.claim.item_id != held.item_id
+    decided = AuditEvent.objects.get(action="review.decided")
+    lease = AuditEvent.objects.filter(action="review.claimed").order_by("-seq").first()
+    # One append: consecutive links of the chain, stamped under the one lock.
+    assert (decided.seq + 1, decided.hash, decided.time) == (lease.seq, lease.prev_hash, lease.time)
+    assert lease.object_id == str(claimed.claim.item_id)
+    assert decided.payload["decision"] == outcome.decision.pk
+    # The outcome and its feed entry were written under the lock the decision took first.
+    assert Item.objects.get(pk=held.item_id).state == Item.State.APPROVED
+    assert list(FeedEntry.objects.values_list("item_id", "kind")) == [(held.item_id, "approved")]
+
+
+def test_consecutive_approvals_number_the_feed_in_order(review_dataset, alice, queued):
+    from corpus.models import FeedEntry
+
+    decided = []
+    for _ in range(3):
+        held = _claim(review_dataset, alice)
+        decision_record(
+            dataset=review_dataset, reviewer=alice, item_id=held.item_id, verdict="approve"
+        )
+        decided.append(held.item_id)
+
+    entries = list(FeedEntry.objects.order_by("seq").values_list("seq", "item_id"))
+    assert [item_id for _, item_id in entries] == decided
+    seqs = [seq for seq, _ in entries]
+    assert seqs == list(range(seqs[0], seqs[0] + 3))

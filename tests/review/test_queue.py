@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from corpus.models import AuditEvent, Item
+from corpus.services.audit import actor_for_user
 from review.models import Claim
 from review.services import ReviewError
 from review.services.decisions import decision_record
@@ -175,3 +176,84 @@ def test_skip_needs_a_live_lease(review_dataset, alice, queued):
 
     assert exc.value.code == "conflict"
     assert not AuditEvent.objects.filter(action="review.skipped").exists()
+
+
+def test_a_new_lease_is_audited_in_its_transaction(review_dataset, alice, queued):
+    held = item_claim(dataset=review_dataset, reviewer=alice).claim
+
+    event = AuditEvent.objects.get(action="review.claimed")
+    assert event.object_id == str(held.item_id)
+    assert event.actor == actor_for_user(alice)
+    assert event.dataset_id == review_dataset.pk
+    assert event.payload["reviewer"] == alice.pk
+    assert event.payload["expires_at"] == held.expires_at.isoformat()
+
+
+def test_renewing_a_held_lease_is_not_a_new_claim_event(review_dataset, alice, queued):
+    item_claim(dataset=review_dataset, reviewer=alice)
+    item_claim(dataset=review_dataset, reviewer=alice)  # the page again: the lease is renewed
+
+    assert AuditEvent.objects.filter(action="review.claimed").count() == 1
+
+
+def test_a_lease_taken_over_after_expiry_audits_the_expiry_then_the_claim(
+    review_dataset, alice, bob, queued
+):
+    held = item_claim(dataset=review_dataset, reviewer=alice).claim
+    Claim.objects.filter(pk=held.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    item_claim(dataset=review_dataset, reviewer=bob)
+
+    actions = list(
+        AuditEvent.objects.filter(object_id=str(held.item_id))
+        .order_by("seq")
+        .values_list("action", "payload__reviewer")
+    )
+    assert actions == [
+        ("review.claimed", alice.pk),
+        ("review.claim_expired", alice.pk),
+        ("review.claimed", bob.pk),
+    ]
+
+
+def test_a_claim_that_fails_leaves_no_claim_event(review_dataset, alice, queued, monkeypatch):
+    from review.services import queue
+
+    def broken(**kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(queue, "audit_append_many", broken)
+    with pytest.raises(RuntimeError):
+        item_claim(dataset=review_dataset, reviewer=alice)
+
+    # The lease and its event are one transaction: without the event there is no lease.
+    assert not Claim.objects.exists()
+    assert not AuditEvent.objects.filter(action="review.claimed").exists()
+
+
+def test_a_lease_taken_meanwhile_by_the_reviewers_other_tab_is_the_one_returned(
+    review_dataset, alice, queued
+):
+    from django.db import transaction
+
+    from corpus.services.audit import audit_append_many, audit_lock
+    from review.selectors import quota_status_get, review_policy_get
+    from review.services.queue import item_claim_next
+
+    other_tab = item_claim(dataset=review_dataset, reviewer=alice).claim
+    events: list = []
+    with transaction.atomic():
+        audit_lock()
+        outcome = item_claim_next(
+            dataset=review_dataset,
+            reviewer=alice,
+            policy=review_policy_get(dataset=review_dataset),
+            quota=quota_status_get(dataset=review_dataset, reviewer=alice),
+            events=events,
+        )
+        audit_append_many(events=events)
+
+    assert outcome.status == "claimed"
+    assert outcome.claim.item_id == other_tab.item_id
+    assert events == []  # no new lease, no event
+    assert list(Claim.objects.values_list("item_id", flat=True)) == [other_tab.item_id]

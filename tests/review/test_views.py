@@ -335,8 +335,10 @@ def _rich_item(dataset, parents=3):  # type: ignore[no-untyped-def]
 
 
 def _triage_queries(client, django_assert_num_queries, n):  # type: ignore[no-untyped-def]
+    from django.db import connection
+
     Claim.objects.all().delete()
-    with django_assert_num_queries(n):
+    with django_assert_num_queries(n[connection.vendor]):
         assert client.get("/review/demo/").status_code == 200
 
 
@@ -372,7 +374,21 @@ def test_decide_and_next_query_count_is_constant(review_dataset, alice):
         with CaptureQueriesContext(connection) as queries:
             assert client.post(url, {"verdict": "approve"}, **HTMX).status_code == 200
         counts.append(len(queries))
-    assert counts[0] == counts[1] <= DECIDE_MAX_QUERIES
+    assert counts[0] == counts[1] == DECIDE_QUERIES[connection.vendor]
+
+
+def test_the_triage_page_links_the_parents_in_order(review_dataset, alice):
+    item = make_item(review_dataset, priority=100)
+    parents = [make_item(review_dataset, state=Item.State.APPROVED) for _ in range(3)]
+    for parent in reversed(parents):
+        ItemParent.objects.create(child=item, parent=parent)
+
+    response = login(alice).get("/review/demo/")
+
+    assert response.context["item"].pk == item.pk
+    assert response.context["parent_ids"] == [p.pk for p in parents]
+    for parent in parents:
+        assert f'href="/review/demo/items/{parent.pk}/"'.encode() in response.content
 
 
 def test_list_page_query_count_is_constant(review_dataset, alice, django_assert_num_queries):
@@ -387,10 +403,13 @@ def test_list_page_query_count_is_constant(review_dataset, alice, django_assert_
     assert len(response.context["page"].items) == 50
 
 
-# Session, user, groups, dataset, then the page's own reads (see the views).
-TRIAGE_QUERIES = 15
-DECIDE_MAX_QUERIES = 45
-LIST_QUERIES = 7
+# Session, user, the dataset (with its policy and the user's roles), then the page's own reads
+# (see the views); a new lease appends its audit event (head lock, insert, head update). On
+# PostgreSQL the statements review.sql sends as one query string count once, and the next item
+# is picked and leased by one INSERT ... SELECT.
+TRIAGE_QUERIES = {"postgresql": 14, "sqlite": 16}
+DECIDE_QUERIES = {"postgresql": 15, "sqlite": 19}
+LIST_QUERIES = 5
 
 
 # --- admin pages ---------------------------------------------------------------------------------
