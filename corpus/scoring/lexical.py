@@ -54,7 +54,7 @@ Degeneration
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -152,19 +152,28 @@ def _has_repeat(values: np.ndarray) -> bool:
     return bool((s[1:] == s[:-1]).any())
 
 
-def _longest_repeat(windows: _Windows, distinct_1: int) -> int:
+def _longest_repeat(
+    windows: _Windows, distinct_1: int, known: dict[int, bool] | None = None
+) -> int:
+    """`known` maps window lengths to whether they repeat, when the caller has found out."""
     n = windows.n
     if n < 2 or distinct_1 == n:
         return 0
+    known = known or {}
+
+    def repeats(k: int) -> bool:
+        found = known.get(k)
+        return _has_repeat(windows.of_length(k)) if found is None else found
+
     # Repeats are monotone in k (if a k-gram repeats, so does its (k-1)-prefix): find an upper
     # bound by doubling, then bisect. Natural text stops after 3-4 probes.
     lo, hi = 1, 2
     # Length n has a single window, so it never repeats: hi == n is a valid upper bound.
-    while hi < n and _has_repeat(windows.of_length(hi)):
+    while hi < n and repeats(hi):
         lo, hi = hi, min(2 * hi, n)
     while hi - lo > 1:  # invariant: lo repeats, hi does not
         mid = (lo + hi) // 2
-        if _has_repeat(windows.of_length(mid)):
+        if repeats(mid):
             lo = mid
         else:
             hi = mid
@@ -193,7 +202,12 @@ class LexicalStats:
     longest_repeated_span: int
 
     def as_dict(self) -> dict[str, int | float]:
-        return asdict(self)
+        # Not dataclasses.asdict: it deep-copies every value, which cost as much as computing
+        # half the statistics. The values are immutable numbers; the order is the field order.
+        return {name: getattr(self, name) for name in _STAT_FIELDS}
+
+
+_STAT_FIELDS = tuple(f.name for f in fields(LexicalStats))
 
 
 def doc_stats(doc: Doc) -> LexicalStats:
@@ -204,16 +218,23 @@ def doc_stats(doc: Doc) -> LexicalStats:
     uni = np.sort(doc.hashes)
     d1 = _count_distinct(uni)
     distinct = [d1 / n if n else 0.0]
+    # Whether windows of a length repeat, read off the sorted windows counted here anyway: the
+    # longest-repeat search below would otherwise sort them again.
+    known: dict[int, bool] = {}
     for k in (2, 3):
         grams = windows.of_length(k)
         grams.sort()
-        distinct.append(_count_distinct(grams) / grams.size if grams.size else 0.0)
+        count = _count_distinct(grams)
+        known[k] = count < grams.size
+        distinct.append(count / grams.size if grams.size else 0.0)
 
     grams = windows.of_length(REPEATED_NGRAM_N)
     repeated_share = 0.0
+    known[REPEATED_NGRAM_N] = False
     if grams.size:
         grams.sort()
         eq = grams[1:] == grams[:-1]
+        known[REPEATED_NGRAM_N] = bool(eq.any())
         repeated = np.zeros(grams.size, dtype=bool)
         repeated[1:] |= eq
         repeated[:-1] |= eq
@@ -228,7 +249,7 @@ def doc_stats(doc: Doc) -> LexicalStats:
         distinct_3=distinct[2],
         compression_ratio=len(data) / gzip_size(data) if data else 0.0,
         repeated_ngram_share=repeated_share,
-        longest_repeated_span=_longest_repeat(windows, d1),
+        longest_repeated_span=_longest_repeat(windows, d1, known),
     )
 
 

@@ -35,7 +35,7 @@ Storage
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -45,6 +45,7 @@ from . import minhash
 from .minhash import exact_jaccard
 
 __all__ = [
+    "BAND_KEY_BYTES",
     "LSH_VERSION",
     "NUM_BANDS",
     "ROWS_PER_BAND",
@@ -52,6 +53,7 @@ __all__ = [
     "InMemoryBucketStore",
     "LSHIndex",
     "band_keys",
+    "batch_candidates",
     "candidate_probability",
     "near_duplicates",
 ]
@@ -62,6 +64,8 @@ assert NUM_BANDS * ROWS_PER_BAND <= minhash.NUM_PERM
 assert NUM_BANDS < 256  # the band index is one byte of the key
 _BAND_BYTES = ROWS_PER_BAND * minhash.SIGNATURE_DTYPE.itemsize
 _BAND_PREFIX = [bytes([i]) for i in range(NUM_BANDS)]
+# Every key returned by `band_keys`: one band-index byte and an 8-byte xxh3_64 digest.
+BAND_KEY_BYTES = 9
 
 # Bump when the band layout, the key format or the MinHash scheme changes.
 LSH_VERSION = f"b{NUM_BANDS}r{ROWS_PER_BAND}-1"
@@ -180,6 +184,36 @@ class LSHIndex:
         self.store.add(keys, item_id)
         found.discard(item_id)
         return found
+
+
+def batch_candidates(keys_per_item: Sequence[list[bytes]]) -> list[set[int]]:
+    """For each item of a batch, the positions of the earlier items sharing a band key with it.
+
+    The same sets as querying then inserting each item in turn into an empty `LSHIndex`
+    (`query_and_insert`), but with one sort of all the batch's keys instead of 42 dict
+    operations per item: only the keys that occur more than once are looked at in Python.
+    Every key must be `BAND_KEY_BYTES` long (as `band_keys` makes them).
+    """
+    found: list[set[int]] = [set() for _ in keys_per_item]
+    lengths = np.fromiter(map(len, keys_per_item), dtype=np.int64, count=len(keys_per_item))
+    total = int(lengths.sum())
+    if total == 0:
+        return found
+    blob = b"".join(b"".join(keys) for keys in keys_per_item)
+    if len(blob) != total * BAND_KEY_BYTES:
+        raise ValueError(f"band keys must be {BAND_KEY_BYTES} bytes")
+    keys = np.frombuffer(blob, dtype=np.dtype((np.void, BAND_KEY_BYTES)))
+    owners = np.repeat(np.arange(len(keys_per_item)), lengths)
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    shared = counts[inverse] > 1
+    buckets: dict[int, list[int]] = {}
+    # Owners ascend, so each bucket lists its items in batch order.
+    for bucket, owner in zip(inverse[shared].tolist(), owners[shared].tolist(), strict=True):
+        buckets.setdefault(bucket, []).append(owner)
+    for members in buckets.values():
+        for i in range(1, len(members)):
+            found[members[i]].update(m for m in members[:i] if m != members[i])
+    return found
 
 
 def near_duplicates(

@@ -40,7 +40,7 @@ Signatures are uint32 arrays, 512 bytes when serialized little-endian (`to_bytes
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -59,6 +59,7 @@ __all__ = [
     "shingles",
     "signature",
     "signatures",
+    "signatures_and_shingles",
     "to_bytes",
 ]
 
@@ -169,7 +170,17 @@ def signatures(texts: Iterable[str | Doc]) -> np.ndarray:
     Concatenates the shingles of consecutive texts into cache-sized blocks and reduces each text's
     segment with `np.minimum.reduceat`, so short texts share the per-call numpy overhead.
     """
-    parts = [_raw_shingles(t if isinstance(t, Doc) else prepare(t)) for t in texts]
+    return _signatures_of([_raw_shingles(t if isinstance(t, Doc) else prepare(t)) for t in texts])
+
+
+def signatures_and_shingles(docs: Sequence[Doc]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """`signatures(docs)` and `[doc_shingles(d) for d in docs]`, hashing each doc's shingles
+    once for both (the scoring pipeline needs the shingle sets to verify candidates)."""
+    parts = [_raw_shingles(doc) for doc in docs]
+    return _signatures_of(parts), [_unique(p) for p in parts]
+
+
+def _signatures_of(parts: list[np.ndarray]) -> np.ndarray:
     n_docs = len(parts)
     best = np.full((n_docs, NUM_PERM), _MAX32, dtype=np.uint32)
     lengths = np.fromiter((p.size for p in parts), dtype=np.int64, count=n_docs)

@@ -38,44 +38,122 @@ class RedisBucketStore:
         return candidates_many(self.dataset_id, [keys])[0]
 
 
-def candidates_many(dataset_id: int, keys_per_item: Sequence[list[bytes]]) -> list[set[int]]:
-    """Candidates for many items in one round trip: one SUNION over an item's band buckets."""
-    client = redis_client()
-    with client.pipeline(transaction=False) as pipe:
-        for keys in keys_per_item:
-            if keys:
-                pipe.sunion([_key(dataset_id, key) for key in keys])
-        replies = iter(pipe.execute())
-    return [{int(m) for m in next(replies)} if keys else set() for keys in keys_per_item]
+# The batch scripts below build each bucket's key from the dataset's key prefix and a band key
+# cut out of one binary blob: a batch of 500 items has 10,500 band keys, and sending them as
+# separate arguments cost more client CPU (redis-py packs every argument in Python) than the
+# scoring of the batch itself. Keys named inside a script are not declared in KEYS, so the index
+# needs a standalone Redis (or one cluster slot per dataset), which is what DESIGN.md runs.
 
-
-# One script call adds a whole batch: KEYS[i] gets member ARGV[i]. Far fewer round trips and
-# client-side replies than a SADD per band per item.
-_ADD_SCRIPT = """
-for i, key in ipairs(KEYS) do
-  redis.call('SADD', key, ARGV[i])
+# ARGV: key prefix, key blob, key length, comma-separated key count per item.
+# Returns a flat array: for each item with candidates, its position (0-based) and its SUNION.
+_QUERY_SCRIPT = """
+local prefix, blob, klen = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local out, offset, position = {}, 0, 0
+for count in string.gmatch(ARGV[4], "%d+") do
+  count = tonumber(count)
+  if count > 0 then
+    local keys = {}
+    for j = 1, count do
+      keys[j] = prefix .. string.sub(blob, offset + 1, offset + klen)
+      offset = offset + klen
+    end
+    local found = redis.call('SUNION', unpack(keys))
+    if #found > 0 then
+      out[#out + 1] = position
+      out[#out + 1] = found
+    end
+  end
+  position = position + 1
 end
-return #KEYS
+return out
 """
+
+# ARGV: key prefix, key blob, key length, comma-separated "item id:key count" pairs.
+_ADD_SCRIPT = """
+local prefix, blob, klen = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local offset, added = 0, 0
+for id, count in string.gmatch(ARGV[4], "(%d+):(%d+)") do
+  for j = 1, tonumber(count) do
+    redis.call('SADD', prefix .. string.sub(blob, offset + 1, offset + klen), id)
+    offset = offset + klen
+  end
+  added = added + 1
+end
+return added
+"""
+
+_KEY_LENGTH = lsh.BAND_KEY_BYTES
+# Keys per script call: bounds how long one call holds the (single-threaded) Redis server.
+_KEYS_PER_CALL = 20_000
+
+
+def _prefix(dataset_id: int) -> bytes:
+    return f"{PREFIX}{dataset_id}:".encode()
+
+
+def _joined(keys: list[bytes]) -> bytes:
+    """An item's keys as one string, refused unless each has the length the scripts cut by."""
+    if keys and set(map(len, keys)) != {_KEY_LENGTH}:
+        raise ValueError(f"band keys must be {_KEY_LENGTH} bytes")
+    return b"".join(keys)
+
+
+def candidates_many(dataset_id: int, keys_per_item: Sequence[list[bytes]]) -> list[set[int]]:
+    """Candidates for many items in one round trip: one SUNION over each item's band buckets."""
+    joined = [_joined(keys) for keys in keys_per_item]
+    script = redis_client().register_script(_QUERY_SCRIPT)
+    found: list[set[int]] = [set() for _ in keys_per_item]
+    start = 0
+    while start < len(keys_per_item):
+        stop, n_keys = start, 0
+        while stop < len(keys_per_item) and (stop == start or n_keys < _KEYS_PER_CALL):
+            n_keys += len(keys_per_item[stop])
+            stop += 1
+        chunk = keys_per_item[start:stop]
+        reply = script(
+            args=[
+                _prefix(dataset_id),
+                b"".join(joined[start:stop]),
+                _KEY_LENGTH,
+                ",".join(str(len(keys)) for keys in chunk),
+            ]
+        )
+        for position, members in zip(reply[::2], reply[1::2], strict=True):
+            found[start + position] = {int(m) for m in members}
+        start = stop
+    return found
+
+
+def index_add_keys(dataset_id: int, entries: Iterable[tuple[int, list[bytes]]]) -> int:
+    """Index (item id, band keys) pairs; idempotent (SADD). Returns how many items."""
+    script = redis_client().register_script(_ADD_SCRIPT)
+    count = 0
+    blob: list[bytes] = []
+    pairs: list[str] = []
+    n_keys = 0
+
+    def flush() -> None:
+        script(args=[_prefix(dataset_id), b"".join(blob), _KEY_LENGTH, ",".join(pairs)])
+
+    for item_id, keys in entries:
+        blob.append(_joined(keys))
+        pairs.append(f"{int(item_id)}:{len(keys)}")
+        n_keys += len(keys)
+        count += 1
+        if n_keys >= _KEYS_PER_CALL:
+            flush()
+            blob, pairs, n_keys = [], [], 0
+    if pairs:
+        flush()
+    return count
 
 
 def index_add_many(dataset_id: int, entries: Iterable[tuple[int, bytes]]) -> int:
     """Index (item id, signature bytes) pairs; idempotent (SADD). Returns how many."""
-    script = redis_client().register_script(_ADD_SCRIPT)
-    count = 0
-    keys: list[bytes] = []
-    members: list[int] = []
-    for item_id, sig_bytes in entries:
-        for key in lsh.band_keys(minhash.from_bytes(sig_bytes)):
-            keys.append(_key(dataset_id, key))
-            members.append(item_id)
-        count += 1
-        if len(keys) >= 20_000:
-            script(keys=keys, args=members)
-            keys, members = [], []
-    if keys:
-        script(keys=keys, args=members)
-    return count
+    return index_add_keys(
+        dataset_id,
+        ((item_id, lsh.band_keys(minhash.from_bytes(sig))) for item_id, sig in entries),
+    )
 
 
 def index_remove_many(dataset_id: int, entries: Iterable[tuple[int, bytes]]) -> None:

@@ -47,7 +47,7 @@ def test_band_keys_are_one_compact_key_per_band(rng, vocab):
     sig = minhash.signature(minhash.shingles(random_text(rng, vocab, 50)))
     keys = lsh.band_keys(sig)
     assert len(keys) == lsh.NUM_BANDS
-    assert all(len(k) == 9 for k in keys)
+    assert all(len(k) == lsh.BAND_KEY_BYTES == 9 for k in keys)
     assert [k[0] for k in keys] == list(range(lsh.NUM_BANDS))
     assert lsh.band_keys(sig.copy()) == keys  # a pure function of the signature
 
@@ -146,3 +146,20 @@ def test_in_memory_store_add_is_idempotent_and_discard_removes():
     store.discard([b"k1"], 2)
     assert store.candidates([b"k1"]) == set()
     assert len(store) == 0
+
+
+def test_batch_candidates_equal_querying_then_inserting_in_turn(rng, vocab):
+    # given a batch with near-copies, exact copies, unrelated texts and an empty text
+    base = [random_text(rng, vocab, 60) for _ in range(8)]
+    texts = base + [mutate(rng, t, vocab, 0.05) for t in base[:5]] + base[:2] + [""]
+    rng.shuffle(texts)
+    sigs = [minhash.signature(minhash.shingles(t)) for t in texts]
+    keys = [lsh.band_keys(s) for s in sigs]
+    # when candidates are found for the whole batch at once
+    found = lsh.batch_candidates(keys)
+    # then each item gets what an in-memory index filled in batch order would give
+    index = lsh.LSHIndex()
+    expected = [index.query_and_insert(n, s) for n, s in enumerate(sigs)]
+    assert found == expected
+    assert sum(map(len, found)) >= 4  # the copies did collide
+    assert lsh.batch_candidates([]) == [] and lsh.batch_candidates([[], []]) == [set(), set()]

@@ -182,3 +182,15 @@ def test_estimate_accuracy_equals_datasketch(rng, vocab):
     ours_mae = np.mean(np.abs(ours - exact))
     theirs_mae = np.mean(np.abs(np.array(theirs) - exact))
     assert ours_mae <= theirs_mae * 1.15 + 0.002
+
+
+def test_signatures_and_shingles_match_the_separate_functions():
+    # given texts of every shingle regime: word 5-grams, character 5-grams, a whole short string
+    texts = ["one two three four five six seven", "hi there", "abc", "", "Ünïcode ﬁne text " * 9]
+    docs = [prepare(t) for t in texts]
+    # when both are computed in one pass
+    sigs, shingle_sets = minhash.signatures_and_shingles(docs)
+    # then they equal what the separate functions give
+    assert np.array_equal(sigs, minhash.signatures(docs))
+    for doc, got in zip(docs, shingle_sets, strict=True):
+        assert np.array_equal(got, minhash.doc_shingles(doc))
