@@ -1,6 +1,6 @@
 import os
 
-from celery import Celery, bootsteps
+from celery import Celery, bootsteps, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
 # Arrow's allocator for the Parquet exports, chosen before pyarrow is first imported (Arrow reads
@@ -13,6 +13,18 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 HEARTBEAT_SECONDS = 5
+
+
+@signals.task_postrun.connect
+def close_old_connections(sender: object = None, **kwargs: object) -> None:
+    """After each task, what Django does after each request: close the database connections
+    that errored or outlived ``CONN_MAX_AGE`` (the others are reused, CELERY_DB_REUSE_MAX).
+    Not for a task run eagerly inside its caller, whose transaction may still be open."""
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return
+    from django.db import close_old_connections as django_close_old_connections
+
+    django_close_old_connections()
 
 
 def worker_heartbeat() -> None:
