@@ -10,6 +10,7 @@ approved items and items waiting in the queue. Rejected items are removed.
 """
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from corpus.redis_client import redis_client
 from corpus.scoring import lsh, minhash
@@ -124,28 +125,80 @@ def candidates_many(dataset_id: int, keys_per_item: Sequence[list[bytes]]) -> li
     return found
 
 
-def index_add_keys(dataset_id: int, entries: Iterable[tuple[int, list[bytes]]]) -> int:
-    """Index (item id, band keys) pairs; idempotent (SADD). Returns how many items."""
-    script = redis_client().register_script(_ADD_SCRIPT)
-    count = 0
+class IndexAdd:
+    """Index additions sent to Redis whose replies are not read yet: Redis runs the SADDs while
+    the caller goes on (scoring commits its transaction meanwhile). ``wait()`` reads the replies
+    and raises what Redis raised; until then the connection is the caller's alone."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._pool: Any = None
+        self._conn: Any = None
+        self._replies = 0
+
+    def _send(self, dataset_id: int, blob: list[bytes], pairs: list[str]) -> None:
+        if self._conn is None:
+            self._pool = redis_client().connection_pool
+            self._conn = self._pool.get_connection()
+        # EVAL with the body: Redis caches the script by its digest, and there is no NOSCRIPT
+        # reply to handle halfway through a batch of unread replies.
+        self._conn.send_command(
+            "EVAL",
+            _ADD_SCRIPT,
+            0,
+            _prefix(dataset_id),
+            b"".join(blob),
+            _KEY_LENGTH,
+            ",".join(pairs),
+        )
+        self._replies += 1
+
+    def wait(self) -> int:
+        """Read every reply (the items are indexed once this returns). Returns how many items."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return self.count
+        try:
+            for _ in range(self._replies):
+                conn.read_response()
+        except BaseException:
+            conn.disconnect()  # replies may be left unread: never hand it back half-read
+            raise
+        finally:
+            self._pool.release(conn)
+        return self.count
+
+
+def index_add_keys_send(dataset_id: int, entries: Iterable[tuple[int, list[bytes]]]) -> IndexAdd:
+    """Send the index additions of (item id, band keys) pairs without waiting for Redis; the
+    caller must call ``wait()`` on the result (in a ``finally``). Idempotent (SADD)."""
+    pending = IndexAdd(0)
     blob: list[bytes] = []
     pairs: list[str] = []
     n_keys = 0
+    try:
+        for item_id, keys in entries:
+            blob.append(_joined(keys))
+            pairs.append(f"{int(item_id)}:{len(keys)}")
+            n_keys += len(keys)
+            pending.count += 1
+            if n_keys >= _KEYS_PER_CALL:
+                pending._send(dataset_id, blob, pairs)
+                blob, pairs, n_keys = [], [], 0
+        if pairs:
+            pending._send(dataset_id, blob, pairs)
+    except BaseException:
+        if pending._conn is not None:
+            pending._conn.disconnect()
+            pending._pool.release(pending._conn)
+            pending._conn = None
+        raise
+    return pending
 
-    def flush() -> None:
-        script(args=[_prefix(dataset_id), b"".join(blob), _KEY_LENGTH, ",".join(pairs)])
 
-    for item_id, keys in entries:
-        blob.append(_joined(keys))
-        pairs.append(f"{int(item_id)}:{len(keys)}")
-        n_keys += len(keys)
-        count += 1
-        if n_keys >= _KEYS_PER_CALL:
-            flush()
-            blob, pairs, n_keys = [], [], 0
-    if pairs:
-        flush()
-    return count
+def index_add_keys(dataset_id: int, entries: Iterable[tuple[int, list[bytes]]]) -> int:
+    """Index (item id, band keys) pairs; idempotent (SADD). Returns how many items."""
+    return index_add_keys_send(dataset_id, entries).wait()
 
 
 def index_add_many(dataset_id: int, entries: Iterable[tuple[int, bytes]]) -> int:

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from redis.exceptions import ResponseError
 
 from corpus.redis_client import redis_client
 from corpus.scoring import lsh, minhash
@@ -58,3 +59,28 @@ def test_keys_of_another_length_are_refused():
         near_dup_index.candidates_many(1, [[b"short"]])
     with pytest.raises(ValueError, match="9 bytes"):
         near_dup_index.index_add_keys(1, [(1, [b"x" * 10])])
+
+
+def test_an_error_reply_read_later_is_raised_and_the_pool_stays_usable():
+    # given a bucket key that holds a string, so that the script's SADD fails
+    client = redis_client()
+    keys = _keys(77)
+    client.set(near_dup_index._key(5, keys[0]), "not a set")
+    # when the additions are sent, and only then read
+    pending = near_dup_index.index_add_keys_send(5, [(1, keys)])
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        pending.wait()
+    # then the next calls get whole replies of their own
+    client.delete(near_dup_index._key(5, keys[0]))
+    assert near_dup_index.index_add_keys(5, [(1, keys)]) == 1
+    assert near_dup_index.candidates_many(5, [keys]) == [{1}]
+    assert client.ping()
+
+
+def test_sent_additions_are_in_the_index_once_waited_for():
+    entries = [(300 + n, _keys(400 + n)) for n in range(5)]
+    pending = near_dup_index.index_add_keys_send(9, entries)
+    assert pending.wait() == 5
+    assert near_dup_index.candidates_many(9, [keys for _, keys in entries]) == [
+        {item_id} for item_id, _ in entries
+    ]

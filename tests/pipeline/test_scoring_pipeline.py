@@ -6,7 +6,8 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from corpus.models import AuditEvent, DetectorModel, Item, Score, ScoringRules
-from corpus.scoring import lexical
+from corpus.redis_client import redis_client
+from corpus.scoring import lexical, lsh, minhash
 from corpus.services import near_dup_index, scoring
 from corpus.services.audit import SYSTEM, audit_verify
 from corpus.services.detectors import detector_train
@@ -296,3 +297,46 @@ def test_lexical_module_is_what_scoring_uses():
     # guards the contract the review UI reads: these keys exist in Score.lexical
     keys = lexical.lexical_stats("a b c d e f g").as_dict().keys()
     assert {"distinct_1", "distinct_2", "distinct_3", "compression_ratio"} <= set(keys)
+
+
+def test_index_is_written_before_scoring_returns_even_without_a_commit(dataset):
+    # The index additions are read back before items_score returns (under the scoring lock),
+    # not left to an after-commit callback: here no on-commit callback runs at all.
+    from django.test import TestCase
+
+    base = _varied(80, words=200)
+    with TestCase.captureOnCommitCallbacks(execute=False):
+        first = ingest(dataset, [base])
+        scoring.items_score(item_ids=first)
+    keys = lsh.band_keys(minhash.from_bytes(bytes(Score.objects.get(item_id=first[0]).minhash)))
+    assert near_dup_index.candidates_many(dataset.pk, [keys]) == [{first[0]}]
+
+
+def test_failure_after_the_index_is_sent_rolls_back_and_leaves_redis_usable(dataset, monkeypatch):
+    # given a reference text, and a batch whose audit append fails after its index additions
+    # were sent to Redis
+    base = _varied(81, words=200)
+    words = base.split()
+    words[60] = "changed"
+    ref = ingest(dataset, [base], reference=True, origin="human")
+    score(ref)
+    ids = ingest(dataset, [_varied(82), " ".join(words)])
+    real_append = scoring.audit_append
+
+    def broken(**kwargs):
+        raise RuntimeError("audit store unavailable")
+
+    monkeypatch.setattr(scoring, "audit_append", broken)
+    with pytest.raises(RuntimeError, match="audit store unavailable"):
+        score(ids)
+    # then nothing was written in the database, and the Redis connection pool still works
+    # (the unread replies were read, not handed back half-read)
+    assert set(Item.objects.filter(pk__in=ids).values_list("state", flat=True)) == {"pending"}
+    assert not Score.objects.filter(item_id__in=ids).exists()
+    assert redis_client().ping()
+    # and the retry scores the batch as if the first attempt had never happened: the
+    # near-copy of the reference is rejected, the other item queued
+    monkeypatch.setattr(scoring, "audit_append", real_append)
+    outcome = score(ids)
+    assert outcome["queued"] == [ids[0]] and outcome["auto_rejected"] == [ids[1]]
+    assert Score.objects.get(item_id=ids[1]).near_duplicate_of_id == ref[0]
