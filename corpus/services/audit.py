@@ -178,6 +178,10 @@ def event_item_ids(*, object_type: str, object_id: str, payload: Mapping[str, An
     return sorted(ids)
 
 
+class AuditHeadMoved(RuntimeError):
+    """An append was given a chain head that is not the current one (see ``audit_append_many``)."""
+
+
 def audit_lock() -> AuditHead:
     """Take the chain-head lock now, for the rest of the caller's transaction.
 
@@ -316,7 +320,9 @@ def _copy_rows(values: list[tuple[Any, ...]], refs: list[tuple[int, int]]) -> No
                     copy.write_row(ref)
 
 
-def audit_append_many(*, events: Sequence[Mapping[str, Any]]) -> list[AuditEvent]:
+def audit_append_many(
+    *, events: Sequence[Mapping[str, Any]], head: AuditHead | None = None
+) -> list[AuditEvent]:
     """Append several events under one acquisition of the head lock, in the given order.
 
     Each mapping takes ``audit_append``'s keyword arguments. Must run inside the transaction of
@@ -324,12 +330,21 @@ def audit_append_many(*, events: Sequence[Mapping[str, Any]]) -> list[AuditEvent
     taking the lock; under it come the hashing, the insert (COPY on PostgreSQL) and the head
     update, and then whatever the caller does until it commits: every append of a busy system
     queues on that lock, so it is kept short.
+
+    ``head``: what ``audit_lock()`` returned earlier in this same transaction (a caller that
+    had to take the lock first, for lock order), which spares reading the locked row again.
+    Appends keep it current. The head update is guarded (``seq`` must still be the one the
+    chain was extended from), so a head object that is stale, or was not locked in this
+    transaction, raises ``AuditHeadMoved`` instead of forking the chain.
     """
     prepared = [_prepare(**spec) for spec in events]
     if not prepared:
         return []
     dataset_field = AuditEvent._meta.get_field("dataset")
-    head = audit_lock()
+    if head is None:
+        head = audit_lock()
+    elif not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit_append_many(head=...) needs the transaction that locked it")
     # Taken under the lock, so time never goes backwards along the chain.
     now = timezone.now()
     seq, prev_hash = head.seq, head.hash
@@ -366,6 +381,12 @@ def audit_append_many(*, events: Sequence[Mapping[str, Any]]) -> list[AuditEvent
         )
         refs.extend((item_id, seq) for item_id in event.item_ids)
         prev_hash = digest
+    # The head moves first, guarded: it must still be where this chain segment starts.
+    if not AuditHead.objects.filter(pk=1, seq=head.seq).update(seq=seq, hash=prev_hash):
+        raise AuditHeadMoved(
+            f"the audit chain head is no longer at #{head.seq}: append under the lock "
+            "taken by audit_lock() in this transaction"
+        )
     if connection.vendor == "postgresql":
         _copy_rows(values, refs)
         rows = [
@@ -385,7 +406,6 @@ def audit_append_many(*, events: Sequence[Mapping[str, Any]]) -> list[AuditEvent
     for row, event in zip(rows, prepared, strict=True):
         if event.dataset is not None:
             dataset_field.set_cached_value(row, event.dataset)
-    AuditHead.objects.filter(pk=1).update(seq=seq, hash=prev_hash)
     head.seq, head.hash = seq, prev_hash
     return rows
 

@@ -11,6 +11,7 @@ skips an entry and never repeats one, however many approvals keep arriving.
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import connection
@@ -58,6 +59,26 @@ def _append_one(*, dataset_id: int, item_id: int, kind: str) -> int:
             [dataset_id, item_id, kind, ops.adapt_datetimefield_value(timezone.now())],
         )
         return int(cursor.fetchone()[0])
+
+
+def feed_append_returning(
+    sql: str, params: list[Any], *, kind: str, now: datetime
+) -> tuple[str, list[Any]]:
+    """PostgreSQL: ``sql``, a statement that returns the rows it changed in ``corpus_item``
+    (``RETURNING *``), rewritten to also append one entry of ``kind`` per returned row, in id
+    order, and still return those rows: one round trip for an item's outcome and its feed entry.
+    Nothing is appended when it returns no row. The caller holds the audit chain lock (feed
+    seqs are taken under it)."""
+    if kind not in FeedKind.values:
+        raise ValueError(f"unknown feed kind {kind!r}")
+    table = connection.ops.quote_name(FeedEntry._meta.db_table)
+    return (
+        f"WITH changed AS ({sql}), appended AS ("
+        f"INSERT INTO {table} (seq, dataset_id, item_id, kind, created_at)"
+        f" SELECT (SELECT COALESCE(MAX(seq), 0) FROM {table}) + row_number() OVER (ORDER BY id),"
+        " dataset_id, id, %s, %s FROM changed) SELECT * FROM changed",
+        [*params, kind, connection.ops.adapt_datetimefield_value(now)],
+    )
 
 
 def feed_head() -> int:

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from corpus.models import Export, ExportItem, ExportStatus, FeedKind, Item
 from corpus.services.audit import audit_lock
-from corpus.services.feed import feed_append
+from corpus.services.feed import feed_append, feed_append_returning
 
 DECIDED = (Item.State.APPROVED, Item.State.REJECTED)
 
@@ -47,10 +47,11 @@ def _export_holding(item_id: int) -> int | None:
 
 
 def _outcome_update(
-    *, item_id: int, state: str, reviewer_ids: Sequence[int], reason: str
+    *, item_id: int, state: str, reviewer_ids: Sequence[int], reason: str, feed: bool = False
 ) -> Item | None:
     """The conditional UPDATE from ``queued``, returning the updated row as an Item (one
-    statement; None when the item was not queued)."""
+    statement; None when the item was not queued). ``feed``: the same statement appends the
+    item's ``approved`` feed entry when it updated the row (PostgreSQL)."""
     now = timezone.now()
     ops = connection.ops
     fields = {f.name: f for f in Item._meta.concrete_fields}
@@ -67,12 +68,11 @@ def _outcome_update(
     params = [
         fields[c].get_db_prep_save(v, connection) for c, v in zip(columns, values, strict=True)
     ]
-    rows = list(
-        Item.objects.raw(
-            f"UPDATE {table} SET {assignments} WHERE id = %s AND state = %s RETURNING *",
-            [*params, item_id, Item.State.QUEUED],
-        )
-    )
+    sql = f"UPDATE {table} SET {assignments} WHERE id = %s AND state = %s RETURNING *"
+    params = [*params, item_id, Item.State.QUEUED]
+    if feed:
+        sql, params = feed_append_returning(sql, params, kind=FeedKind.APPROVED, now=now)
+    rows = list(Item.objects.raw(sql, params))
     return rows[0] if rows else None
 
 
@@ -98,10 +98,17 @@ def item_outcome_set(
     with transaction.atomic(savepoint=False):
         if not audit_locked:
             audit_lock()
+        # An approval enters the feed. On PostgreSQL the entry is appended by the UPDATE's
+        # own statement (one round trip); elsewhere it is a second statement.
+        one_statement = state == Item.State.APPROVED and connection.vendor == "postgresql"
         item = _outcome_update(
-            item_id=item_id, state=state, reviewer_ids=reviewer_ids, reason=reason
+            item_id=item_id,
+            state=state,
+            reviewer_ids=reviewer_ids,
+            reason=reason,
+            feed=one_statement,
         )
-        if item is not None and state == Item.State.APPROVED:
+        if item is not None and state == Item.State.APPROVED and not one_statement:
             feed_append(
                 dataset_id=item.dataset_id,
                 item_ids=[item.pk],

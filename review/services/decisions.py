@@ -16,7 +16,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from corpus.models import Dataset, Item
+from corpus.models import AuditHead, Dataset, Item
 from corpus.services.audit import actor_for_user, audit_append_many, audit_lock
 from corpus.services.items import ItemStateError, item_outcome_reopen, item_outcome_set
 from review.models import Claim, Decision, GoldItem, ReviewPolicy, Verdict
@@ -162,7 +162,7 @@ def decision_record(
     """Decide the item the reviewer holds. The lease ends with the decision; the time from the
     start of the lease is recorded as the time spent on the item."""
     events: AuditEvents = []
-    outcome = _record(
+    outcome, head = _record(
         dataset=dataset,
         reviewer=reviewer,
         item_id=item_id,
@@ -171,7 +171,7 @@ def decision_record(
         note=note,
         events=events,
     )
-    audit_append_many(events=events)
+    audit_append_many(events=events, head=head)
     return outcome
 
 
@@ -184,12 +184,13 @@ def _record(
     reason: str,
     note: str,
     events: AuditEvents,
-) -> DecisionOutcome:
-    """``decision_record`` in the caller's transaction, its event added to ``events``."""
+) -> tuple[DecisionOutcome, AuditHead]:
+    """``decision_record`` in the caller's transaction, its event added to ``events``; also
+    the audit chain head it locked, for the caller's append."""
     now = timezone.now()
     policy = review_policy_get(dataset=dataset)
     verdict, reason, note = _validated(policy=policy, verdict=verdict, reason=reason, note=note)
-    audit_lock()
+    head = audit_lock()
     # The quota, the end of the lease and the item's row lock, in one round trip.
     reads = decision_reads(
         item_id=item_id,
@@ -223,7 +224,7 @@ def _record(
     )
     outcome.policy = policy
     outcome.quota = QuotaStatus(limit=quota.limit, used=quota.used + 1)
-    return outcome
+    return outcome, head
 
 
 def decision_record_and_next(
@@ -243,7 +244,7 @@ def decision_record_and_next(
         # The two services' own atomic blocks would only add savepoints (two round trips
         # each): nothing here needs a partial rollback, an error undoes both.
         events: AuditEvents = []
-        outcome = _record(
+        outcome, head = _record(
             dataset=dataset,
             reviewer=reviewer,
             item_id=item_id,
@@ -260,7 +261,8 @@ def decision_record_and_next(
             quota=outcome.quota,
             events=events,
         )
-        audit_append_many(events=events)
+        # The head locked for the decision: the append does not read it a second time.
+        audit_append_many(events=events, head=head)
     return outcome, claim
 
 

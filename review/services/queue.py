@@ -32,7 +32,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from corpus.models import Dataset, Item
+from corpus.models import AuditHead, Dataset, Item
 from corpus.services.audit import (
     SYSTEM,
     actor_for_user,
@@ -255,7 +255,7 @@ def item_claim(
     ``policy`` spares a read when the caller has it in hand."""
     now = timezone.now()
     events: AuditEvents = []
-    locked = False
+    head: AuditHead | None = None
     quota = quota_status_get(dataset=dataset, reviewer=reviewer, now=now)
     policy = policy or review_policy_get(dataset=dataset)
     mine = Claim.objects.filter(dataset=dataset, reviewer=reviewer).first()
@@ -268,8 +268,7 @@ def item_claim(
             ).update(expires_at=mine.expires_at)
             if renewed:
                 return ClaimOutcome(status="held", claim=mine, quota=quota, policy=policy)
-        audit_lock()
-        locked = True
+        head = audit_lock()
         mine = Claim.objects.select_for_update().filter(pk=mine.pk, reviewer=reviewer).first()
         if mine is not None:
             if mine.expires_at <= now:
@@ -284,12 +283,13 @@ def item_claim(
                     events=events,
                     why=why,
                 )
-    if not quota.reached and not locked:
-        audit_lock()  # a new lease is audited: the chain lock comes before the item's row lock
+    if not quota.reached and head is None:
+        # A new lease is audited: the chain lock comes before the item's row lock.
+        head = audit_lock()
     outcome = _lease_next(
         dataset=dataset, reviewer=reviewer, now=now, policy=policy, quota=quota, events=events
     )
-    audit_append_many(events=events)
+    audit_append_many(events=events, head=head)
     return outcome
 
 

@@ -2,14 +2,17 @@
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from corpus.models import AuditEvent, AuditEventItem, AuditHead
 from corpus.services.audit import (
     GENESIS_HASH,
     SYSTEM,
+    AuditHeadMoved,
     audit_append,
     audit_append_many,
     audit_head,
+    audit_lock,
     audit_verify,
     event_item_ids,
 )
@@ -47,6 +50,53 @@ def test_append_many_chains_a_batch_under_one_lock(db, django_assert_num_queries
 def test_append_many_of_nothing_appends_nothing(db):
     with transaction.atomic():
         assert audit_append_many(events=[]) == []
+    assert not AuditEvent.objects.exists()
+
+
+def _spec(i):
+    return {"actor": SYSTEM, "action": "test.held", "object_type": "test", "object_id": i}
+
+
+def test_append_many_with_the_head_already_locked_does_not_read_it_again(db):
+    make_chain(2)
+    with transaction.atomic():
+        audit_lock()
+        with CaptureQueriesContext(connection) as relocking:
+            audit_append_many(events=[_spec(1)])
+        head = audit_lock()
+        with CaptureQueriesContext(connection) as given:
+            first = audit_append_many(events=[_spec(2)], head=head)
+            # The head object is kept current: it serves the next append of the transaction.
+            second = audit_append_many(events=[_spec(3)], head=head)
+
+    heads = [q["sql"] for q in given.captured_queries if "corpus_audithead" in q["sql"]]
+    assert not any("FOR UPDATE" in sql for sql in heads)
+    assert len(given.captured_queries) == 2 * (len(relocking.captured_queries) - 1)
+    assert (first[0].seq, second[0].seq) == (4, 5)
+    assert second[0].prev_hash == first[0].hash
+    assert audit_head() == {"seq": 5, "hash": second[0].hash}
+    assert audit_verify() == (5, None)
+
+
+def test_append_many_refuses_a_head_that_moved(db):
+    make_chain(2)
+    with transaction.atomic():
+        head = audit_lock()
+        moved = audit_append(actor=SYSTEM, action="test.a", object_type="test", object_id=9)
+        with pytest.raises(AuditHeadMoved, match="no longer at #2"), transaction.atomic():
+            audit_append_many(events=[_spec(1)], head=head)
+
+    # Nothing forked: the chain is the one event appended under the lock.
+    assert AuditEvent.objects.count() == 3
+    assert audit_head() == {"seq": 3, "hash": moved.hash}
+    assert audit_verify() == (3, None)
+
+
+def test_append_many_with_a_head_needs_a_transaction(transactional_db):
+    with transaction.atomic():
+        head = audit_lock()
+    with pytest.raises(RuntimeError, match="needs the transaction that locked it"):
+        audit_append_many(events=[_spec(1)], head=head)
     assert not AuditEvent.objects.exists()
 
 

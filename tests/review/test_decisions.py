@@ -219,3 +219,39 @@ def test_consecutive_approvals_number_the_feed_in_order(review_dataset, alice, q
     assert [item_id for _, item_id in entries] == decided
     seqs = [seq for seq, _ in entries]
     assert seqs == list(range(seqs[0], seqs[0] + 3))
+
+
+def test_an_outcome_and_its_feed_entry_are_written_together_or_not_at_all(review_dataset, alice):
+    """On PostgreSQL the approval's feed entry is appended by the outcome's own UPDATE (one
+    statement): an entry only for an item the UPDATE moved, numbered after the feed's last."""
+    from django.db import transaction
+
+    from corpus.models import FeedEntry
+    from corpus.services.audit import audit_lock
+    from corpus.services.feed import feed_append
+    from corpus.services.items import ItemStateError, item_outcome_set
+
+    first, second, third = (make_item(review_dataset) for _ in range(3))
+    with transaction.atomic():
+        audit_lock()
+        feed_append(dataset_id=review_dataset.pk, item_ids=[first.pk], kind="reopened")
+        before = FeedEntry.objects.get().seq
+        approved = item_outcome_set(
+            item_id=second.pk, state="approved", reviewer_ids=[alice.pk], audit_locked=True
+        )
+        item_outcome_set(
+            item_id=third.pk,
+            state="rejected",
+            reviewer_ids=[alice.pk],
+            reason="off_topic",
+            audit_locked=True,
+        )
+        with pytest.raises(ItemStateError, match="is approved, not queued"):
+            item_outcome_set(
+                item_id=second.pk, state="approved", reviewer_ids=[alice.pk], audit_locked=True
+            )
+
+    assert approved.state == "approved" and approved.decided_by == [alice.pk]
+    entries = list(FeedEntry.objects.order_by("seq").values_list("seq", "item_id", "kind"))
+    assert entries == [(before, first.pk, "reopened"), (before + 1, second.pk, "approved")]
+    assert FeedEntry.objects.get(item_id=second.pk).created_at is not None
