@@ -150,14 +150,7 @@ def claim_item(
         _end(stale, dataset=dataset, now=now, action="review.claim_expired", events=events)
     if not _insert(item_id=item_id, dataset=dataset, reviewer=reviewer, now=now):
         return False
-    claim = Claim(
-        item_id=item_id,
-        dataset=dataset,
-        reviewer=reviewer,
-        claimed_at=now,
-        expires_at=now + lease_length(),
-    )
-    _claimed(claim, reviewer=reviewer, events=events)
+    _leased(item_id, dataset=dataset, reviewer=reviewer, now=now, events=events)
     return True
 
 
