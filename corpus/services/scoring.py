@@ -47,7 +47,7 @@ from django.db.models import Min, Q
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from corpus.bulk import bulk_insert
+from corpus.bulk import bulk_insert, values_in
 from corpus.models import Dataset, Item, Score, ScoringRules
 from corpus.redis_client import redis_client
 from corpus.scoring import SCORER_VERSION, kinds, lexical, lsh, minhash
@@ -519,15 +519,7 @@ _ERROR_SCORE: dict[str, Any] = {
 
 def _scores_attempts(item_ids: list[int]) -> dict[int, int]:
     """item id -> attempts of its stored score, for the items that have one."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT item_id, attempts FROM {Score._meta.db_table} "
-                "WHERE item_id = ANY(%s::bigint[])",
-                [_pg_array(item_ids)],
-            )
-            return dict(cursor.fetchall())
-    return dict(Score.objects.filter(item_id__in=item_ids).values_list("item_id", "attempts"))
+    return dict(values_in(Score, ["item_id", "attempts"], item_id__in=item_ids))
 
 
 def _scores_upsert(rows: list[dict[str, Any]], existing: Collection[int]) -> None:
