@@ -183,3 +183,41 @@ def test_source_external_id_constraint_still_allows_many_items_without_external_
     assert len(ids) == 3
     with pytest.raises(IntegrityError), transaction.atomic():
         bulk_insert(Item, [row(dataset, source, 7), row(dataset, source, 8, external_id="ext-7")])
+
+
+@pytest.mark.filterwarnings("ignore:DateTimeField .* received a naive datetime")
+def test_bulk_insert_stores_choices_naive_datetimes_and_json_as_the_orm_would(dataset):
+    # COPY's binary format takes each value by its column type: a choices member is stored as
+    # its value, a naive datetime in the default time zone, JSON scalars and nesting as given.
+    source = SourceFactory(dataset=dataset)
+    naive = timezone.now().replace(tzinfo=None, microsecond=0)
+    values = row(
+        dataset,
+        source,
+        1,
+        state=Item.State.QUEUED,
+        origin=Item.Origin.HUMAN,
+        created_at=naive,
+        metadata={"s": "tab\tnl\n\\ \u00e9", "n": 2**40, "f": 0.5, "b": False, "z": None},
+        messages=None,
+    )
+    aware = row(dataset, source, 2, state="approved", messages=None)  # plain, aware
+    pk, other = bulk_insert(Item, [values, aware])
+    item = Item.objects.get(pk=pk)
+    assert item.state == "queued" and item.origin == "human"
+    assert item.created_at == timezone.make_aware(naive)
+    assert Item.objects.get(pk=other).created_at == aware["created_at"]
+    assert item.metadata == values["metadata"]
+    assert item.messages is None
+
+
+@pytest.mark.postgres
+def test_bulk_insert_uses_binary_copy_for_items_and_text_for_other_columns(dataset):
+    if connection.vendor != "postgresql":
+        pytest.skip("COPY is PostgreSQL's")
+    from corpus.bulk import _column_type
+    from corpus.models import Score
+
+    assert all(_column_type(f, connection) for f in Item._meta.concrete_fields)
+    # A bytea column (the MinHash signature) keeps the whole table on the text format.
+    assert _column_type(Score._meta.get_field("minhash"), connection) is None

@@ -2,6 +2,7 @@
 
 import io
 
+import orjson
 import pytest
 from django.test import override_settings
 
@@ -387,3 +388,62 @@ def test_cycle_is_reported_beside_other_parent_errors(producer, nothing_stored):
         (0, "parents"),
         (1, "parents"),
     }
+
+
+PLAIN_BODY_CASES = [
+    ("plain ASCII", b'{"items": [{"text": "fine, tab\\t newline\\n quote\\" slash\\/"}]}', True),
+    ("plain UTF-8", '{"items": [{"text": "caf\u00e9 \u00a0 \u20ac \U0001f600"}]}'.encode(), True),
+    ("escape \\u", b'{"items": [{"text": "a\\u0001"}]}', False),
+    ("escape \\u of a letter", b'{"items": [{"text": "\\u0041"}]}', False),
+    ("escape \\b", b'{"items": [{"text": "a\\bb"}]}', False),
+    ("escape \\f", b'{"items": [{"text": "a\\fb"}]}', False),
+    ("raw DEL", b'{"items": [{"text": "a\x7fb"}]}', False),
+    ("raw C1", '{"items": [{"text": "next\u0085line"}]}'.encode(), False),
+    ("escaped backslash before u", b'{"items": [{"text": "C:\\\\users"}]}', False),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "plain"), [c[1:] for c in PLAIN_BODY_CASES], ids=[c[0] for c in PLAIN_BODY_CASES]
+)
+def test_json_strings_plain_only_for_bodies_without_control_escapes(body, plain):
+    from corpus.api_support import json_strings_plain
+
+    assert json_strings_plain(body) is plain
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (b'{"items": [{"text": "ok"}, {"text": "a\\u0007"}]}', "control character U+0007"),
+        (b'{"items": [{"text": "ok"}, {"text": "a\\bb"}]}', "control character U+0008"),
+        (b'{"items": [{"text": "ok"}, {"text": "a\\fb"}]}', "control character U+000C"),
+        (b'{"items": [{"text": "ok"}, {"text": "a\x7fb"}]}', "control character U+007F"),
+        ('{"items": [{"text": "ok"}, {"text": "a\u009fb"}]}'.encode(), "U+009F"),
+        (b'{"items": [{"text": "ok"}, {"text": "a\\ud800b"}]}', "lone surrogate"),
+    ],
+)
+def test_raw_bodies_with_control_characters_are_refused(producer, nothing_stored, payload, message):
+    error = _single_error(_raw(producer, payload))
+    assert (error["index"], error["field"]) == (1, "text")
+    assert message in error["message"]
+
+
+def test_a_plain_body_skips_the_per_string_checks(producer, monkeypatch):
+    # The raw body was searched once, so its strings are not checked one by one; a body that
+    # might hold a control character (an escape) is.
+    from corpus.services import ingest
+
+    calls = []
+    check = ingest._check_string
+    monkeypatch.setattr(
+        ingest,
+        "_check_string",
+        lambda value, *, what: calls.append(value) or check(value, what=what),
+    )
+    item = {"text": "plain", "external_id": "e-1", "generator_model": "m"}
+    assert _raw(producer, orjson.dumps({"items": [item]})).status_code == 201
+    assert calls == []
+    escaped = b'{"items": [{"text": "\\u0041 letter", "external_id": "e-2"}]}'
+    assert _raw(producer, escaped).status_code == 201
+    assert "A letter" in calls and "e-2" in calls

@@ -153,7 +153,9 @@ class DatasetItemsApi(APIView):
         dataset = selectors.dataset_get(slug=slug)
         token = require_scope(request, ApiToken.Scope.PRODUCE, dataset)
         try:
-            source, items = request_parse(request.data)
+            source, items = request_parse(
+                request.data, strings_plain=getattr(request, "json_strings_plain", False)
+            )
             outcome = items_ingest(
                 dataset=dataset,
                 items=items,

@@ -39,11 +39,15 @@ class Item(models.Model):
     # No single-column indexes on the two foreign keys: every index is paid for on every insert,
     # and composite ones lead with these columns (dataset: the Meta indexes below; source: the
     # (source, external_id) unique constraint, which covers every row for that reason).
+    # On PostgreSQL one composite foreign key, (source_id, dataset_id) -> corpus_source (id,
+    # dataset_id), guards both (migration 0012: one deferred check per inserted row instead of
+    # two, and the item's dataset must be its source's); Django cannot declare it, hence
+    # db_constraint=False here. SQLite keeps a foreign key on each.
     dataset = models.ForeignKey(
-        Dataset, on_delete=models.PROTECT, related_name="items", db_index=False
+        Dataset, on_delete=models.PROTECT, related_name="items", db_index=False, db_constraint=False
     )
     source = models.ForeignKey(
-        Source, on_delete=models.PROTECT, related_name="items", db_index=False
+        Source, on_delete=models.PROTECT, related_name="items", db_index=False, db_constraint=False
     )
     kind = models.CharField(max_length=8, choices=ItemKind.choices, default=ItemKind.TEXT)
     # For chat items, the transcript rendered as "role: content" paragraphs (what is hashed and
@@ -52,6 +56,7 @@ class Item(models.Model):
     messages = models.JSONField(null=True, blank=True)
     language = models.CharField(max_length=50, blank=True, help_text="Code items only.")
     # sha256 hex of corpus.scoring.text.normalize(text): exact duplicates collide on it.
+    # COLLATE "C" on PostgreSQL (migration 0012), as external_id: compared as bytes.
     content_hash = models.CharField(max_length=64)
     # NULL, not "", means "no external id": NULLs stay out of the (source, external_id) unique
     # constraint, and the content hash is then the idempotency key.
@@ -108,10 +113,18 @@ class Item(models.Model):
             models.CheckConstraint(condition=Q(kind__in=ItemKind.values), name="item_kind_valid"),
         ]
         indexes = [
+            # On PostgreSQL a hash index on content_hash alone (migration 0012).
             models.Index(fields=["dataset", "content_hash"], name="item_dataset_hash"),
             models.Index(fields=["dataset", "state", "id"], name="item_dataset_state"),
             models.Index(fields=["dataset", "id"], name="item_dataset_id"),
-            models.Index(fields=["state", "created_at"], name="item_state_created"),
+            # The sweep of items stuck in pending (scoring.items_pending_stale) is its only
+            # reader: partial, so it holds only pending items, and scoring's pending -> queued
+            # update (not HOT: state is indexed) adds no entry to it.
+            models.Index(
+                fields=["created_at"],
+                condition=Q(state="pending"),
+                name="item_pending_created",
+            ),
             # The review queue: claim and list walk queued items in priority order.
             models.Index(
                 fields=["dataset", "-priority", "id"],

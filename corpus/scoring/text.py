@@ -44,6 +44,12 @@ _ASCII_NON_WORD_TO_SPACE = (
     bytes(c if (chr(c).isalnum() or c == ord("_")) else ord(" ") for c in range(128)) + b" " * 128
 )
 
+# content_hash's ASCII fast path: uppercase to lowercase, and the whitespace str.split() splits
+# on other than the space itself (tab, newline, vertical tab, form feed, carriage return and the
+# separators 0x1C - 0x1F), to be deleted.
+_ASCII_LOWER = bytes.maketrans(bytes(range(65, 91)), bytes(range(97, 123)))
+_ASCII_OTHER_SPACE = b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
+
 # Odd 64-bit constants from MurmurHash3's fmix64 finalizer and xxhash's PRIME64_1.
 _FMIX_C1 = np.uint64(0xFF51AFD7ED558CCD)
 _FMIX_C2 = np.uint64(0xC4CEB9FE1A85EC53)
@@ -60,18 +66,21 @@ def normalize(text: str) -> str:
     JSON escapes like "\\ud800" can produce them) become U+FFFD, so that every later encoding
     step -- hashing, tokenizing, storing -- succeeds.
     """
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = _SURROGATE_RE.sub("\ufffd", text)
+    # str.split() with no argument splits on exactly the characters the regex `\s` matches
+    # (both use Py_UNICODE_ISSPACE) and drops leading/trailing runs; it is ~4x faster than re.sub.
+    if text.isascii():
+        # No ASCII character has a compatibility decomposition, and casefold maps ASCII exactly
+        # as lower() does: both NFKC passes are the identity here.
+        return " ".join(text.lower().split())
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = _SURROGATE_RE.sub("\ufffd", text)
     folded = unicodedata.normalize("NFKC", text).casefold()
     # casefold can, in rare cases, produce text that is no longer NFKC; a second pass is cheap
     # (a no-op check for already-normalized text) and makes normalize idempotent, which the hash
     # contract relies on.
     folded = unicodedata.normalize("NFKC", folded)
-    # str.split() with no argument splits on exactly the characters the regex `\s` matches
-    # (both use Py_UNICODE_ISSPACE) and drops leading/trailing runs; it is ~4x faster than re.sub.
     return " ".join(folded.split())
 
 
@@ -82,6 +91,21 @@ def hash_normalized(normalized: str) -> str:
 
 def content_hash(text: str) -> str:
     """sha256 hex digest of `normalize(text)` encoded as UTF-8: the exact-duplicate key."""
+    if text.isascii():
+        # Most texts are ASCII with single spaces between words. For them normalize() is
+        # lower() and nothing else, and the words need not be split and joined again (that
+        # was most of the cost of hashing 1 KB: bench/RESULTS.md, "Ingest over HTTP"). One
+        # translate lowercases and deletes the other whitespace; when it deleted none and no
+        # space is doubled, leading or trailing, the bytes are normalize(text)'s.
+        raw = text.encode("ascii")
+        folded = raw.translate(_ASCII_LOWER, _ASCII_OTHER_SPACE)
+        if (
+            len(folded) == len(raw)
+            and b"  " not in folded
+            and folded[:1] != b" "
+            and folded[-1:] != b" "
+        ):
+            return hashlib.sha256(folded).hexdigest()
     return hash_normalized(normalize(text))
 
 

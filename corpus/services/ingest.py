@@ -27,6 +27,7 @@ from pydantic import (
     PlainValidator,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
@@ -106,13 +107,29 @@ def _contains_nul(value: Any) -> bool:
     return False
 
 
-def _check_text(value: str, *, what: str = "text") -> str:
-    if not value.strip():
+def _limit(info: ValidationInfo, name: str) -> int:
+    # items_parse reads the limits from the settings once per request and passes them in the
+    # validation context: each read of django.conf.settings is a Python call
+    # (LazyObject.__getattribute__), and there were three per item.
+    context = info.context
+    return context[name] if context else getattr(settings, name)
+
+
+def _checked(value: str, info: ValidationInfo, *, what: str) -> str:
+    # "plain": the caller has seen that no string of the request can hold a control character
+    # or a lone surrogate (corpus.api_support.json_strings_plain on the raw body).
+    context = info.context
+    return value if context and context["plain"] else _check_string(value, what=what)
+
+
+def _check_text(value: str, info: ValidationInfo, *, what: str = "text") -> str:
+    # isspace() is what strip() strips: the same test without copying the text.
+    if not value or value.isspace():
         raise ValueError(f"{what} is empty")
-    limit = settings.SYNTHGATE_MAX_TEXT_CHARS
+    limit = _limit(info, "SYNTHGATE_MAX_TEXT_CHARS")
     if len(value) > limit:
         raise ValueError(f"{what} has {len(value)} characters; the limit is {limit}")
-    return _check_string(value, what=what)
+    return _checked(value, info, what=what)
 
 
 class MessageIn(BaseModel):
@@ -126,13 +143,13 @@ class MessageIn(BaseModel):
 
     @field_validator("content")
     @classmethod
-    def _content(cls, value: str) -> str:
-        return _check_text(value, what="content")
+    def _content(cls, value: str, info: ValidationInfo) -> str:
+        return _check_text(value, info, what="content")
 
     @field_validator("name")
     @classmethod
-    def _name(cls, value: str | None) -> str | None:
-        return None if value is None else _check_string(value, what="name")
+    def _name(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else _checked(value, info, what="name")
 
 
 class ItemIn(BaseModel):
@@ -161,8 +178,8 @@ class ItemIn(BaseModel):
 
     @field_validator("text")
     @classmethod
-    def _text(cls, value: str | None) -> str | None:
-        return None if value is None else _check_text(value)
+    def _text(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else _check_text(value, info)
 
     def kind_errors(self) -> list[tuple[str, str]]:
         """(field, message) for a shape that does not fit the kind; normalizes what fits."""
@@ -205,17 +222,17 @@ class ItemIn(BaseModel):
 
     @field_validator("prompt", "generator_model", "generator_version", "external_id", "source")
     @classmethod
-    def _plain(cls, value: str | None) -> str | None:
-        return None if value is None else _check_string(value, what="value")
+    def _plain(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else _checked(value, info, what="value")
 
     @field_validator("metadata", "sampling_params")
     @classmethod
-    def _json_object(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _json_object(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         try:
             encoded = orjson.dumps(value)
         except TypeError as exc:
             raise ValueError(f"not JSON-serializable: {exc}") from None
-        limit = settings.SYNTHGATE_MAX_METADATA_BYTES
+        limit = _limit(info, "SYNTHGATE_MAX_METADATA_BYTES")
         if len(encoded) > limit:
             raise ValueError(f"is {len(encoded)} bytes as JSON; the limit is {limit}")
         # PostgreSQL's jsonb cannot hold NUL; refuse it everywhere so both databases agree.
@@ -268,8 +285,12 @@ def _pydantic_errors(exc: ValidationError, *, offset: int = 0) -> list[dict[str,
     return errors
 
 
-def request_parse(body: Any) -> tuple[str | None, list[ItemIn]]:
-    """Validate a whole ingest body: ``(default source or None, items)``; raises IngestError."""
+def request_parse(body: Any, *, strings_plain: bool = False) -> tuple[str | None, list[ItemIn]]:
+    """Validate a whole ingest body: ``(default source or None, items)``; raises IngestError.
+
+    ``strings_plain``: the caller has seen in the raw body that no string in it can hold a
+    control character or a lone surrogate (``corpus.api_support.json_strings_plain``), so the
+    strings are not checked for them one by one."""
     if not isinstance(body, dict):
         raise IngestError(
             [{"index": None, "field": None, "message": "the body must be a JSON object"}]
@@ -278,11 +299,14 @@ def request_parse(body: Any) -> tuple[str | None, list[ItemIn]]:
         request = IngestRequest.model_validate(body)
     except ValidationError as exc:
         raise IngestError(_pydantic_errors(exc)) from None
-    return request.source, items_parse(request.items)
+    return request.source, items_parse(request.items, strings_plain=strings_plain)
 
 
-def items_parse(raw_items: Sequence[Any], *, offset: int = 0) -> list[ItemIn]:
-    """Validate the shape of each item; raises IngestError with every problem found."""
+def items_parse(
+    raw_items: Sequence[Any], *, offset: int = 0, strings_plain: bool = False
+) -> list[ItemIn]:
+    """Validate the shape of each item; raises IngestError with every problem found.
+    ``strings_plain`` as for ``request_parse``."""
     limit = settings.SYNTHGATE_MAX_ITEMS_PER_REQUEST
     if len(raw_items) > limit:
         raise IngestError(
@@ -291,7 +315,14 @@ def items_parse(raw_items: Sequence[Any], *, offset: int = 0) -> list[ItemIn]:
     if not raw_items:
         raise IngestError([{"index": None, "field": "items", "message": "no items"}])
     try:
-        items = _items_adapter.validate_python(raw_items)
+        items = _items_adapter.validate_python(
+            raw_items,
+            context={
+                "plain": strings_plain,
+                "SYNTHGATE_MAX_TEXT_CHARS": settings.SYNTHGATE_MAX_TEXT_CHARS,
+                "SYNTHGATE_MAX_METADATA_BYTES": settings.SYNTHGATE_MAX_METADATA_BYTES,
+            },
+        )
     except ValidationError as exc:
         raise IngestError(_pydantic_errors(exc, offset=offset)) from None
     errors = [
@@ -404,7 +435,8 @@ def _items_ingest_once(
 
     # 1. Idempotency: what already exists, and duplicates within this request.
     by_ext: dict[tuple[int, str], int] = {}
-    ext_keys = [(sources[i.source or default_source].pk, i.external_id) for i in items]
+    source_ids = {name: source.pk for name, source in sources.items()}
+    ext_keys = [(source_ids[i.source or default_source], i.external_id) for i in items]
     wanted_ext = {key for key in ext_keys if key[1] is not None}
     if wanted_ext:
         rows = values_in(
@@ -513,6 +545,9 @@ def _items_ingest_once(
 
     # 3. Insert in topological order so a batch parent's generation is known before its child's.
     now = timezone.now()
+    # Looked up once, not per row: a model's .pk is a property.
+    dataset_id = dataset.pk
+    state = (Item.State.APPROVED if reference else Item.State.PENDING).value
     generation: dict[int, int] = {}
     # Plain dicts, not Item instances: bulk_insert COPYs them (see corpus/bulk.py).
     rows_to_create: list[dict[str, Any]] = []
@@ -526,8 +561,8 @@ def _items_ingest_once(
         )
         rows_to_create.append(
             {
-                "dataset_id": dataset.pk,
-                "source_id": sources[item.source or default_source].pk,
+                "dataset_id": dataset_id,
+                "source_id": source_ids[item.source or default_source],
                 "kind": item.kind,
                 "text": item.text,
                 "messages": (
@@ -546,7 +581,7 @@ def _items_ingest_once(
                 "generation": generation[i],
                 "metadata": item.metadata,
                 "is_reference": reference,
-                "state": Item.State.APPROVED if reference else Item.State.PENDING,
+                "state": state,
                 "created_at": now,
                 "updated_at": now,
             }
@@ -612,6 +647,12 @@ def _score_enqueue(item_ids: list[int]) -> None:
     for start in range(0, len(item_ids), size):
         chunk = item_ids[start : start + size]
         try:
-            current_app.send_task("corpus.tasks.items_score_task", args=[chunk])
+            # argsrepr: what logs and monitors show of the arguments. Celery would otherwise
+            # walk the whole list to build a truncated repr of it (a third of a send's CPU).
+            current_app.send_task(
+                "corpus.tasks.items_score_task",
+                args=[chunk],
+                argsrepr=f"[<{len(chunk)} item ids: {chunk[0]}..{chunk[-1]}>]",
+            )
         except Exception:
             logger.warning("could not enqueue scoring of %d items; the sweep will", len(chunk))
