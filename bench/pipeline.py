@@ -6,6 +6,12 @@ thread computes while the other waits on PostgreSQL and Redis. `--pool solo` run
 time, as the benchmark did before. Besides wall time it reports the worker's CPU seconds (on a
 shared machine, CPU time says what the pipeline costs when wall time measures the neighbours).
 
+The clock starts when the worker is ready (its heartbeat is in Redis, config/celery.py: by then
+it has loaded the scoring stack) and the scoring tasks are sent; the items are ingested before
+the worker starts, their tasks held back until then. The worker's start-up time is reported
+beside it, with the rate start-up included (the clock from the worker's launch, as this bench
+measured before).
+
 Target (issue 3): >= 3,000 items/s with PostgreSQL and Redis. Also measures the near-duplicate
 index query time in Redis at two corpus sizes (10k and --index-large items) to check it grows at
 most 2x.
@@ -93,7 +99,19 @@ def text_1kb(rng: random.Random, i: int) -> str:
 
 def process_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a live process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return _stat_cpu_seconds(Path(f"/proc/{pid}/stat"))
+
+
+def thread_cpu_seconds(pid: int) -> list[float]:
+    """User + system CPU seconds of each thread of a live process, busiest first."""
+    return sorted(
+        (_stat_cpu_seconds(task / "stat") for task in Path(f"/proc/{pid}/task").iterdir()),
+        reverse=True,
+    )
+
+
+def _stat_cpu_seconds(stat: Path) -> float:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -143,25 +161,34 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     import numpy as np
+    from django.conf import settings
+    from django.core.cache import cache
 
-    from corpus.models import Dataset, Item
+    from corpus.models import AuditEvent, Dataset, Item
     from corpus.redis_client import redis_client
     from corpus.scoring import lsh, minhash
-    from corpus.services import near_dup_index
+    from corpus.services import ingest, near_dup_index
     from corpus.services.audit import SYSTEM
     from corpus.services.ingest import items_ingest, items_parse
 
     redis_client().flushdb()
     dataset = Dataset.objects.create(slug="bench", name="bench")
     rng = random.Random(1)
-    # Ingest without a worker running: every batch's scoring task waits in the broker.
+    # Ingest before the worker starts, holding back the scoring tasks each ingest call sends
+    # after its commit (the same batches, sent once the worker is ready).
+    held: list[list[int]] = []
+    send_scoring = ingest._score_enqueue
+    ingest._score_enqueue = held.append
     t0 = time.perf_counter()
-    for start in range(0, args.n, 1000):
-        raw = [
-            {"text": text_1kb(rng, i), "origin": "synthetic"}
-            for i in range(start, min(start + 1000, args.n))
-        ]
-        items_ingest(dataset=dataset, items=items_parse(raw), actor=SYSTEM, default_source="b")
+    try:
+        for start in range(0, args.n, 1000):
+            raw = [
+                {"text": text_1kb(rng, i), "origin": "synthetic"}
+                for i in range(start, min(start + 1000, args.n))
+            ]
+            items_ingest(dataset=dataset, items=items_parse(raw), actor=SYSTEM, default_source="b")
+    finally:
+        ingest._score_enqueue = send_scoring
     ingest_s = time.perf_counter() - t0
     # This machine's PostgreSQL runs with autovacuum off: without statistics the exact-duplicate
     # lookup plans a scan of the dataset (180 ms per batch instead of 2). A server with
@@ -172,6 +199,7 @@ def main() -> None:
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE corpus_item")
     env = dict(os.environ)
+    t_launch = time.perf_counter()
     worker = subprocess.Popen(
         [
             sys.executable,
@@ -194,24 +222,57 @@ def main() -> None:
         env=env,
     )
     try:
+        # Ready: the worker's heartbeat (written once it has started, after its warm-up) carries
+        # its pid.
+        while cache.get(settings.SYNTHGATE_WORKER_HEARTBEAT_KEY) != worker.pid:
+            if worker.poll() is not None:
+                raise SystemExit(f"the worker exited with {worker.returncode}")
+            if time.perf_counter() - t_launch > 120:
+                raise SystemExit("the worker did not start within 120 s")
+            time.sleep(0.02)
         t0 = time.perf_counter()
+        startup_s = t0 - t_launch
+        for ids in held:
+            send_scoring(ids)
+        # Progress: every scored batch appends one "items.scored" audit event, a count over a
+        # few hundred rows. Counting pending items instead cost PostgreSQL a scan of the item
+        # table 4 times a second (the planner, told by ANALYZE that every row is pending,
+        # chooses a sequential scan: 100 ms and more at 100,000 items), CPU taken from the
+        # pipeline it measures on a 2-core machine.
+        scored = AuditEvent.objects.filter(dataset=dataset, action="items.scored")
+        pending_items = Item.objects.filter(dataset=dataset, state=Item.State.PENDING)
         first_done = None
         first_pending = args.n
         while True:
-            pending = Item.objects.filter(dataset=dataset, state=Item.State.PENDING).count()
-            if first_done is None and pending < args.n:
-                first_done, first_pending = time.perf_counter(), pending
-            if pending == 0:
+            events = scored.count()
+            if first_done is None and events:
+                first_done, first_pending = time.perf_counter(), pending_items.count()
+            # Confirmed by the item states once every batch has reported (a retried batch may
+            # report later, or a failed one never: then this polls the states).
+            if events >= len(held) and pending_items.count() == 0:
                 break
             if time.perf_counter() - t0 > 3600:
                 raise SystemExit("timed out")
-            time.sleep(0.25)
+            time.sleep(0.1)
         elapsed = time.perf_counter() - t0
         # CPU seconds of the worker process (start-up included), read before it exits: on a
-        # shared machine they say what the pipeline costs when wall time does not. (PostgreSQL's
-        # side cannot be read the same way: Celery closes the database connection after every
-        # task, so each batch is served by a backend process of its own.)
+        # shared machine they say what the pipeline costs when wall time does not.
         worker_cpu = process_cpu_seconds(worker.pid)
+        threads_cpu = thread_cpu_seconds(worker.pid)
+        # And of the PostgreSQL backends serving it (the worker keeps its connections,
+        # CELERY_DB_REUSE_MAX): every other connection to the bench database.
+        backends_cpu = None
+        if db_url.startswith("postgres"):
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+                pids = [row[0] for row in cursor.fetchall()]
+            try:
+                backends_cpu = sum(process_cpu_seconds(pid) for pid in pids)
+            except OSError:  # a server on another host, or a backend gone meanwhile
+                backends_cpu = None
     finally:
         worker.terminate()
         worker.wait(30)
@@ -221,6 +282,7 @@ def main() -> None:
         .annotate(n=django.db.models.Count("id"))
     )
     pipeline_rate = args.n / elapsed
+    with_startup_rate = args.n / (startup_s + elapsed)
     # From the first batch done to the last: the rate once the worker has started and loaded
     # its models (the headline rate above includes that start-up).
     steady_rate = (first_pending / (elapsed - (first_done - t0))) if first_done else 0.0
@@ -265,10 +327,14 @@ def main() -> None:
         "ingest_seconds": round(ingest_s, 1),
         "pipeline_seconds": round(elapsed, 1),
         "pipeline_items_per_s": round(pipeline_rate),
+        "worker_startup_seconds": round(startup_s, 2),
+        "with_startup_items_per_s": round(with_startup_rate),
         "steady_items_per_s": round(steady_rate),
         "worker": f"--pool {args.pool} --concurrency {concurrency}",
         "worker_cpu_seconds": round(worker_cpu, 1),
         "worker_cpu_items_per_s": round(args.n / worker_cpu) if worker_cpu else None,
+        "worker_threads_cpu_seconds": [round(x, 1) for x in threads_cpu if x >= 0.05],
+        "postgres_backends_cpu_seconds": None if backends_cpu is None else round(backends_cpu, 1),
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "states": by_state,
         "near_dup_query_us_at": {
@@ -282,6 +348,10 @@ def main() -> None:
         f"pipeline: {args.n} items pending->queued in {elapsed:.1f} s"
         f" = {pipeline_rate:,.0f} items/s (steady {steady_rate:,.0f}/s; worker CPU"
         f" {worker_cpu:.1f} s = {args.n / worker_cpu:,.0f} items per CPU-second)"
+    )
+    print(
+        f"worker start-up (launch to ready): {startup_s:.2f} s; start-up included:"
+        f" {startup_s + elapsed:.1f} s = {with_startup_rate:,.0f} items/s"
     )
     print(
         f"near-dup query: {small_us:.1f} us at {args.index_small:,}, {large_us:.1f} us at "

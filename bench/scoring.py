@@ -192,7 +192,7 @@ def bench_pipeline(
             for offset, sig in enumerate(sigs):
                 index.query_and_insert(start + offset, sig)
             t3 = clock()
-            stats = [lexical.doc_stats(d) for d in docs]
+            stats = lexical.docs_stats(docs)
             _flags = [lexical.degeneration(s) for s in stats]
             t4 = clock()
             detector.predict_proba_prepared(docs, stats)

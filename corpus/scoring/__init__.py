@@ -45,10 +45,11 @@ def score_texts(texts: Sequence[str]) -> list[dict[str, Any]]:
     Bytes values are not JSON: store them in binary columns (or hex-encode).
     """
     docs = [prepare(t) for t in texts]
-    sigs = minhash.signatures(docs)
+    sigs, shingle_sets = minhash.signatures_and_shingles(docs)
     results = []
-    for doc, sig in zip(docs, sigs, strict=True):
-        stats = lexical.doc_stats(doc)
+    for doc, sig, shingles, stats in zip(
+        docs, sigs, shingle_sets, lexical.docs_stats(docs), strict=True
+    ):
         degenerate, reason = lexical.degeneration(stats)
         results.append(
             {
@@ -56,7 +57,7 @@ def score_texts(texts: Sequence[str]) -> list[dict[str, Any]]:
                 "content_hash": hash_normalized(doc.normalized),
                 "n_chars": len(doc.normalized),
                 "n_words": doc.n_words,
-                "n_shingles": int(minhash.doc_shingles(doc).size),
+                "n_shingles": int(shingles.size),
                 "minhash": minhash.to_bytes(sig),
                 "band_keys": lsh.band_keys(sig),
                 "lexical": stats.as_dict(),

@@ -53,6 +53,7 @@ __all__ = [
     "InMemoryBucketStore",
     "LSHIndex",
     "band_keys",
+    "band_keys_many",
     "batch_candidates",
     "candidate_probability",
     "near_duplicates",
@@ -90,6 +91,28 @@ def band_keys(sig: np.ndarray) -> list[bytes]:
         _BAND_PREFIX[i] + digest(raw[i * _BAND_BYTES : (i + 1) * _BAND_BYTES])
         for i in range(NUM_BANDS)
     ]
+
+
+def band_keys_many(sigs: np.ndarray) -> list[list[bytes]]:
+    """`[band_keys(sig) for sig in sigs]` for a (n, NUM_PERM) array of signatures: the empty
+    ones found in one numpy call and every row serialized at once, instead of a comparison and
+    a conversion per signature."""
+    sigs = np.asarray(sigs, dtype=minhash.SIGNATURE_DTYPE)
+    empty = (sigs == minhash.EMPTY_SIGNATURE).all(axis=1).tolist()
+    raw = sigs[:, : NUM_BANDS * ROWS_PER_BAND].tobytes()
+    digest = xxhash.xxh3_64_digest
+    offsets = [(prefix, i * _BAND_BYTES) for i, prefix in enumerate(_BAND_PREFIX)]
+    width = NUM_BANDS * _BAND_BYTES
+    out: list[list[bytes]] = []
+    for row, is_empty in enumerate(empty):
+        if is_empty:
+            out.append([])
+            continue
+        base = row * width
+        out.append(
+            [prefix + digest(raw[base + o : base + o + _BAND_BYTES]) for prefix, o in offsets]
+        )
+    return out
 
 
 @runtime_checkable

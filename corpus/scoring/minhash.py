@@ -59,8 +59,10 @@ __all__ = [
     "shingles",
     "signature",
     "signatures",
+    "signatures_and_raw_shingles",
     "signatures_and_shingles",
     "to_bytes",
+    "unique_shingles",
 ]
 
 NUM_PERM = 128
@@ -124,6 +126,40 @@ def _raw_shingles(doc: Doc) -> np.ndarray:
     return np.empty(0, dtype=np.uint64)
 
 
+def _raw_shingles_many(docs: Sequence[Doc]) -> list[np.ndarray]:
+    """`[_raw_shingles(doc) for doc in docs]`, the word shingles of all documents hashed in one
+    pass over their concatenated token hashes (a shingle's hash depends only on its own five
+    tokens, so each document's are a slice of it, the windows across two documents left out)
+    instead of a dozen numpy calls on small arrays per document."""
+    parts: list[np.ndarray] = []
+    words: list[int] = []
+    for i, doc in enumerate(docs):
+        if doc.n_words >= SHINGLE_SIZE:
+            words.append(i)
+            parts.append(_EMPTY)
+        else:
+            parts.append(_raw_shingles(doc))
+    if words:
+        grams = ngram_hashes(
+            np.concatenate([docs[i].hashes for i in words]), SHINGLE_SIZE, _WORD_SALT
+        )
+        start = 0
+        for i in words:
+            n = docs[i].n_words
+            parts[i] = grams[start : start + n - SHINGLE_SIZE + 1]
+            start += n
+    return parts
+
+
+_EMPTY = np.empty(0, dtype=np.uint64)
+_EMPTY.flags.writeable = False
+
+
+def unique_shingles(raw: np.ndarray) -> np.ndarray:
+    """Sorted unique shingle hashes from `raw_shingles`' (what `doc_shingles` returns)."""
+    return _unique(raw)
+
+
 def _unique(x: np.ndarray) -> np.ndarray:
     # Sort + neighbour compare: several times faster than np.unique on small arrays.
     if x.size <= 1:
@@ -170,14 +206,24 @@ def signatures(texts: Iterable[str | Doc]) -> np.ndarray:
     Concatenates the shingles of consecutive texts into cache-sized blocks and reduces each text's
     segment with `np.minimum.reduceat`, so short texts share the per-call numpy overhead.
     """
-    return _signatures_of([_raw_shingles(t if isinstance(t, Doc) else prepare(t)) for t in texts])
+    return _signatures_of(
+        _raw_shingles_many([t if isinstance(t, Doc) else prepare(t) for t in texts])
+    )
 
 
 def signatures_and_shingles(docs: Sequence[Doc]) -> tuple[np.ndarray, list[np.ndarray]]:
     """`signatures(docs)` and `[doc_shingles(d) for d in docs]`, hashing each doc's shingles
-    once for both (the scoring pipeline needs the shingle sets to verify candidates)."""
-    parts = [_raw_shingles(doc) for doc in docs]
-    return _signatures_of(parts), [_unique(p) for p in parts]
+    once for both."""
+    sigs, raw = signatures_and_raw_shingles(docs)
+    return sigs, [_unique(p) for p in raw]
+
+
+def signatures_and_raw_shingles(docs: Sequence[Doc]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """`signatures(docs)` and each doc's shingle hashes as hashed, repeats included and
+    unsorted: the scoring pipeline needs a doc's set (`unique_shingles`) only to verify the
+    rare near-duplicate candidates, so it sorts only those."""
+    raw = _raw_shingles_many(docs)
+    return _signatures_of(raw), raw
 
 
 def _signatures_of(parts: list[np.ndarray]) -> np.ndarray:

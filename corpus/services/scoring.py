@@ -36,6 +36,7 @@ generations and undeclared origins carry the most collapse risk.
 """
 
 import contextlib
+import json
 import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, fields
@@ -76,6 +77,26 @@ def items_score_enqueue(*, item_ids: list[int]) -> None:
             items_score_task.delay(chunk)
         except Exception:
             logger.warning("could not enqueue scoring of %d items; the sweep will", len(chunk))
+
+
+_WARM_UP_TEXT = (
+    "A short text that runs every signal once, so that a worker's first batch does not pay "
+    "for loading the detector weights and for numpy's first calls. "
+)
+
+
+def scoring_warm_up() -> None:
+    """Load the default detector and run the pure signals once on a made-up text, touching
+    neither the database nor Redis. Called when a scoring worker starts (config/celery.py);
+    loading this module already imported numpy, SciPy and scikit-learn."""
+    detector = detectors.detector_default()
+    docs = [prepare(_WARM_UP_TEXT * n) for n in (1, 3)]
+    sigs, _ = minhash.signatures_and_raw_shingles(docs)
+    stats = lexical.docs_stats(docs)
+    for stat, sig in zip(stats, sigs, strict=True):
+        lexical.degeneration(stat)
+        lsh.band_keys(sig)
+    detector.predict_proba_prepared(docs, stats)
 
 
 def review_priority(
@@ -132,6 +153,7 @@ class Evidence:
     degenerate: bool = False
     degenerate_reason: str = ""
     exact_duplicate_of: int | None = None
+    earlier_in_batch: set[int] = field(default_factory=set)  # ids sharing a band key
     near_duplicate_of: int | None = None
     near_duplicate_jaccard: float | None = None
     near_duplicate_state: str = ""
@@ -141,7 +163,15 @@ class Evidence:
     probability: float | None = None
     detectors: dict[str, Any] = field(default_factory=dict)
     error: str = ""
-    shingles: Any = None
+    raw_shingles: Any = None
+    _shingles: Any = None
+
+    @property
+    def shingles(self) -> Any:
+        """The item's shingle set, sorted only when a candidate needs verifying."""
+        if self._shingles is None:
+            self._shingles = minhash.unique_shingles(self.raw_shingles)
+        return self._shingles
 
 
 def _exact_duplicates(dataset_id: int, items: list[ScoredItem]) -> dict[int, int]:
@@ -187,19 +217,25 @@ def _signals(dataset: Dataset, items: list[ScoredItem]) -> list[Evidence]:
             ev.error = f"{type(exc).__name__}: {exc}"
     if not ok:
         return evidence
-    sigs, shingle_sets = minhash.signatures_and_shingles(docs)
-    stats = []
-    for ev, doc, sig, doc_shingles in zip(ok, docs, sigs, shingle_sets, strict=True):
-        stat = lexical.doc_stats(doc)
-        stats.append(stat)
+    # Whole-batch numpy passes (minhash, lexical, detector): besides saving numpy's per-call
+    # overhead on small arrays, large arrays let numpy release the GIL, so the other thread of a
+    # ``--pool threads`` worker runs meanwhile.
+    sigs, raw_shingles = minhash.signatures_and_raw_shingles(docs)
+    stats = lexical.docs_stats(docs)
+    signature_bytes = sigs.astype(minhash.SIGNATURE_DTYPE, copy=False).tobytes()
+    size = minhash.SIGNATURE_BYTES
+    for position, (ev, stat, keys, raw) in enumerate(
+        zip(ok, stats, lsh.band_keys_many(sigs), raw_shingles, strict=True)
+    ):
         degenerate, reason = lexical.degeneration(stat)
         if not degenerate and ev.item.kind == Item.Kind.CODE:
             degenerate, reason = kinds.code_repeated_blocks(ev.item.text)
         ev.lexical = stat.as_dict()
         ev.degenerate, ev.degenerate_reason = degenerate, reason or ""
-        ev.signature = minhash.to_bytes(sig)
-        ev.band_keys = lsh.band_keys(sig)
-        ev.shingles = doc_shingles
+        # What minhash.to_bytes(sig) gives, cut from one conversion of the whole batch.
+        ev.signature = signature_bytes[position * size : (position + 1) * size]
+        ev.band_keys = keys
+        ev.raw_shingles = raw
 
     # Detector evidence: the dataset's retrained model, else the default one. A detector says
     # when a kind is outside what it was trained on instead of inventing a confident score.
@@ -219,6 +255,12 @@ def _signals(dataset: Dataset, items: list[ScoredItem]) -> list[Evidence]:
     by_id = {ev.item.id: ev for ev in ok}
     for item_id, first_id in _exact_duplicates(dataset.pk, [ev.item for ev in ok]).items():
         by_id[item_id].exact_duplicate_of = first_id
+
+    # Earlier items of this batch sharing a band: they depend on the batch alone, so they are
+    # found here rather than under the scoring lock, which serializes the scorers.
+    in_batch = lsh.batch_candidates([ev.band_keys for ev in ok])
+    for ev, earlier in zip(ok, in_batch, strict=True):
+        ev.earlier_in_batch = {ok[i].item.id for i in earlier}
     return evidence
 
 
@@ -230,16 +272,15 @@ def _near_duplicates(dataset: Dataset, evidence: list[Evidence], rules: ScoringR
     ok = [ev for ev in evidence if not ev.error]
     if not ok:
         return
-    # Candidates from the shared index plus earlier items of this same batch, verified by exact
-    # Jaccard on shingles recomputed from the candidates' text.
+    # Candidates from the shared index plus earlier items of this same batch (found by
+    # ``_signals``), verified by exact Jaccard on shingles recomputed from the candidates' text.
     from_index = near_dup_index.candidates_many(dataset.pk, [ev.band_keys for ev in ok])
-    in_batch = lsh.batch_candidates([ev.band_keys for ev in ok])
     batch_position: dict[int, Evidence] = {}
     candidate_sets: list[set[int]] = []
-    for ev, found, earlier in zip(ok, from_index, in_batch, strict=True):
+    for ev, found in zip(ok, from_index, strict=True):
         batch_position[ev.item.id] = ev
         found.discard(ev.item.id)
-        candidate_sets.append(found | {ok[i].item.id for i in earlier})
+        candidate_sets.append(found | ev.earlier_in_batch)
     wanted = set().union(*candidate_sets) - set(batch_position)
     others = {
         row["id"]: row
@@ -263,7 +304,7 @@ def _near_duplicates(dataset: Dataset, evidence: list[Evidence], rules: ScoringR
                         )
                     )
                 pool[cid] = shingle_cache[cid]
-        matches = lsh.near_duplicates(ev.shingles, pool, rules.report_threshold)
+        matches = lsh.near_duplicates(ev.shingles, pool, rules.report_threshold) if pool else []
         if ev.exact_duplicate_of is not None:
             matches = [m for m in matches if m[0] != ev.exact_duplicate_of] or matches
         if matches:
@@ -299,12 +340,40 @@ def _rule(ev: Evidence, rules: ScoringRules) -> str | None:
     return None
 
 
+def _items_load(item_ids: list[int]) -> list[ScoredItem]:
+    """The batch's items with their stored score's version and error, in id order.
+
+    On PostgreSQL one ``= ANY(array)`` parameter: the ORM's ``IN`` list of 500 placeholders
+    cost about 3 ms of the worker's CPU per batch to build and for the driver to parse.
+    """
+    if connection.vendor != "postgresql":
+        rows = Item.objects.filter(id__in=item_ids).order_by("id").values_list(*_ITEM_VALUES)
+        return [ScoredItem(*row) for row in rows]
+    column_of = {f.attname: f.column for f in Item._meta.concrete_fields}
+    item_columns = ", ".join(f"i.{column_of[name]}" for name in _ITEM_VALUES[:-2])
+    messages_at = _ITEM_VALUES.index("messages")
+    decoder = Item._meta.get_field("messages").decoder  # type: ignore[union-attr]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {item_columns}, s.scorer_version, s.error "
+            f"FROM {Item._meta.db_table} i LEFT JOIN {Score._meta.db_table} s ON s.item_id = i.id "
+            "WHERE i.id = ANY(%s::bigint[]) ORDER BY i.id",
+            [_pg_int_array(item_ids)],
+        )
+        rows = cursor.fetchall()
+    items = []
+    for row in rows:
+        item = ScoredItem(*row)
+        if item.messages is not None:
+            # What JSONField.from_db_value does: Django has the driver hand jsonb over as text.
+            item.messages = json.loads(row[messages_at], cls=decoder)
+        items.append(item)
+    return items
+
+
 def items_score(*, item_ids: list[int]) -> dict[str, list[int]]:
     """Score a batch. Returns the ids per outcome: queued, auto_rejected, rescored, failed."""
-    items = [
-        ScoredItem(*row)
-        for row in Item.objects.filter(id__in=item_ids).order_by("id").values_list(*_ITEM_VALUES)
-    ]
+    items = _items_load(item_ids)
     todo = [
         item
         for item in items
@@ -577,6 +646,11 @@ def _pg_array(values: Iterable[Any]) -> str:
     return "{" + ",".join(out) + "}"
 
 
+def _pg_int_array(values: Iterable[int]) -> str:
+    """`_pg_array` of a column of ints (the ids), without its per-value type dispatch."""
+    return "{" + ",".join(map(str, map(int, values))) + "}"
+
+
 def _values(rows: list[tuple[Any, ...]], types: list[str]) -> tuple[str, list[Any]]:
     """A ``WITH v(...) AS (...)`` source for rows of the given SQL types, and its parameters.
 
@@ -586,7 +660,11 @@ def _values(rows: list[tuple[Any, ...]], types: list[str]) -> tuple[str, list[An
     """
     if connection.vendor == "postgresql":
         arrays = ", ".join(f"%s::{t}[]" for t in types)
-        return f"SELECT * FROM unnest({arrays})", [_pg_array(c) for c in zip(*rows, strict=True)]
+        columns = zip(*rows, strict=True)
+        return f"SELECT * FROM unnest({arrays})", [
+            _pg_int_array(c) if t == "BIGINT" else _pg_array(c)
+            for c, t in zip(columns, types, strict=True)
+        ]
     row = "(" + ", ".join(f"CAST(%s AS {t})" for t in types) + ")"
     return f"VALUES {', '.join([row] * len(rows))}", [value for r in rows for value in r]
 

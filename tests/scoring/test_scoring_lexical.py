@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from corpus.scoring import lexical
 from corpus.scoring.synthetic import ai_text, human_text
-from corpus.scoring.text import normalize
+from corpus.scoring.text import normalize, prepare
 
 CAT = "The cat sat on the mat. The cat sat on the mat."
 
@@ -137,3 +137,31 @@ def test_stats_are_fast_enough_for_the_ingest_budget(rng, vocab):
     per_text = (perf_counter() - start) / len(docs)
     assert per_text < 1e-3
     assert np.mean([len(d.normalized) for d in docs]) > 700
+
+
+def _mixed_docs(rng, vocab):
+    texts = ["", "a", "a a", "one two", "hi hi hi hi hi", "a b a b a b a b", "x " * 700]
+    texts += ["the loop repeats " * int(n) for n in rng.integers(1, 60, 8)]
+    texts += [human_text(rng, vocab, int(n)) for n in rng.integers(0, 900, 40)]
+    texts += [ai_text(rng, vocab, int(n)) for n in rng.integers(1, 300, 40)]
+    texts += [human_text(rng, vocab, 6000), "Ünïcode ßtraße ﬁne 日本語 " * 30]
+    order = rng.permutation(len(texts))
+    return [prepare(texts[i]) for i in order]
+
+
+def test_batch_stats_equal_one_document_at_a_time(rng, vocab):
+    # given documents of every length, degenerate and natural, in no particular order
+    docs = _mixed_docs(rng, vocab)
+    # when their statistics are computed together
+    got = lexical.docs_stats(docs)
+    # then every value is the one doc_stats gives for the document alone, exactly
+    assert got == [lexical.doc_stats(doc) for doc in docs]
+
+
+def test_batch_stats_are_exact_across_block_boundaries(rng, vocab, monkeypatch):
+    # given blocks far smaller than the batch, so documents share blocks with their neighbours
+    monkeypatch.setattr(lexical, "_BLOCK_WORDS", 300)
+    docs = _mixed_docs(rng, vocab)
+    # when / then
+    assert lexical.docs_stats(docs) == [lexical.doc_stats(doc) for doc in docs]
+    assert lexical.docs_stats([]) == []

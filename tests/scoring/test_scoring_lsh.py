@@ -163,3 +163,15 @@ def test_batch_candidates_equal_querying_then_inserting_in_turn(rng, vocab):
     assert found == expected
     assert sum(map(len, found)) >= 4  # the copies did collide
     assert lsh.batch_candidates([]) == [] and lsh.batch_candidates([[], []]) == [set(), set()]
+
+
+def test_band_keys_of_many_signatures_equal_one_at_a_time(rng):
+    # given signatures of texts, one of them the empty text's
+    sigs = rng.integers(0, 2**32, size=(6, minhash.NUM_PERM), dtype=np.uint32)
+    sigs[2] = minhash.EMPTY_SIGNATURE
+    # when their band keys are computed together
+    got = lsh.band_keys_many(sigs)
+    # then each is what band_keys gives the signature alone, and the empty one has none
+    assert got == [lsh.band_keys(sig) for sig in sigs]
+    assert got[2] == []
+    assert lsh.band_keys_many(np.empty((0, minhash.NUM_PERM), dtype=np.uint32)) == []

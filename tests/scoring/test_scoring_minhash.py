@@ -194,3 +194,17 @@ def test_signatures_and_shingles_match_the_separate_functions():
     assert np.array_equal(sigs, minhash.signatures(docs))
     for doc, got in zip(docs, shingle_sets, strict=True):
         assert np.array_equal(got, minhash.doc_shingles(doc))
+
+
+def test_batch_shingles_and_signatures_equal_one_document_at_a_time(rng, vocab):
+    # given documents of every shingle regime, the word ones hashed together across a batch
+    texts = ["one two three four five", "one two three four", "hi there", "abc", "", "a b c d e"]
+    texts += [random_text(rng, vocab, int(n)) for n in rng.integers(1, 400, 40)]
+    docs = [prepare(t) for t in texts]
+    # when signatures and raw shingles are computed for the batch
+    sigs, raw = minhash.signatures_and_raw_shingles(docs)
+    # then each equals the one-document path, shingle sets and signatures alike
+    for doc, sig, doc_raw in zip(docs, sigs, raw, strict=True):
+        expected = minhash.doc_shingles(doc)
+        assert np.array_equal(minhash.unique_shingles(doc_raw), expected)
+        assert np.array_equal(sig, minhash.signature(expected))

@@ -48,7 +48,7 @@ from sklearn.model_selection import (
     train_test_split,
 )
 
-from ..lexical import LexicalStats, doc_stats
+from ..lexical import LexicalStats, docs_stats
 from ..text import Doc, prepare
 from . import features as feat
 from .evaluation import evaluate
@@ -210,7 +210,7 @@ class LearnedDetector:
 
         docs = [prepare(t) for t in texts]
         train_docs = [docs[i] for i in train]
-        stats = [doc_stats(d) for d in train_docs]
+        stats = docs_stats(train_docs)
         dense = feat.dense_features(stats)
         self.dense_mean = dense.mean(axis=0)
         scale = dense.std(axis=0)
