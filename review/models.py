@@ -210,6 +210,29 @@ class ReviewerQuota(models.Model):
         return f"{self.daily_limit}/day for {who} in {self.dataset_id}"
 
 
+class ReviewerDay(models.Model):
+    """A reviewer's live decisions in a dataset on one day (the site's time zone): what the
+    daily quota counts and the triage page shows, kept by the decision services as decisions
+    are made and undone, so that reading it is one row whatever the length of the day."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    day = models.DateField()
+    decided = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reviewer", "dataset", "day"], name="reviewer_day_one_per_day"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.decided} by user {self.reviewer_id} in {self.dataset_id} on {self.day}"
+
+
 class GoldItem(models.Model):
     """An item with a known verdict, mixed into the queue to measure reviewers. Decisions on it
     never settle it: it stays ``queued`` in the corpus, so it is never approved nor exported."""

@@ -6,6 +6,7 @@ leave them behind; ``tests/review`` runs them on SQLite and PostgreSQL.
 """
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -15,8 +16,16 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
 
-from corpus.models import Dataset, Item, ItemParent, Score, Source
-from review.models import Claim, Decision, GoldItem, ReviewerQuota, ReviewPolicy, Skip
+from corpus.models import AuditHead, Dataset, Item, ItemParent, Score, Source
+from review.models import (
+    Claim,
+    Decision,
+    GoldItem,
+    ReviewerDay,
+    ReviewerQuota,
+    ReviewPolicy,
+    Skip,
+)
 from review.services.consensus import ItemFacts
 
 
@@ -28,7 +37,7 @@ def _dt(value: datetime) -> Any:
     return connection.ops.adapt_datetimefield_value(value)
 
 
-def _one_string_batches() -> bool:
+def one_string_batches() -> bool:
     """Whether several statements can go as one query string: PostgreSQL with client-side
     parameter binding, Django's default (server-side binding takes one statement at a time)."""
     return (
@@ -44,7 +53,7 @@ def _run_batch(statements: list[tuple[str, list[Any]]]) -> list[list[tuple[Any, 
     mostly waits on when the machine is busy. Elsewhere (SQLite, server-side binding), one by
     one. Every statement must return rows (SELECT, or a write with RETURNING)."""
     with connection.cursor() as cursor:
-        if _one_string_batches():
+        if one_string_batches():
             sql = "; ".join(statement for statement, _ in statements)
             cursor.execute(sql, [p for _, params in statements for p in params])
             results = [cursor.fetchall()]
@@ -113,6 +122,24 @@ def _lease_next_sql() -> str:
     )
 
 
+Statement = tuple[str, list[Any]]
+Rows = list[tuple[Any, ...]]
+
+
+def run_batch(statements: list[Statement]) -> list[Rows]:
+    """Run statements that return rows, in order, in the caller's transaction: one round trip
+    on PostgreSQL (see ``_run_batch``), one by one elsewhere. Each one's rows, in order."""
+    return _run_batch(statements)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseReads:
+    stale: bool  # the dataset has leases that ran out
+    leased: int | None  # the item leased to the reviewer by this statement
+    written: list[Rows]  # the rows of the ``before`` statements
+    item: tuple[Item, list[int]] | None  # the item the reviewer holds now, as item_for_review
+
+
 def stale_and_lease_next(
     *,
     dataset_id: int,
@@ -121,28 +148,59 @@ def stale_and_lease_next(
     now: datetime,
     skip_cutoff: datetime,
     expires_at: datetime,
-) -> tuple[bool, int | None]:
+    before: Sequence[Statement] = (),
+) -> LeaseReads:
     """Whether the dataset has leases that ran out (to end before leasing), and, on PostgreSQL,
     the item just leased to the reviewer: the first of the queue (as ``next_item_id``), picked
     and leased by one INSERT ... SELECT, both statements in one round trip. None for the item
     when nothing was leased: always on SQLite (one statement at a time, the caller goes step by
     step), and on PostgreSQL when the queue is empty or the insert met another lease (a run-out
-    one not ended yet, the reviewer's other tab); the caller's steps then tell which."""
+    one not ended yet, the reviewer's other tab); the caller's steps then tell which.
+
+    ``before``: writes of the caller's transaction to send first, in the same round trip (a
+    decision and its item's outcome); their rows come back as ``written``. On PostgreSQL the
+    same round trip also reads the item the reviewer now holds as ``item_for_review`` does,
+    for the page that shows it."""
     stale_read = (_stale_sql(), [dataset_id, _dt(now)])
-    if not _one_string_batches():
-        (stale,) = _run_batch([stale_read])
-        return bool(stale[0][0]), None
-    stale, leased = _run_batch(
+    if not one_string_batches():
+        *written, stale = _run_batch([*before, stale_read])
+        return LeaseReads(stale=bool(stale[0][0]), leased=None, written=written, item=None)
+    *written, stale, leased, held = _run_batch(
         [
+            *before,
             stale_read,
             (
                 _lease_next_sql(),
                 [dataset_id, reviewer_id, _dt(now), _dt(expires_at)]
                 + _next_item_params(dataset_id, reviewer_id, gold, now, skip_cutoff, []),
             ),
+            (_item_sql(connection.vendor, by_claim=True), [dataset_id, reviewer_id, dataset_id]),
         ]
     )
-    return bool(stale[0][0]), (leased[0][0] if leased else None)
+    return LeaseReads(
+        stale=bool(stale[0][0]),
+        leased=leased[0][0] if leased else None,
+        written=written,
+        item=_item_of(held[0] if held else None),
+    )
+
+
+@cache
+def _decision_insert_sql() -> str:
+    fields = [f for f in Decision._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)
+    return (
+        f"INSERT INTO {_t(Decision)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
+        " RETURNING id"
+    )
+
+
+def decision_insert(decision: Decision) -> Statement:
+    """The INSERT of an unsaved decision, as a statement for a batch; its row is the new id."""
+    fields = [f for f in Decision._meta.concrete_fields if not f.primary_key]
+    return _decision_insert_sql(), [
+        f.get_db_prep_save(getattr(decision, f.attname), connection) for f in fields
+    ]
 
 
 def next_item_id(
@@ -169,13 +227,34 @@ def _quota_sql() -> str:
     return (
         f"SELECT (SELECT daily_limit FROM {quota} WHERE dataset_id = %s AND reviewer_id = %s),"
         f" (SELECT daily_limit FROM {quota} WHERE dataset_id = %s AND reviewer_id IS NULL),"
-        f" (SELECT COUNT(*) FROM {_t(Decision)} WHERE dataset_id = %s AND reviewer_id = %s"
-        "   AND created_at >= %s AND undone_at IS NULL)"
+        f" (SELECT decided FROM {_t(ReviewerDay)} WHERE reviewer_id = %s AND dataset_id = %s"
+        "   AND day = %s)"
     )
 
 
+def _day(since: datetime) -> Any:
+    """The day that starts at ``since`` (a midnight in the site's time zone), as stored."""
+    return connection.ops.adapt_datefield_value(timezone.localtime(since).date())
+
+
 def _quota_params(dataset_id: int, reviewer_id: int, since: datetime) -> list[Any]:
-    return [dataset_id, reviewer_id, dataset_id, dataset_id, reviewer_id, _dt(since)]
+    return [dataset_id, reviewer_id, dataset_id, reviewer_id, dataset_id, _day(since)]
+
+
+@cache
+def _day_count_sql() -> str:
+    table = _t(ReviewerDay)
+    return (
+        f"INSERT INTO {table} (dataset_id, reviewer_id, day, decided) VALUES (%s, %s, %s, %s)"
+        " ON CONFLICT (reviewer_id, dataset_id, day)"
+        f" DO UPDATE SET decided = {table}.decided + excluded.decided RETURNING decided"
+    )
+
+
+def day_count(*, dataset_id: int, reviewer_id: int, since: datetime, change: int) -> Statement:
+    """The statement that adds ``change`` to the reviewer's live decisions of the day starting
+    at ``since`` (``day_start``); its row is the new count."""
+    return _day_count_sql(), [dataset_id, reviewer_id, _day(since), change]
 
 
 def _quota_of(row: tuple[Any, ...]) -> tuple[int | None, int]:
@@ -370,7 +449,9 @@ _NEAR_UNSHOWN = ("metadata",)
 
 
 @cache
-def _item_sql(vendor: str) -> str:
+def _item_sql(vendor: str, by_claim: bool = False) -> str:
+    """The item by id and dataset; ``by_claim``: the item a reviewer holds in the dataset (the
+    lease statement just inserted it, in the same round trip)."""
     parents = (
         f"SELECT p.parent_id FROM {_t(ItemParent)} p WHERE p.child_id = i.id ORDER BY p.parent_id"
     )
@@ -385,7 +466,12 @@ def _item_sql(vendor: str) -> str:
         f" FROM {_t(Item)} i JOIN {_t(Source)} src ON src.id = i.source_id"
         f" LEFT JOIN {_t(Score)} s ON s.item_id = i.id"
         f" LEFT JOIN {_t(Item)} n ON n.id = s.near_duplicate_of_id"
-        " WHERE i.id = %s AND i.dataset_id = %s"
+        + (
+            f" WHERE i.id = (SELECT c.item_id FROM {_t(Claim)} c"
+            "  WHERE c.dataset_id = %s AND c.reviewer_id = %s) AND i.dataset_id = %s"
+            if by_claim
+            else " WHERE i.id = %s AND i.dataset_id = %s"
+        )
     )
 
 
@@ -395,7 +481,10 @@ def item_for_review(*, item_id: int, dataset_id: int) -> tuple[Item, list[int]] 
     compile on every triage keystroke."""
     with connection.cursor() as cursor:
         cursor.execute(_item_sql(connection.vendor), [item_id, dataset_id])
-        row = cursor.fetchone()
+        return _item_of(cursor.fetchone())
+
+
+def _item_of(row: tuple[Any, ...] | None) -> tuple[Item, list[int]] | None:
     if row is None:
         return None
     widths = [
@@ -420,8 +509,17 @@ def item_for_review(*, item_id: int, dataset_id: int) -> tuple[Item, list[int]] 
     return item, [int(i) for i in parent_ids or []]
 
 
+@cache
+def _head_lock_sql(vendor: str) -> str:
+    # What audit_lock() reads, as a plain statement that can join a batch. SQLite has no row
+    # locks: its write transactions (BEGIN IMMEDIATE) are serialized as a whole.
+    lock = " FOR UPDATE" if vendor == "postgresql" else ""
+    return f"SELECT id, seq, hash FROM {_t(AuditHead)} WHERE id = 1{lock}"
+
+
 @dataclass(frozen=True, slots=True)
 class DecisionReads:
+    head: AuditHead | None  # the audit chain head, locked; None before the first event ever
     limit: int | None  # the reviewer's daily limit
     used: int  # their live decisions today
     taken: tuple[datetime, datetime] | None  # the lease the decision ended, as ``take_claim``
@@ -432,11 +530,14 @@ def decision_reads(
     *, item_id: int, dataset_id: int, reviewer_id: int, now: datetime, since: datetime
 ) -> DecisionReads:
     """What a triage decision reads before it writes, in the order of the separate calls and
-    in one round trip where the driver allows: the quota (``quota_row``), the end of the
-    reviewer's lease (``take_claim``), then the item's row lock (``lock_item``). Needs the
-    audit lock held; the caller refuses (rolling all back) if the lease was not there."""
-    quota, taken, item = _run_batch(
+    in one round trip where the driver allows: the audit chain lock (``audit_lock``: first, as
+    lock order wants), the quota (``quota_row``), the end of the reviewer's lease
+    (``take_claim``), then the item's row lock (``lock_item``). Needs an open transaction; the
+    caller refuses (rolling all back) if the lease was not there, and takes ``audit_lock()``
+    itself when the chain has no head row yet."""
+    head, quota, taken, item = _run_batch(
         [
+            (_head_lock_sql(connection.vendor), []),
             (_quota_sql(), _quota_params(dataset_id, reviewer_id, since)),
             (_take_claim_sql(), [item_id, dataset_id, reviewer_id, _dt(now)]),
             (_lock_item_sql(connection.vendor), [reviewer_id, item_id, dataset_id]),
@@ -444,6 +545,7 @@ def decision_reads(
     )
     limit, used = _quota_of(quota[0])
     return DecisionReads(
+        head=AuditHead.from_db(connection.alias, ["id", "seq", "hash"], head[0]) if head else None,
         limit=limit,
         used=used,
         taken=_taken_of(taken[0] if taken else None),

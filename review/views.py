@@ -111,7 +111,9 @@ def _triage_context(
         "is_admin": selectors.is_admin(user),
     }
     if outcome.claim is not None:
-        item = selectors.item_for_review_get(dataset=dataset, item_id=outcome.claim.item_id)
+        item = selectors.item_for_review_get(
+            dataset=dataset, item_id=outcome.claim.item_id, read=outcome.item
+        )
         reference = selectors.reference_medians(dataset=dataset)
         context.update(selectors.item_evidence(item=item, reference=reference))
         context["claim"] = outcome.claim

@@ -320,6 +320,50 @@ def _copy_rows(values: list[tuple[Any, ...]], refs: list[tuple[int, int]]) -> No
                     copy.write_row(ref)
 
 
+# Appends up to this size go as one statement on PostgreSQL (``_append_small``); larger ones
+# (ingest's, a thousand ids) by COPY.
+SMALL_APPEND_EVENTS = 20
+SMALL_APPEND_REFS = 100
+
+
+def _append_small(
+    *,
+    from_seq: int,
+    seq: int,
+    digest: str,
+    values: list[tuple[Any, ...]],
+    refs: list[tuple[int, int]],
+) -> bool:
+    """PostgreSQL: move the head from ``from_seq`` to (``seq``, ``digest``) and insert the
+    events and their item rows, in one statement. The inserts only happen if the guarded head
+    update did (they read its result), so False means nothing was written."""
+    q = connection.ops.quote_name
+    event_row = "(%s, %s::timestamptz, %s, %s, %s, %s, %s::bigint, %s::jsonb, %s, %s)"
+    sql = (
+        f"WITH moved AS (UPDATE {q(AuditHead._meta.db_table)} SET seq = %s, hash = %s"
+        " WHERE id = 1 AND seq = %s RETURNING id),"
+        f" events AS (INSERT INTO {q(AuditEvent._meta.db_table)} (seq, time, actor, action,"
+        " object_type, object_id, dataset_id, payload, prev_hash, hash)"
+        f" SELECT v.* FROM (VALUES {', '.join([event_row] * len(values))}) v"
+        " WHERE EXISTS (SELECT 1 FROM moved) RETURNING seq)"
+    )
+    params: list[Any] = [seq, digest, from_seq]
+    for row in values:
+        params.extend(row)
+    if refs:
+        sql += (
+            f", refs AS (INSERT INTO {q(AuditEventItem._meta.db_table)} (item_id, event_id)"
+            f" SELECT r.* FROM (VALUES {', '.join(['(%s::bigint, %s::bigint)'] * len(refs))}) r"
+            " WHERE EXISTS (SELECT 1 FROM moved))"
+        )
+        for ref in refs:
+            params.extend(ref)
+    sql += " SELECT COUNT(*) FROM events"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()[0] == len(values)
+
+
 def audit_append_many(
     *, events: Sequence[Mapping[str, Any]], head: AuditHead | None = None
 ) -> list[AuditEvent]:
@@ -327,9 +371,9 @@ def audit_append_many(
 
     Each mapping takes ``audit_append``'s keyword arguments. Must run inside the transaction of
     the changes they record. Validation, canonical payloads and item ids are worked out before
-    taking the lock; under it come the hashing, the insert (COPY on PostgreSQL) and the head
-    update, and then whatever the caller does until it commits: every append of a busy system
-    queues on that lock, so it is kept short.
+    taking the lock; under it come the hashing, the head update and the insert (on PostgreSQL
+    one statement for a few events, COPY for many), and then whatever the caller does until it
+    commits: every append of a busy system queues on that lock, so it is kept short.
 
     ``head``: what ``audit_lock()`` returned earlier in this same transaction (a caller that
     had to take the lock first, for lock order), which spares reading the locked row again.
@@ -381,14 +425,25 @@ def audit_append_many(
         )
         refs.extend((item_id, seq) for item_id in event.item_ids)
         prev_hash = digest
-    # The head moves first, guarded: it must still be where this chain segment starts.
-    if not AuditHead.objects.filter(pk=1, seq=head.seq).update(seq=seq, hash=prev_hash):
+    if connection.vendor == "postgresql" and (
+        len(values) <= SMALL_APPEND_EVENTS and len(refs) <= SMALL_APPEND_REFS
+    ):
+        # A few events (a review decision, a login): the guarded head update and the inserts
+        # are one statement, one round trip instead of an UPDATE and a COPY.
+        written = _append_small(
+            from_seq=head.seq, seq=seq, digest=prev_hash, values=values, refs=refs
+        )
+    else:
+        # The head moves first, guarded: it must still be where this chain segment starts.
+        written = bool(AuditHead.objects.filter(pk=1, seq=head.seq).update(seq=seq, hash=prev_hash))
+        if written and connection.vendor == "postgresql":
+            _copy_rows(values, refs)
+    if not written:
         raise AuditHeadMoved(
             f"the audit chain head is no longer at #{head.seq}: append under the lock "
             "taken by audit_lock() in this transaction"
         )
     if connection.vendor == "postgresql":
-        _copy_rows(values, refs)
         rows = [
             AuditEvent.from_db(connection.alias, _ATTNAMES, (*row[:7], event.payload, *row[8:]))
             for row, event in zip(values, prepared, strict=True)

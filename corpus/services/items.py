@@ -12,7 +12,7 @@ caller that did says so (``audit_locked=True``) and the lock is not asked for a 
 """
 
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -46,12 +46,12 @@ def _export_holding(item_id: int) -> int | None:
     )
 
 
-def _outcome_update(
+def _outcome_sql(
     *, item_id: int, state: str, reviewer_ids: Sequence[int], reason: str, feed: bool = False
-) -> Item | None:
-    """The conditional UPDATE from ``queued``, returning the updated row as an Item (one
-    statement; None when the item was not queued). ``feed``: the same statement appends the
-    item's ``approved`` feed entry when it updated the row (PostgreSQL)."""
+) -> tuple[str, list[Any]]:
+    """The conditional UPDATE from ``queued``, returning the updated row (none when the item
+    was not queued). ``feed``: the same statement appends the item's ``approved`` feed entry
+    when it updated the row (PostgreSQL)."""
     now = timezone.now()
     ops = connection.ops
     fields = {f.name: f for f in Item._meta.concrete_fields}
@@ -72,6 +72,16 @@ def _outcome_update(
     params = [*params, item_id, Item.State.QUEUED]
     if feed:
         sql, params = feed_append_returning(sql, params, kind=FeedKind.APPROVED, now=now)
+    return sql, params
+
+
+def _outcome_update(
+    *, item_id: int, state: str, reviewer_ids: Sequence[int], reason: str, feed: bool = False
+) -> Item | None:
+    """``_outcome_sql`` run, its row as an Item (one statement; None when not queued)."""
+    sql, params = _outcome_sql(
+        item_id=item_id, state=state, reviewer_ids=reviewer_ids, reason=reason, feed=feed
+    )
     rows = list(Item.objects.raw(sql, params))
     return rows[0] if rows else None
 
@@ -119,6 +129,34 @@ def item_outcome_set(
         current = Item.objects.filter(pk=item_id).values_list("state", flat=True).first()
         raise ItemStateError(f"item {item_id} is {current or 'gone'}, not queued")
     return item
+
+
+def item_outcome_statement(
+    *, item_id: int, state: str, reviewer_ids: Sequence[int], reason: str = ""
+) -> tuple[str, list[Any]]:
+    """``item_outcome_set`` as one statement for the caller to send with its own (PostgreSQL:
+    review sends it in the round trip that leases the next item), an approval's feed entry
+    included. The caller holds the audit chain lock and the item's row lock in its open
+    transaction, and passes the rows the statement returned to ``item_outcome_applied``."""
+    if state not in DECIDED:
+        raise ItemStateError(f"'{state}' is not a review outcome")
+    if connection.vendor != "postgresql":
+        raise RuntimeError("item_outcome_statement() is for PostgreSQL; use item_outcome_set()")
+    return _outcome_sql(
+        item_id=item_id,
+        state=state,
+        reviewer_ids=reviewer_ids,
+        reason=reason,
+        feed=state == Item.State.APPROVED,
+    )
+
+
+def item_outcome_applied(*, item_id: int, rows: Sequence[Any]) -> None:
+    """Refuse (as ``item_outcome_set`` does) when the statement of ``item_outcome_statement``
+    changed nothing: the item was not queued. The caller's transaction then rolls back."""
+    if not rows:
+        current = Item.objects.filter(pk=item_id).values_list("state", flat=True).first()
+        raise ItemStateError(f"item {item_id} is {current or 'gone'}, not queued")
 
 
 @transaction.atomic

@@ -18,7 +18,13 @@ from django.utils import timezone
 
 from corpus.models import AuditHead, Dataset, Item
 from corpus.services.audit import actor_for_user, audit_append_many, audit_lock
-from corpus.services.items import ItemStateError, item_outcome_reopen, item_outcome_set
+from corpus.services.items import (
+    ItemStateError,
+    item_outcome_applied,
+    item_outcome_reopen,
+    item_outcome_set,
+    item_outcome_statement,
+)
 from review.models import Claim, Decision, GoldItem, ReviewPolicy, Verdict
 from review.selectors import QuotaStatus, day_start, quota_status_get, review_policy_get
 from review.services import ReviewError
@@ -26,11 +32,21 @@ from review.services.consensus import Tally, required_approvals, tally
 from review.services.queue import (
     AuditEvents,
     ClaimOutcome,
+    PendingWrites,
     claim_item,
     item_claim_next,
     not_held_error,
+    pending_send,
 )
-from review.sql import LockedItem, decision_reads, lock_item
+from review.sql import (
+    LockedItem,
+    day_count,
+    decision_insert,
+    decision_reads,
+    lock_item,
+    one_string_batches,
+    run_batch,
+)
 
 MAX_NOTE_CHARS = 2000
 MAX_BULK_ITEMS = 500
@@ -87,10 +103,19 @@ def _decide(
     now: datetime,
     events: AuditEvents,
     item: LockedItem | None,
+    pending: PendingWrites | None = None,
+    counted: bool = True,
 ) -> DecisionOutcome:
     """Record one vote and settle the item if the votes now call for it; its event goes to
     ``events``. Needs an open transaction holding the audit lock and the item's row lock
-    (``item``: what ``lock_item`` read, None when the item is not in the dataset)."""
+    (``item``: what ``lock_item`` read, None when the item is not in the dataset).
+
+    ``pending``: in the usual case (PostgreSQL, no other live vote, not a gold check: the
+    tally is this vote alone, known before anything is written) the decision's INSERT and the
+    item's outcome are added there instead of sent, for the caller to send with its next
+    statements; the decision's id (in the returned decision and its event) is filled in once
+    they are. ``counted``: add it to the reviewer's count of the day (``ReviewerDay``, what the
+    quota reads); a caller deciding many counts them at once instead."""
     if item is None:
         raise ReviewError(f"Item {item_id} is not in this dataset.", code="conflict")
     if item.state != Item.State.QUEUED:
@@ -98,7 +123,7 @@ def _decide(
     if item.voted:
         raise ReviewError(f"You already decided item {item_id}.", code="conflict")
     gold = item.gold
-    decision = Decision.objects.create(
+    decision = Decision(
         item_id=item_id,
         dataset=dataset,
         reviewer=reviewer,
@@ -111,12 +136,35 @@ def _decide(
         created_at=now,
     )
     payload: dict[str, Any] = {
-        "decision": decision.pk,
+        "decision": None,
         "verdict": verdict,
         "reason": reason,
         "via": via,
         "seconds": None if seconds is None else round(seconds, 3),
     }
+    deferred = pending is not None and not gold and not item.live_votes and one_string_batches()
+    if deferred:
+        assert pending is not None
+
+        def inserted(rows: list[tuple[Any, ...]]) -> None:
+            decision.pk = rows[0][0]
+            decision._state.adding = False
+            decision._state.db = transaction.get_connection().alias
+            payload["decision"] = decision.pk
+
+        pending.append((decision_insert(decision), inserted))
+    else:
+        decision.save(force_insert=True)
+        payload["decision"] = decision.pk
+    if counted:
+        count = day_count(
+            dataset_id=dataset.pk, reviewer_id=reviewer.pk, since=day_start(now), change=1
+        )
+        if deferred:
+            assert pending is not None
+            pending.append((count, lambda rows: None))
+        else:
+            run_batch([count])
     result: Tally | None = None
     state = item.state
     if gold:
@@ -126,7 +174,19 @@ def _decide(
         # With no other live vote (the usual case) the tally is this decision alone.
         live = _live_decisions(item_id) if item.live_votes else [decision]
         result = tally(decisions=live, required=required)
-        if result.state != Item.State.QUEUED:
+        if result.state != Item.State.QUEUED and deferred:
+            assert pending is not None
+            statement = item_outcome_statement(
+                item_id=item_id,
+                state=result.state,
+                reviewer_ids=result.reviewer_ids,
+                reason=result.reason,
+            )
+            pending.append(
+                (statement, lambda rows: item_outcome_applied(item_id=item_id, rows=rows))
+            )
+            state = result.state
+        elif result.state != Item.State.QUEUED:
             item_outcome_set(
                 item_id=item_id,
                 state=result.state,
@@ -184,14 +244,15 @@ def _record(
     reason: str,
     note: str,
     events: AuditEvents,
+    pending: PendingWrites | None = None,
 ) -> tuple[DecisionOutcome, AuditHead]:
     """``decision_record`` in the caller's transaction, its event added to ``events``; also
-    the audit chain head it locked, for the caller's append."""
+    the audit chain head it locked, for the caller's append. ``pending``: as ``_decide``."""
     now = timezone.now()
     policy = review_policy_get(dataset=dataset)
     verdict, reason, note = _validated(policy=policy, verdict=verdict, reason=reason, note=note)
-    head = audit_lock()
-    # The quota, the end of the lease and the item's row lock, in one round trip.
+    # The audit chain lock, the quota, the end of the lease and the item's row lock, in one
+    # round trip.
     reads = decision_reads(
         item_id=item_id,
         dataset_id=dataset.pk,
@@ -199,6 +260,9 @@ def _record(
         now=now,
         since=day_start(now),
     )
+    # No head row before the chain's first event ever: audit_lock() creates it (that once, the
+    # chain lock comes after the row locks).
+    head = reads.head or audit_lock()
     quota = QuotaStatus(limit=reads.limit, used=reads.used)
     if reads.taken is None:
         raise not_held_error(item_id)
@@ -218,6 +282,7 @@ def _record(
         now=now,
         events=events,
         item=reads.item,
+        pending=pending,
     )
     outcome.reason_label = next(
         (r["label"] for r in policy.reject_reasons if r["key"] == reason), reason
@@ -244,6 +309,8 @@ def decision_record_and_next(
         # The two services' own atomic blocks would only add savepoints (two round trips
         # each): nothing here needs a partial rollback, an error undoes both.
         events: AuditEvents = []
+        # The decision's writes go with the next lease's statements (one round trip).
+        pending: PendingWrites = []
         outcome, head = _record(
             dataset=dataset,
             reviewer=reviewer,
@@ -252,6 +319,7 @@ def decision_record_and_next(
             reason=reason,
             note=note,
             events=events,
+            pending=pending,
         )
         assert outcome.policy is not None and outcome.quota is not None
         claim = item_claim_next(
@@ -260,7 +328,9 @@ def decision_record_and_next(
             policy=outcome.policy,
             quota=outcome.quota,
             events=events,
+            pending=pending,
         )
+        pending_send(pending)  # no lease was asked for (the quota is reached)
         # The head locked for the decision: the append does not read it a second time.
         audit_append_many(events=events, head=head)
     return outcome, claim
@@ -301,6 +371,17 @@ def decision_undo(*, dataset: Dataset, reviewer: Any) -> UndoOutcome:
     before = state = item.state
     Decision.objects.filter(pk=last.pk).update(undone_at=now)
     last.undone_at = now
+    # Its slot of the quota comes back (on the day it was made).
+    run_batch(
+        [
+            day_count(
+                dataset_id=dataset.pk,
+                reviewer_id=reviewer.pk,
+                since=day_start(last.created_at),
+                change=-1,
+            )
+        ]
+    )
     if not last.gold_expected:
         policy = review_policy_get(dataset=dataset)
         required = required_approvals(policy=policy, facts=item.facts)
@@ -459,6 +540,7 @@ def decisions_bulk(
             now=now,
             events=events,
             item=lock_item(item_id=item_id, dataset_id=dataset.pk, reviewer_id=reviewer.pk),
+            counted=False,
         )
         decided.append(item_id)
         if remaining is not None:
@@ -468,6 +550,16 @@ def decisions_bulk(
         else:
             outcome.settled.append(item_id)
     if decided:
+        run_batch(
+            [
+                day_count(
+                    dataset_id=dataset.pk,
+                    reviewer_id=reviewer.pk,
+                    since=day_start(now),
+                    change=len(decided),
+                )
+            ]
+        )
         # A lease of this reviewer's own on a decided item has nothing left to guard.
         Claim.objects.filter(item_id__in=decided, reviewer=reviewer).delete()
     audit_append_many(events=events)

@@ -24,6 +24,7 @@ one hashing pass and one head update in the one transaction.
 """
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -43,7 +44,7 @@ from corpus.services.audit import (
 from review.models import Claim, ReviewPolicy, Skip
 from review.selectors import QuotaStatus, quota_status_get, review_policy_get
 from review.services import ReviewError
-from review.sql import next_item_id, stale_and_lease_next, take_claim
+from review.sql import Rows, Statement, next_item_id, run_batch, stale_and_lease_next, take_claim
 
 _random = secrets.SystemRandom()
 
@@ -58,9 +59,29 @@ class ClaimOutcome:
     claim: Claim | None
     quota: QuotaStatus
     policy: ReviewPolicy  # read anyway for the gold rate; the page shows its reject reasons
+    # The claimed item with its parent ids, when the lease's round trip read it (PostgreSQL).
+    item: tuple[Item, list[int]] | None = None
 
 
 AuditEvents = list[dict[str, Any]]
+
+# Writes of the caller's transaction not sent yet, each with what to do with its rows. Leasing
+# the next item sends them first, in its own round trip (``stale_and_lease_next``); whatever is
+# left (no lease was asked for) goes with ``pending_send``.
+PendingWrites = list[tuple[Statement, Callable[[Rows], None]]]
+
+
+def _applied(pending: PendingWrites, written: list[Rows]) -> None:
+    done = list(pending)
+    pending.clear()
+    for (_, apply), rows in zip(done, written, strict=True):
+        apply(rows)
+
+
+def pending_send(pending: PendingWrites) -> None:
+    """Send the writes still pending, in one round trip where the driver allows."""
+    if pending:
+        _applied(pending, run_batch([statement for statement, _ in pending]))
 
 
 def _end(
@@ -192,28 +213,37 @@ def _claim_first(
     gold: bool,
     events: AuditEvents,
     expire_stale: bool,
-) -> Claim | None:
+    pending: PendingWrites | None = None,
+) -> tuple[Claim | None, tuple[Item, list[int]] | None]:
     """Lease the first item of the queue (gold checks or the rest) nobody else is taking. The
     caller holds the audit lock: the new lease's event goes to ``events``. ``expire_stale``:
     also end the dataset's run-out leases, whose rows would block the insert of a new lease on
     their item. Asking whether there are any is sent with the first attempt to lease (on
     PostgreSQL the pick and the insert are one statement); when that attempt leases nothing
     (an empty queue, or it met a lease: a run-out one, now ended, or another tab's) the step by
-    step loop below finds out which and retries."""
+    step loop below finds out which and retries. ``pending`` writes go first, with the first
+    attempt. Also the leased item, when the first attempt leased and read it."""
     skip_cutoff = now - timedelta(seconds=settings.SYNTHGATE_SKIP_HIDE_SECONDS)
     if expire_stale:
-        stale, leased = stale_and_lease_next(
+        before = pending if pending is not None else []
+        reads = stale_and_lease_next(
             dataset_id=dataset.pk,
             reviewer_id=reviewer.pk,
             gold=gold,
             now=now,
             skip_cutoff=skip_cutoff,
             expires_at=now + lease_length(),
+            before=[statement for statement, _ in before],
         )
-        if stale:
+        _applied(before, reads.written)
+        if reads.stale:
             _expire_stale(dataset=dataset, now=now, events=events)
-        if leased is not None:
-            return _leased(leased, dataset=dataset, reviewer=reviewer, now=now, events=events)
+        if reads.leased is not None:
+            item = reads.item if reads.item and reads.item[0].pk == reads.leased else None
+            claim = _leased(
+                reads.leased, dataset=dataset, reviewer=reviewer, now=now, events=events
+            )
+            return claim, item
     tried: list[int] = []
     # A collision means another reviewer committed a lease on the row we read (or a lease ran
     # out a moment ago and its row is still there); a few retries reach a free row, and
@@ -228,14 +258,15 @@ def _claim_first(
             excluded=tried,
         )
         if item_id is None:
-            return None
+            return None, None
         if _insert(item_id=item_id, dataset=dataset, reviewer=reviewer, now=now):
-            return _leased(item_id, dataset=dataset, reviewer=reviewer, now=now, events=events)
+            claim = _leased(item_id, dataset=dataset, reviewer=reviewer, now=now, events=events)
+            return claim, None
         mine = Claim.objects.filter(dataset=dataset, reviewer=reviewer).first()
         if mine is not None:
-            return mine  # our own other tab won the race: that claim is ours to show
+            return mine, None  # our own other tab won the race: that claim is ours to show
         tried.append(item_id)
-    return None
+    return None, None
 
 
 @transaction.atomic
@@ -293,15 +324,23 @@ def item_claim_next(
     policy: ReviewPolicy,
     quota: QuotaStatus,
     events: AuditEvents,
+    pending: PendingWrites | None = None,
 ) -> ClaimOutcome:
     """Lease the next item for a reviewer who holds none here because they just ended their
     lease (a decision) in this transaction, which also read their quota and the policy and
     holds the audit lock. The events (the new lease, expiries met on the way) go to ``events``
     for the caller to append with its own. Should another tab of theirs have leased meanwhile,
-    that lease is the one returned."""
+    that lease is the one returned. ``pending``: the caller's writes not sent yet, sent first
+    with the lease's statements when it asks for one (the caller sends what is left)."""
     now = timezone.now()
     return _lease_next(
-        dataset=dataset, reviewer=reviewer, now=now, policy=policy, quota=quota, events=events
+        dataset=dataset,
+        reviewer=reviewer,
+        now=now,
+        policy=policy,
+        quota=quota,
+        events=events,
+        pending=pending,
     )
 
 
@@ -313,15 +352,22 @@ def _lease_next(
     policy: ReviewPolicy,
     quota: QuotaStatus,
     events: AuditEvents,
+    pending: PendingWrites | None = None,
 ) -> ClaimOutcome:
     if quota.reached:
         return ClaimOutcome(status="quota", claim=None, quota=quota, policy=policy)
     gold = policy.gold_rate > 0 and _random.random() < policy.gold_rate
-    claim = _claim_first(
-        dataset=dataset, reviewer=reviewer, now=now, gold=gold, events=events, expire_stale=True
+    claim, item = _claim_first(
+        dataset=dataset,
+        reviewer=reviewer,
+        now=now,
+        gold=gold,
+        events=events,
+        expire_stale=True,
+        pending=pending,
     )
     if claim is None and gold:  # no gold check left for this reviewer: an ordinary item
-        claim = _claim_first(
+        claim, item = _claim_first(
             dataset=dataset,
             reviewer=reviewer,
             now=now,
@@ -331,7 +377,7 @@ def _lease_next(
         )
     if claim is None:
         return ClaimOutcome(status="empty", claim=None, quota=quota, policy=policy)
-    return ClaimOutcome(status="claimed", claim=claim, quota=quota, policy=policy)
+    return ClaimOutcome(status="claimed", claim=claim, quota=quota, policy=policy, item=item)
 
 
 def claim_renew(*, dataset: Dataset, reviewer: Any, item_id: int) -> Claim | None:

@@ -47,6 +47,34 @@ def test_append_many_chains_a_batch_under_one_lock(db, django_assert_num_queries
     assert audit_verify() == (52, None)
 
 
+def test_a_small_append_is_one_statement_under_the_lock(db):
+    """A review decision's few events: the head update, the events and their item rows go in
+    one statement on PostgreSQL (two elsewhere, plus the item rows), and chain as any other."""
+    make_chain(2)
+    specs = [
+        {
+            "actor": SYSTEM,
+            "action": "test.small",
+            "object_type": "dataset",
+            "object_id": "demo",
+            "payload": {"items": [7, 8 + i]},
+        }
+        for i in range(3)
+    ]
+    with transaction.atomic():
+        head = audit_lock()
+        with CaptureQueriesContext(connection) as queries:
+            events = audit_append_many(events=specs, head=head)
+
+    writes = 1 if connection.vendor == "postgresql" else 3
+    assert len(queries.captured_queries) == writes
+    assert [e.seq for e in events] == [3, 4, 5]
+    refs = sorted(AuditEventItem.objects.values_list("item_id", "event_id"))
+    assert refs == sorted([(7, 3), (8, 3), (7, 4), (9, 4), (7, 5), (10, 5)])
+    assert audit_head() == {"seq": 5, "hash": events[-1].hash}
+    assert audit_verify() == (5, None)
+
+
 def test_append_many_of_nothing_appends_nothing(db):
     with transaction.atomic():
         assert audit_append_many(events=[]) == []

@@ -255,3 +255,113 @@ def test_an_outcome_and_its_feed_entry_are_written_together_or_not_at_all(review
     entries = list(FeedEntry.objects.order_by("seq").values_list("seq", "item_id", "kind"))
     assert entries == [(before, first.pk, "reopened"), (before + 1, second.pk, "approved")]
     assert FeedEntry.objects.get(item_id=second.pk).created_at is not None
+
+
+def _decide_next(dataset, user, **kwargs):  # type: ignore[no-untyped-def]
+    from review.services.decisions import decision_record_and_next
+
+    held = _claim(dataset, user)
+    outcome, claimed = decision_record_and_next(
+        dataset=dataset, reviewer=user, item_id=held.item_id, **kwargs
+    )
+    return held, outcome, claimed
+
+
+def test_decide_and_next_at_the_quota_still_records_the_decision(review_dataset, alice, queued):
+    """No next lease at the limit: the decision's writes (sent with the lease's statements
+    otherwise) are sent on their own."""
+    from corpus.services.audit import audit_verify
+    from review.models import ReviewerQuota
+
+    ReviewerQuota.objects.create(dataset=review_dataset, reviewer=None, daily_limit=1)
+
+    held, outcome, claimed = _decide_next(review_dataset, alice, verdict="approve")
+
+    assert claimed.status == "quota" and claimed.claim is None
+    decision = Decision.objects.get(item_id=held.item_id)
+    assert outcome.decision.pk == decision.pk and not outcome.decision._state.adding
+    assert Item.objects.get(pk=held.item_id).state == Item.State.APPROVED
+    decided = AuditEvent.objects.get(action="review.decided")
+    assert decided.payload["decision"] == decision.pk
+    assert audit_verify()[1] is None
+
+
+def test_decide_and_next_counts_a_consensus_vote_and_moves_on(review_dataset, alice, queued):
+    """A vote that does not settle the item: written with the next lease's statements, which
+    already see it (the item is not leased back to its voter)."""
+    from review.models import ReviewPolicy
+
+    ReviewPolicy.objects.create(
+        dataset=review_dataset, consensus_approvals=2, consensus_min_generation=0
+    )
+
+    held, outcome, claimed = _decide_next(review_dataset, alice, verdict="approve")
+
+    assert outcome.item_state == Item.State.QUEUED and outcome.tally.required == 2
+    assert Item.objects.get(pk=held.item_id).state == Item.State.QUEUED
+    assert Decision.objects.get(item_id=held.item_id, reviewer=alice).pk == outcome.decision.pk
+    assert claimed.claim.item_id not in (held.item_id,)
+    decided = AuditEvent.objects.get(action="review.decided")
+    assert decided.payload["decision"] == outcome.decision.pk
+    assert decided.payload["approvals"] == 1
+
+
+def test_decide_and_next_settles_on_the_second_vote(review_dataset, alice, bob, queued):
+    """The second approval of a consensus item: tallied with the first (read back), settles."""
+    from review.models import ReviewPolicy
+
+    ReviewPolicy.objects.create(
+        dataset=review_dataset, consensus_approvals=2, consensus_min_generation=0
+    )
+    first, _, _ = _decide_next(review_dataset, alice, verdict="approve")
+    Claim.objects.filter(reviewer=bob).delete()
+    Claim.objects.create(
+        item_id=first.item_id,
+        dataset=review_dataset,
+        reviewer=bob,
+        claimed_at=timezone.now(),
+        expires_at=timezone.now() + timedelta(minutes=5),
+    )
+
+    from review.services.decisions import decision_record_and_next
+
+    outcome, claimed = decision_record_and_next(
+        dataset=review_dataset, reviewer=bob, item_id=first.item_id, verdict="approve"
+    )
+
+    assert outcome.item_state == Item.State.APPROVED
+    assert sorted(Item.objects.get(pk=first.item_id).decided_by) == sorted([alice.pk, bob.pk])
+    assert claimed.status == "claimed"
+
+
+def test_decide_and_next_rejects_with_the_reason(review_dataset, alice, queued):
+    held, outcome, _ = _decide_next(
+        review_dataset, alice, verdict="reject", reason="duplicate", note="seen it"
+    )
+
+    item = Item.objects.get(pk=held.item_id)
+    assert (item.state, item.state_reason) == (Item.State.REJECTED, "duplicate")
+    decision = Decision.objects.get(item_id=held.item_id)
+    assert (decision.verdict, decision.reason, decision.note) == ("reject", "duplicate", "seen it")
+    assert outcome.reason_label
+
+
+def test_the_next_lease_brings_its_item_with_it(review_dataset, alice, queued):
+    """On PostgreSQL the lease's round trip also reads the item the page shows; it is the
+    leased one, with its parents."""
+    from django.db import connection
+
+    from corpus.models import ItemParent
+
+    parent = make_item(review_dataset, state=Item.State.APPROVED)
+    ItemParent.objects.create(child=queued[1], parent=parent)
+
+    _, _, claimed = _decide_next(review_dataset, alice, verdict="approve")
+
+    assert claimed.claim.item_id == queued[1].pk
+    if connection.vendor == "postgresql":
+        item, parent_ids = claimed.item
+        assert (item.pk, item.text, parent_ids) == (queued[1].pk, queued[1].text, [parent.pk])
+        assert item.source.pk == queued[1].source_id
+    else:
+        assert claimed.item is None

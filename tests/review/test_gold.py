@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from corpus.models import AuditEvent, Item
 from review.models import GoldItem, ReviewPolicy
-from review.selectors import reviewer_stats
+from review.selectors import day_start, reviewer_stats
 from review.services import ReviewError
 from review.services.decisions import decision_record
 from review.services.gold import gold_mark, gold_unmark
@@ -65,7 +65,7 @@ def test_a_gold_answer_never_settles_the_item(review_dataset, alice, bob, gold_i
     assert Item.objects.get(pk=gold_item.pk).state == Item.State.QUEUED
     stats = {
         s.username: s
-        for s in reviewer_stats(dataset=review_dataset, since=timezone.now().replace(hour=0))
+        for s in reviewer_stats(dataset=review_dataset, since=day_start(timezone.now()))
     }
     assert (stats["alice"].gold_answered, stats["alice"].gold_accuracy) == (1, 0.0)
     assert (stats["bob"].gold_answered, stats["bob"].gold_accuracy) == (1, 1.0)

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from corpus.models import AuditEvent
-from review.models import Decision, ReviewerQuota
+from review.models import Decision, ReviewerDay, ReviewerQuota
 from review.services import ReviewError
 from review.services.decisions import decision_record, decision_undo, decisions_bulk
 from review.services.queue import item_claim
@@ -43,9 +43,43 @@ def test_a_reviewers_own_limit_overrides_the_default(review_dataset, alice, bob,
 def test_yesterdays_decisions_do_not_count(review_dataset, alice, lead, queued):
     quota_set(actor=lead, dataset=review_dataset, reviewer=None, daily_limit=1)
     _decide(review_dataset, alice)
-    Decision.objects.update(created_at=timezone.now() - timedelta(days=1))
+    # The day turns: the decision and the day's count are yesterday's.
+    yesterday = timezone.now() - timedelta(days=1)
+    Decision.objects.update(created_at=yesterday)
+    ReviewerDay.objects.update(day=timezone.localdate(yesterday))
 
     assert item_claim(dataset=review_dataset, reviewer=alice).status == "claimed"
+
+
+def test_the_day_counts_decisions_made_undone_and_in_bulk(review_dataset, alice, queued):
+    """The quota reads the day's count (one row) instead of counting decisions: every way of
+    making or undoing one keeps it equal to the count."""
+    from review.selectors import day_start, quota_status_get
+
+    def live_today() -> int:
+        return Decision.objects.filter(
+            reviewer=alice, undone_at__isnull=True, created_at__gte=day_start(timezone.now())
+        ).count()
+
+    _decide(review_dataset, alice)
+    decisions_bulk(
+        dataset=review_dataset,
+        reviewer=alice,
+        item_ids=[queued[3].pk, queued[4].pk],
+        verdict="reject",
+        reason="duplicate",
+    )
+    decision_undo(dataset=review_dataset, reviewer=alice)
+    from review.services.decisions import decision_record_and_next
+
+    held = item_claim(dataset=review_dataset, reviewer=alice).claim
+    decision_record_and_next(
+        dataset=review_dataset, reviewer=alice, item_id=held.item_id, verdict="approve"
+    )
+
+    used = quota_status_get(dataset=review_dataset, reviewer=alice).used
+    assert used == live_today() == 3
+    assert ReviewerDay.objects.get(reviewer=alice).decided == 3
 
 
 def test_an_undo_gives_the_slot_back(review_dataset, alice, lead, queued):
