@@ -1,6 +1,22 @@
 from django.contrib import admin
 
-from corpus.models import ApiToken, AuditEvent, Dataset, Item, ItemParent, Score, Source
+from corpus.models import (
+    ApiToken,
+    AuditEvent,
+    AuditHead,
+    AuditVerification,
+    Dataset,
+    DetectorModel,
+    Export,
+    ExportPolicy,
+    FeedEntry,
+    Item,
+    ItemParent,
+    Retraction,
+    Score,
+    ScoringRules,
+    Source,
+)
 
 
 @admin.register(Dataset)
@@ -101,6 +117,112 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows that services write and audit (exports, the feed, the chain's bookkeeping, detector
+    models): the admin shows them; changes go through the API and the commands, which audit
+    them. Rows keyed by a composite primary key (AuditEventItem, ExportItem) are not registered:
+    Django's admin does not support such keys; they show on their event's and export's pages
+    and through the API."""
+
+    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(ItemParent)
+class ItemParentAdmin(ReadOnlyAdmin):
+    list_display = ["child", "parent"]
+    raw_id_fields = ["child", "parent"]
+    search_fields = ["=child__id", "=parent__id"]
+
+
+@admin.register(AuditHead)
+class AuditHeadAdmin(ReadOnlyAdmin):
+    list_display = ["seq", "hash"]
+
+
+@admin.register(AuditVerification)
+class AuditVerificationAdmin(ReadOnlyAdmin):
+    list_display = ["ok", "verified_seq", "anchored_seq", "bad_seq", "checked_at", "problem"]
+
+
+@admin.register(ExportPolicy)
+class ExportPolicyAdmin(ReadOnlyAdmin):
+    list_display = ["dataset", "version", "created_by", "created_at"]
+    list_filter = ["dataset"]
+    search_fields = ["created_by"]
+
+
+@admin.register(Export)
+class ExportAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "dataset",
+        "status",
+        "format",
+        "mode",
+        "rows_written",
+        "size",
+        "requested_by",
+        "created_at",
+        "finished_at",
+    ]
+    list_filter = ["status", "format", "mode", "dataset"]
+    search_fields = ["=id", "requested_by", "sha256", "merkle_root"]
+    raw_id_fields = ["since", "policy"]
+
+
+@admin.register(FeedEntry)
+class FeedEntryAdmin(ReadOnlyAdmin):
+    list_display = ["seq", "dataset", "item", "kind", "created_at"]
+    list_filter = ["kind", "dataset"]
+    search_fields = ["=seq", "=item__id"]
+    raw_id_fields = ["item"]
+
+
+@admin.register(Retraction)
+class RetractionAdmin(ReadOnlyAdmin):
+    list_display = ["item", "dataset", "reason", "actor", "feed_seq", "created_at"]
+    list_filter = ["dataset"]
+    search_fields = ["=item__id", "reason", "actor"]
+    raw_id_fields = ["item"]
+
+
+@admin.register(ScoringRules)
+class ScoringRulesAdmin(ReadOnlyAdmin):
+    list_display = [
+        "dataset",
+        "reject_exact_duplicates",
+        "reject_near_duplicates",
+        "near_duplicate_threshold",
+        "report_threshold",
+        "reject_degenerate",
+        "updated_at",
+    ]
+
+
+@admin.register(DetectorModel)
+class DetectorModelAdmin(ReadOnlyAdmin):
+    list_display = [
+        "name",
+        "version",
+        "dataset",
+        "auroc",
+        "n_train",
+        "n_test",
+        "is_active",
+        "created_at",
+    ]
+    list_filter = ["name", "is_active", "dataset"]
+    search_fields = ["version"]
+    exclude = ["weights"]
 
 
 # Last: it re-registers the classes above (and the auth ones) with audited versions.

@@ -3,7 +3,15 @@ services audit them; the Django admin would bypass the audit chain, so it cannot
 
 from django.contrib import admin
 
-from review.models import Claim, Decision, GoldItem, ReviewerQuota, ReviewPolicy, Skip
+from review.models import (
+    Claim,
+    Decision,
+    GoldItem,
+    ReviewerDay,
+    ReviewerQuota,
+    ReviewPolicy,
+    Skip,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -73,6 +81,14 @@ class ReviewPolicyAdmin(ReadOnlyAdmin):
 class ReviewerQuotaAdmin(ReadOnlyAdmin):
     list_display = ["dataset", "reviewer", "daily_limit", "updated_at"]
     list_filter = ["dataset"]
+
+
+@admin.register(ReviewerDay)
+class ReviewerDayAdmin(ReadOnlyAdmin):
+    list_display = ["day", "dataset", "reviewer", "decided"]
+    list_filter = ["dataset", "day"]
+    search_fields = ["reviewer__username"]
+    date_hierarchy = "day"
 
 
 @admin.register(GoldItem)
