@@ -183,6 +183,39 @@ def test_events_index_the_items_they_name(db):
     assert [e.seq for e in about_five] == [scored.seq, decided.seq]
 
 
+def test_a_large_append_indexes_every_item_under_its_own_event(db):
+    # Ingest's shape: one event naming a thousand items, past the one-statement size, so
+    # PostgreSQL takes the COPY path. Nothing in the database checks event_id there (migration
+    # 0013), so the rows must come out right from audit_append_many itself.
+    ids = list(range(1000, 2200))
+    with transaction.atomic():
+        before = audit_append(actor=SYSTEM, action="demo.x", object_type="dataset", object_id="d")
+        event = audit_append(
+            actor=SYSTEM,
+            action="items.ingested",
+            object_type="dataset",
+            object_id="demo",
+            payload={"items": ids},
+        )
+
+    refs = AuditEventItem.objects.values_list("item_id", "event_id")
+    assert sorted(refs) == [(i, event.seq) for i in ids]
+    assert event.seq == before.seq + 1
+    assert audit_verify()[1] is None
+
+
+@pytest.mark.postgres
+def test_the_item_index_has_no_database_foreign_key_on_postgresql(db):
+    if connection.vendor != "postgresql":
+        pytest.skip("reads PostgreSQL's catalog")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_constraint "
+            "WHERE conrelid = 'corpus_auditeventitem'::regclass AND contype = 'f'"
+        )
+        assert cursor.fetchone()[0] == 0
+
+
 def test_item_ids_come_only_from_ids(db):
     assert event_item_ids(
         object_type="export", object_id="3", payload={"items": [1, "2", True, -4, "x", None]}
