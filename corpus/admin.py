@@ -19,6 +19,23 @@ from corpus.models import (
 )
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows that services write and audit (the audit chain, exports, the feed, detector models,
+    the review app's rows): the admin shows them; changes go through the pages, the API and the
+    commands, which audit them. Rows keyed by a composite primary key (AuditEventItem,
+    ExportItem) are not registered: Django's admin does not support such keys; they show
+    through their event's and export's pages and the API."""
+
+    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+
 @admin.register(Dataset)
 class DatasetAdmin(admin.ModelAdmin):
     list_display = ["slug", "name", "created_at"]
@@ -80,22 +97,13 @@ class ScoreAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     """Read-only: the log is append-only, even for superusers."""
 
     list_display = ["seq", "time", "actor", "action", "object_type", "object_id", "dataset"]
     list_filter = ["action", "object_type", "dataset"]
     search_fields = ["actor", "object_id", "=seq"]
     show_full_result_count = False
-
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
-
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
-
-    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
 
 
 @admin.register(ApiToken)
@@ -116,23 +124,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
     readonly_fields = ["key_hash", "key_prefix", "created_at", "last_used_at"]
 
     def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows that services write and audit (exports, the feed, the chain's bookkeeping, detector
-    models): the admin shows them; changes go through the API and the commands, which audit
-    them. Rows keyed by a composite primary key (AuditEventItem, ExportItem) are not registered:
-    Django's admin does not support such keys; they show on their event's and export's pages
-    and through the API."""
-
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
-
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
-
-    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
 
 

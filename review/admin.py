@@ -3,6 +3,7 @@ services audit them; the Django admin would bypass the audit chain, so it cannot
 
 from django.contrib import admin
 
+from corpus.admin import ReadOnlyAdmin
 from review.models import (
     Claim,
     Decision,
@@ -12,17 +13,6 @@ from review.models import (
     ReviewPolicy,
     Skip,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
-
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
-
-    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
 
 
 @admin.register(Decision)
