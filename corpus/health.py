@@ -77,5 +77,12 @@ def healthz(request: HttpRequest) -> JsonResponse:
         checks["audit"] = _check_audit()
     except Exception as exc:  # noqa: BLE001 - reported, like the liveness checks
         checks["audit"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
-    status = "down" if not ok else ("ok" if checks["audit"]["ok"] else "degraded")
+    from dashboard.services.alerts import health_check_alerts
+
+    checks["alerts"] = health_check_alerts()
+    status = (
+        "down"
+        if not ok
+        else ("ok" if checks["audit"]["ok"] and checks["alerts"]["ok"] else "degraded")
+    )
     return JsonResponse({"status": status, "checks": checks}, status=200 if ok else 503)
