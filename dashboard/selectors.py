@@ -390,10 +390,12 @@ CHART_KEYS = (
 REVIEWER_CHART_KEYS = ("queue", "throughput", "agreement")
 
 
-def dashboard_get(*, dataset: Dataset, user: Any, is_admin: bool) -> Dashboard:
+def dashboard_get(
+    *, dataset: Dataset, user: Any, is_admin: bool, now: datetime | None = None
+) -> Dashboard:
     """Everything the page shows. Admins get every chart; reviewers the queue and their own
     figures (their days, their gold answers)."""
-    now = timezone.now()
+    now = now or timezone.now()
     reviewer = None if is_admin else user
     state = DashboardState.objects.filter(dataset=dataset).first()
     figures = state.figures if state else {}

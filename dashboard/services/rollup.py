@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Avg, Count, F, FloatField, Q, QuerySet
+from django.db.models import Avg, Count, F, FloatField, Q, QuerySet, Value
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Floor, Least, TruncDate
 from django.utils import timezone
@@ -157,7 +157,13 @@ def detector_histogram(dataset: Dataset) -> list[dict[str, Any]]:
             item__is_reference=False,
             detector_probability__isnull=False,
         )
-        .annotate(bin=Least(Floor(F("detector_probability") * HISTOGRAM_BINS), HISTOGRAM_BINS - 1))
+        .annotate(
+            bin=Least(
+                Floor(F("detector_probability") * HISTOGRAM_BINS),
+                Value(HISTOGRAM_BINS - 1.0),
+                output_field=FloatField(),
+            )
+        )
         .values("item__generator_model", "bin")
         .annotate(n=Count("item_id"))
         .order_by("item__generator_model", "bin")
