@@ -12,7 +12,9 @@ from review.models import Decision, ReviewerDay
 from tests.factories import ItemFactory, SourceFactory
 from tests.review.conftest import add_to_group
 
-DAY = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+# Noon two days ago: recent enough for the page's 60-day window, far enough from midnight that
+# no figure changes day whenever the tests run.
+DAY = (datetime.now(UTC) - timedelta(days=2)).replace(hour=12, minute=0, second=0, microsecond=0)
 NOW = DAY + timedelta(hours=1)
 
 
