@@ -59,12 +59,17 @@ def _frame(y_max: float, percent: bool) -> dict[str, Any]:
 
 
 def _x_labels(labels: Sequence[str], x_of: Callable[[int], float]) -> list[dict[str, Any]]:
+    """Every nth label; on a line chart the first and last are anchored inside the plot."""
     step = max(1, math.ceil(len(labels) / MAX_X_LABELS))
-    return [
-        {"x": round(x_of(i), 1), "label": label}
-        for i, label in enumerate(labels)
-        if i % step == 0 or i == len(labels) - 1
-    ]
+    last = len(labels) - 1
+    out = []
+    for i, label in enumerate(labels):
+        if i % step and i != last:
+            continue
+        x = x_of(i)
+        anchor = "start" if x <= LEFT + 1 else "end" if x >= WIDTH - RIGHT - 1 else "middle"
+        out.append({"x": round(x, 1), "label": label, "anchor": anchor})
+    return out
 
 
 def line_chart(
@@ -95,7 +100,7 @@ def line_chart(
                 segments.append([])
             else:
                 segments[-1].append((round(x_of(i), 1), round(y_of(v), 1)))
-        points = [" ".join(f"{px},{py}" for px, py in seg) for seg in segments if seg]
+        points = [" ".join(f"{px},{py}" for px, py in seg) for seg in segments if len(seg) > 1]
         dots = [{"x": px, "y": py} for seg in segments for px, py in seg if len(seg) == 1]
         lines.append(
             {"name": name, "css": f"s{index % SERIES_CLASSES}", "polylines": points, "dots": dots}

@@ -274,6 +274,7 @@ def queue_chart(dataset: Dataset, now: datetime) -> Chart:
         ["scoring_backlog", counts["pending"]],
         ["oldest_unscored_minutes", age],
     ]
+    labels = ("Items left in the queue", "Waiting to be scored", "Oldest unscored (minutes)")
     return Chart(
         "queue",
         "Queue and scoring backlog",
@@ -281,6 +282,7 @@ def queue_chart(dataset: Dataset, now: datetime) -> Chart:
         "ages (workers down or too few).",
         ["figure", "value"],
         rows,
+        extra={"table": [(label, row[1]) for label, row in zip(labels, rows, strict=True)]},
     )
 
 

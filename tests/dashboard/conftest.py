@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from django.db import transaction
 
 from corpus.models import Export, FeedKind, Item, Score
 from corpus.services.feed import feed_append
@@ -119,7 +120,8 @@ def board(dataset, alice, bob):  # type: ignore[no-untyped-def]
             "near_duplicate_jaccard": 0.5,
         },
     )
-    feed_append(dataset_id=ds.pk, item_ids=[a1.pk, a2.pk, a3.pk], kind=FeedKind.APPROVED)
+    with transaction.atomic():
+        feed_append(dataset_id=ds.pk, item_ids=[a1.pk, a2.pk, a3.pk], kind=FeedKind.APPROVED)
     q1 = item(
         ds,
         "queued one",
