@@ -150,3 +150,19 @@ def test_new_reference_items_join_the_rare_set(board):
     item(ds, "omega omega", origin="human", is_reference=True, state="approved")
     dashboard_rollup(dataset=ds, now=NOW)
     assert tail_coverage_get(dataset=ds) == pytest.approx(4 / 6)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (["approve", "approve", "approve", "reject"], ["approve", "reject", "approve", "reject"]),
+        (["approve", "reject", "reject", "approve", "approve"], ["reject"] * 3 + ["approve"] * 2),
+        (["approve"] * 9 + ["reject"], ["approve"] * 10),
+    ],
+)
+def test_cohen_kappa_is_scikit_learns(a, b):
+    from sklearn.metrics import cohen_kappa_score
+
+    from dashboard.services.rollup import cohen_kappa
+
+    assert cohen_kappa(a, b) == pytest.approx(cohen_kappa_score(a, b))
