@@ -390,36 +390,53 @@ CHART_KEYS = (
     "agreement",
 )
 REVIEWER_CHART_KEYS = ("queue", "throughput", "agreement")
+DIVERSITY_KEYS = ("compression", "distinct_2", "repetition")
+DAY_CHARTS = {"approved_share", *DIVERSITY_KEYS, "tail_coverage", "flow"}
 
 
 def dashboard_get(
-    *, dataset: Dataset, user: Any, is_admin: bool, now: datetime | None = None
+    *,
+    dataset: Dataset,
+    user: Any,
+    is_admin: bool,
+    now: datetime | None = None,
+    only: str | None = None,
 ) -> Dashboard:
-    """Everything the page shows. Admins get every chart; reviewers the queue and their own
-    figures (their days, their gold answers)."""
+    """Everything the page shows (or only the chart ``only``). Admins get every chart; reviewers
+    the queue and their own figures (their days, their gold answers)."""
     now = now or timezone.now()
     reviewer = None if is_admin else user
     state = DashboardState.objects.filter(dataset=dataset).first()
     figures = state.figures if state else {}
+    keys = CHART_KEYS if is_admin else REVIEWER_CHART_KEYS
+    wanted = [k for k in keys if only is None or k == only]
+    days = _days(dataset, now) if DAY_CHARTS & set(wanted) else []
+    builders: dict[str, Any] = {
+        "approved_share": lambda: [approved_share_chart(days)],
+        "export_share": lambda: [export_share_chart(dataset)],
+        "compression": lambda: diversity_charts(days),  # also distinct_2 and repetition
+        "tail_coverage": lambda: [tail_coverage_chart(days)],
+        "detector_histogram": lambda: [detector_histogram_chart(figures)],
+        "depth_mix": lambda: [depth_mix_chart(figures)],
+        "near_duplicates": lambda: [near_duplicates_chart(figures)],
+        "flow": lambda: [flow_chart(days)],
+        "queue": lambda: [queue_chart(dataset, now)],
+        "throughput": lambda: [throughput_chart(dataset, now, reviewer)],
+        "agreement": lambda: [agreement_chart(dataset, figures, reviewer)],
+    }
     found: list[Chart] = []
-    if is_admin:
-        days = _days(dataset, now)
-        found += [
-            approved_share_chart(days),
-            export_share_chart(dataset),
-            *diversity_charts(days),
-            tail_coverage_chart(days),
-            detector_histogram_chart(figures),
-            depth_mix_chart(figures),
-            near_duplicates_chart(figures),
-            flow_chart(days),
-        ]
-    found += [
-        queue_chart(dataset, now),
-        throughput_chart(dataset, now, reviewer),
-        agreement_chart(dataset, figures, reviewer),
-    ]
-    alerts = list(Alert.objects.filter(dataset=dataset, cleared_at__isnull=True).order_by("id"))
+    for key in wanted:
+        if key in DIVERSITY_KEYS:
+            # The three diversity charts come from one builder: run it once.
+            if key != (only or DIVERSITY_KEYS[0]):
+                continue
+            key = DIVERSITY_KEYS[0]
+        found += [chart for chart in builders[key]() if only is None or chart.key == only]
+    alerts = (
+        list(Alert.objects.filter(dataset=dataset, cleared_at__isnull=True).order_by("id"))
+        if only is None
+        else []
+    )
     return Dashboard(
         dataset=dataset,
         is_admin=is_admin,
@@ -433,4 +450,4 @@ def chart_get(*, dataset: Dataset, user: Any, is_admin: bool, key: str) -> Chart
     """One chart (for its CSV / JSON); None when it does not exist or is not for this user."""
     if key not in (CHART_KEYS if is_admin else REVIEWER_CHART_KEYS):
         return None
-    return dashboard_get(dataset=dataset, user=user, is_admin=is_admin).chart(key)
+    return dashboard_get(dataset=dataset, user=user, is_admin=is_admin, only=key).chart(key)
