@@ -105,6 +105,17 @@ def _initial(rules: AlertRules) -> dict[str, Any]:
     }
 
 
+def alerts_form_context(dataset: Any) -> dict[str, Any]:
+    """What ``dashboard/_alerts_form.html`` needs, for a page that includes it (the settings
+    console): ``dataset``, ``alerts_form`` and ``rules``."""
+    rules = alert_rules_get(dataset=dataset)
+    return {
+        "dataset": dataset,
+        "alerts_form": AlertRulesForm(initial=_initial(rules)),
+        "rules": rules,
+    }
+
+
 @login_needed
 @require_http_methods(["GET", "POST"])
 @vary_on_headers("HX-Request")
@@ -115,8 +126,7 @@ def alert_settings(request: HttpRequest, slug: str) -> HttpResponse:
     dataset, _ = dashboard_access(user=request.user, slug=slug, admin_only=True)
     rules = alert_rules_get(dataset=dataset)
     if request.method == "GET":
-        form = AlertRulesForm(initial=_initial(rules))
-        return render(request, ALERTS_PAGE, {"dataset": dataset, "form": form, "rules": rules})
+        return render(request, ALERTS_PAGE, alerts_form_context(dataset))
     form = AlertRulesForm(request.POST)
     saved = None
     if form.is_valid():
@@ -131,7 +141,12 @@ def alert_settings(request: HttpRequest, slug: str) -> HttpResponse:
         response = redirect("dashboard:alerts", slug=slug)
         response.status_code = 303
         return response
-    context = {"dataset": dataset, "form": form, "rules": saved or rules, "saved": saved}
+    context = {
+        "dataset": dataset,
+        "alerts_form": form,
+        "rules": saved or rules,
+        "alerts_saved": saved,
+    }
     status = 200 if saved is not None else 400
     template = ALERTS_FORM if request.htmx else ALERTS_PAGE  # type: ignore[attr-defined]
     return render(request, template, context, status=status)
