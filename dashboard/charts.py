@@ -19,6 +19,13 @@ SERIES_CLASSES = 8
 MAX_X_LABELS = 8
 
 
+def _n(value: float) -> str:
+    """A coordinate as SVG wants it: a dot for decimals whatever the locale, one decimal at
+    most. Strings also spare the template engine its number localization, the costliest part of
+    rendering a chart."""
+    return f"{round(value, 1):g}"
+
+
 def _nice_max(value: float) -> float:
     """The smallest 1, 2, 2.5 or 5 times a power of ten at or above ``value``."""
     if value <= 0:
@@ -43,13 +50,12 @@ def _frame(y_max: float, percent: bool) -> dict[str, Any]:
     ticks = []
     for i in range(5):
         value = y_max * i / 4
-        ticks.append(
-            {"y": round(TOP + plot_h - plot_h * i / 4, 1), "label": _format(value, percent)}
-        )
+        ticks.append({"y": _n(TOP + plot_h - plot_h * i / 4), "label": _format(value, percent)})
     return {
         "width": WIDTH,
         "height": HEIGHT,
         "left": LEFT,
+        "tick_x": LEFT - 4,
         "right": WIDTH - RIGHT,
         "top": TOP,
         "bottom": HEIGHT - BOTTOM,
@@ -68,7 +74,7 @@ def _x_labels(labels: Sequence[str], x_of: Callable[[int], float]) -> list[dict[
             continue
         x = x_of(i)
         anchor = "start" if x <= LEFT + 1 else "end" if x >= WIDTH - RIGHT - 1 else "middle"
-        out.append({"x": round(x, 1), "label": label, "anchor": anchor})
+        out.append({"x": _n(x), "label": label, "anchor": anchor})
     return out
 
 
@@ -99,7 +105,7 @@ def line_chart(
             if v is None:
                 segments.append([])
             else:
-                segments[-1].append((round(x_of(i), 1), round(y_of(v), 1)))
+                segments[-1].append((_n(x_of(i)), _n(y_of(v))))
         points = [" ".join(f"{px},{py}" for px, py in seg) for seg in segments if len(seg) > 1]
         dots = [{"x": px, "y": py} for seg in segments for px, py in seg if len(seg) == 1]
         lines.append(
@@ -149,10 +155,10 @@ def bar_chart(
             if v:
                 bars.append(
                     {
-                        "x": round(x, 1),
-                        "y": round(y, 1),
-                        "w": round(bar_w, 1),
-                        "h": round(height, 1),
+                        "x": _n(x),
+                        "y": _n(y),
+                        "w": _n(bar_w),
+                        "h": _n(height),
                         "css": f"s{index % SERIES_CLASSES}",
                         "title": f"{name}, {categories[i]}: {_format(v, percent)}",
                     }

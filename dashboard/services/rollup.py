@@ -286,8 +286,20 @@ def reviewer_agreement(dataset: Dataset) -> dict[str, Any]:
     }
 
 
+def queue_counts(dataset: Dataset) -> dict[str, int]:
+    """Items left in the review queue (gold checks, which stay queued, left out) and items
+    waiting to be scored."""
+    from review.models import GoldItem
+
+    queued = Item.objects.filter(dataset=dataset, state=Item.State.QUEUED).count()
+    gold = GoldItem.objects.filter(dataset=dataset, item__state=Item.State.QUEUED).count()
+    pending = Item.objects.filter(dataset=dataset, state=Item.State.PENDING).count()
+    return {"queued": queued - gold, "pending": pending}
+
+
 def figures_compute(*, dataset: Dataset) -> dict[str, Any]:
     return {
+        "queue": queue_counts(dataset),
         "detector_histogram": detector_histogram(dataset),
         "depth_mix": depth_mix(dataset),
         "near_duplicates": near_duplicates(dataset),

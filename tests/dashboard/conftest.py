@@ -9,7 +9,7 @@ from django.db import transaction
 
 from corpus.models import Export, FeedKind, Item, Score
 from corpus.services.feed import feed_append
-from review.models import Decision, ReviewerDay
+from review.models import Decision, GoldItem, ReviewerDay
 from tests.factories import ItemFactory, SourceFactory
 from tests.review.conftest import add_to_group
 
@@ -145,6 +145,7 @@ def board(dataset, alice, bob):  # type: ignore[no-untyped-def]
     yesterday = DAY - timedelta(days=1)
     y1 = item(ds, "from yesterday", created_at=yesterday)
     gold = item(ds, "a gold check", created_at=yesterday, is_gold=True)
+    GoldItem.objects.create(item=gold, dataset=ds, expected="approve")
 
     # Agreement: first votes alice, second votes bob.
     #   a1 approve/approve, a2 approve/reject, a3 approve/approve, j1 reject/reject
