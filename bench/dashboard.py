@@ -285,10 +285,9 @@ def main() -> int:
         call_command("migrate", verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         dataset, admin, reviewer = _seed(args.items)
+        from dashboard.models import DashboardState
         from dashboard.services.alerts import alerts_evaluate
         from dashboard.services.rollup import dashboard_rollup
-
-        from dashboard.models import DashboardState
 
         fresh = not DashboardState.objects.filter(dataset=dataset).exists()
         rollups = []
