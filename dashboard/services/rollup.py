@@ -60,16 +60,28 @@ def day_start(moment: datetime) -> datetime:
 # --- 1. tail n-grams -----------------------------------------------------------------------------
 
 
-def _tail_add(dataset_id: int, reference: Counter[int], approved: Counter[int]) -> None:
-    """Add the deltas to TailGram, creating rows as needed (one upsert per 500 n-grams)."""
+def _doc_counts(texts: list[str]) -> dict[int, int]:
+    """How many of ``texts`` hold each sampled n-gram: the texts' distinct n-grams concatenated
+    and counted in one numpy pass."""
+    if not texts:
+        return {}
+    sample = settings.SYNTHGATE_TAIL_SAMPLE
+    grams, counts = np.unique(
+        np.concatenate([tail_grams(text, sample=sample) for text in texts]), return_counts=True
+    )
+    return dict(zip(grams.tolist(), counts.tolist(), strict=True))
+
+
+def _tail_add(dataset_id: int, reference: dict[int, int], approved: dict[int, int]) -> None:
+    """Add the deltas to TailGram, creating rows as needed (one upsert per 1000 n-grams)."""
     grams = set(reference) | set(approved)
     if not grams:
         return
     table = connection.ops.quote_name(TailGram._meta.db_table)
     rows = [(dataset_id, gram, reference.get(gram, 0), approved.get(gram, 0)) for gram in grams]
     with connection.cursor() as cursor:
-        for start in range(0, len(rows), 500):
-            chunk = rows[start : start + 500]
+        for start in range(0, len(rows), 1000):
+            chunk = rows[start : start + 1000]
             cursor.execute(
                 f"INSERT INTO {table} (dataset_id, gram, reference_docs, approved_docs) VALUES "
                 + ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
@@ -80,12 +92,7 @@ def _tail_add(dataset_id: int, reference: Counter[int], approved: Counter[int]) 
             )
 
 
-def _count(counter: Counter[int], text: str, sign: int) -> None:
-    for gram in tail_grams(text, sample=settings.SYNTHGATE_TAIL_SAMPLE).tolist():
-        counter[gram] += sign
-
-
-def tail_update(*, dataset: Dataset, batch: int = 2000) -> int:
+def tail_update(*, dataset: Dataset, batch: int = 5000) -> int:
     """Count reference items and feed entries added since the last run into TailGram; returns
     how many were counted. Each batch commits with its watermark, under the state row lock."""
     done = 0
@@ -93,8 +100,6 @@ def tail_update(*, dataset: Dataset, batch: int = 2000) -> int:
         with transaction.atomic():
             DashboardState.objects.get_or_create(dataset=dataset)
             state = DashboardState.objects.select_for_update().get(dataset=dataset)
-            reference: Counter[int] = Counter()
-            approved: Counter[int] = Counter()
             refs = list(
                 Item.objects.filter(
                     dataset=dataset, is_reference=True, id__gt=state.reference_item_id
@@ -102,18 +107,24 @@ def tail_update(*, dataset: Dataset, batch: int = 2000) -> int:
                 .order_by("id")
                 .values_list("id", "text")[:batch]
             )
-            for _item_id, text in refs:
-                _count(reference, text, 1)
             entries = list(
                 FeedEntry.objects.filter(dataset=dataset, seq__gt=state.feed_seq)
                 .order_by("seq")
                 .values_list("seq", "kind", "item__text", "item__is_reference")[:batch]
             )
-            for _seq, kind, text, is_reference in entries:
-                if not is_reference:
-                    _count(approved, text, 1 if kind == FeedKind.APPROVED else -1)
             if not refs and not entries:
                 return done
+            reference = _doc_counts([text for _, text in refs])
+            # Approvals add one document, undos and retractions (of approvals) take it back.
+            added = _doc_counts(
+                [t for _, k, t, ref in entries if not ref and k == FeedKind.APPROVED]
+            )
+            taken = _doc_counts(
+                [t for _, k, t, ref in entries if not ref and k != FeedKind.APPROVED]
+            )
+            approved = dict(added)
+            for gram, n in taken.items():
+                approved[gram] = approved.get(gram, 0) - n
             _tail_add(dataset.pk, reference, approved)
             update: dict[str, Any] = {}
             if refs:
