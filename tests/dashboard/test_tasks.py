@@ -35,3 +35,19 @@ def test_task_rolls_up_then_evaluates_alerts_and_twice_changes_nothing(board):
 
 def test_task_for_a_missing_dataset_does_nothing(db):
     assert dashboard_rollup_task.apply(args=(987654,)).get() is False
+
+
+def test_rollup_command(board, other_dataset):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    out = StringIO()
+    call_command("rollup_dashboard", "--dataset", "demo", stdout=out)
+    assert out.getvalue().startswith("demo: rolled up at ")
+    assert DashboardState.objects.filter(dataset=board["dataset"]).exists()
+    assert not DashboardState.objects.filter(dataset=other_dataset).exists()
+    call_command("rollup_dashboard", stdout=out)
+    assert DashboardState.objects.filter(dataset=other_dataset).exists()
+    with pytest.raises(CommandError, match="no dataset 'nope'"):
+        call_command("rollup_dashboard", "--dataset", "nope")
