@@ -22,4 +22,5 @@ urlpatterns = [
         name="chart-json",
     ),
     path("datasets/<slug:slug>/settings/alerts/", views.alert_settings, name="alerts"),
+    path("datasets/<slug:slug>/rollup", views.rollup_request, name="rollup"),
 ]

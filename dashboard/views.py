@@ -9,7 +9,8 @@ from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from corpus.services.audit import actor_for_user
@@ -77,7 +78,8 @@ def dataset_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         return JsonResponse(
             {"errors": [{"field": "format", "message": "format is csv or json"}]}, status=400
         )
-    return render(request, PAGE, {"board": board, "dataset": dataset})
+    context = {"board": board, "dataset": dataset, "rollup_queued": "rollup" in request.GET}
+    return render(request, PAGE, context)
 
 
 @login_needed
@@ -90,6 +92,20 @@ def chart_data(request: HttpRequest, slug: str, chart: str, fmt: str) -> HttpRes
     if fmt == "json":
         return JsonResponse(found.as_json())
     return _csv(found.columns, found.rows, f"{slug}-{chart}.csv")
+
+
+@login_needed
+@require_POST
+def rollup_request(request: HttpRequest, slug: str) -> HttpResponse:
+    """Admins: roll up the figures now instead of at the next period (a worker does it; the
+    task is safe to run twice). Back to the dashboard, which says when the figures are from."""
+    dataset, _ = dashboard_access(user=request.user, slug=slug, admin_only=True)
+    from dashboard.tasks import dashboard_rollup_task
+
+    dashboard_rollup_task.delay_on_commit(dataset.pk)
+    response = redirect(f"{reverse('dashboard:dataset', args=[slug])}?rollup=queued")
+    response.status_code = 303
+    return response
 
 
 def _initial(rules: AlertRules) -> dict[str, Any]:

@@ -162,3 +162,22 @@ def test_second_admin_through_group(client, rolled):
     lead = add_to_group(UserFactory(username="lead"), "admin")
     client.force_login(lead)
     assert "Tail coverage" in client.get(_url("dataset", "demo")).content.decode()
+
+
+def test_admin_asks_for_a_rollup_now(
+    client, dataset, admin_user, alice, monkeypatch, django_capture_on_commit_callbacks
+):
+    from dashboard.tasks import dashboard_rollup_task
+
+    sent = []
+    monkeypatch.setattr(dashboard_rollup_task, "delay", lambda dataset_id: sent.append(dataset_id))
+    client.force_login(alice)
+    assert client.post(_url("rollup", "demo")).status_code == 403
+    client.force_login(admin_user)
+    assert client.get(_url("rollup", "demo")).status_code == 405
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(_url("rollup", "demo"))
+    assert response.status_code == 303
+    assert response["Location"] == _url("dataset", "demo") + "?rollup=queued"
+    assert sent == [dataset.pk]
+    assert "Refresh queued" in client.get(response["Location"]).content.decode()
