@@ -38,7 +38,7 @@ generations and undeclared origins carry the most collapse risk.
 import contextlib
 import json
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -47,7 +47,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Min, Q, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
-from redis.exceptions import RedisError
+from redis.exceptions import LockError, RedisError
 
 from corpus.bulk import bulk_insert, values_in
 from corpus.models import Dataset, Item, NearDupIndexState, NearDuplicate, Score, ScoringRules
@@ -430,13 +430,19 @@ def _items_load(item_ids: list[int]) -> list[ScoredItem]:
     return items
 
 
-def _scoring_lock(dataset: Dataset) -> Any:
+@contextlib.contextmanager
+def _scoring_lock(dataset: Dataset) -> Iterator[None]:
     """One scorer per dataset at a time from the index query to the index insert: two workers
     scoring concurrent batches would each miss the other's items (neither is in the index yet).
     Held until the batch is committed and indexed; it expires by itself if a worker dies
     holding it. Signals that need no lock are computed before taking it, so a worker (or a
-    thread of one) computes its next batch while another batch holds the lock for its I/O."""
-    return redis_client().lock(
+    thread of one) computes its next batch while another batch holds the lock for its I/O.
+
+    The lock lives in the Redis that holds the index: a Redis flushed or restarted while a
+    batch held it has lost the lock too. Its release then finds no lock to release, which is
+    no error of the batch (committed by then; the index marker tells whether it was whole).
+    """
+    lock = redis_client().lock(
         f"sg:score-lock:{dataset.pk}",
         timeout=600,
         blocking_timeout=900,
@@ -444,6 +450,15 @@ def _scoring_lock(dataset: Dataset) -> Any:
         # so a waiting scorer would idle that long after the holder was done.
         sleep=LOCK_POLL_SECONDS,
     )
+    if not lock.acquire():
+        raise LockError(f"scoring lock of dataset {dataset.pk} not acquired in 900 s")
+    try:
+        yield
+    finally:
+        try:
+            lock.release()
+        except RedisError as exc:  # LockNotOwnedError, or Redis down: it expires by itself
+            logger.warning("scoring lock of dataset %s not released: %s", dataset.pk, exc)
 
 
 def items_score(*, item_ids: list[int], force: bool = False) -> dict[str, list[int]]:
@@ -700,6 +715,7 @@ def _store_rows(
     scores: list[dict[str, Any]] = []
     decisions: dict[int, tuple[str, str, float]] = {}  # id -> (new state, reason, priority)
     rule_of: dict[int, str] = {}  # rescored items: the rule their new evidence triggers
+    renamed: dict[int, str] = {}  # auto-rejected near-copies whose best qualifying match changed
     failed: dict[int, str] = {}
     for ev in evidence:
         item = ev.item
@@ -766,6 +782,8 @@ def _store_rows(
             decisions[item.id] = (item.state, "", priority)
             if rule and item.state == Item.State.QUEUED:
                 rule_of[item.id] = rule
+            elif _renamed(item.state, item.state_reason, rule):
+                renamed[item.id] = rule or ""
     _scores_upsert(scores, existing=previous_attempts.keys())
     # Index every item scored successfully, whatever its state: a later item finds its match in
     # any of them. Sent now, read by ``_store`` after commit.
@@ -795,9 +813,11 @@ def _store_rows(
     _items_reprioritize(requeued, now)
     # Items outside the batch that a match of this batch touched: their nearest match, their
     # priority while queued, and the rules again.
-    for item_id, rule in _outsiders_update(outsiders, rules, now).items():
-        rule_of[item_id] = rule
+    due, outsiders_renamed = _outsiders_update(outsiders, rules, now)
+    rule_of.update(due)
+    renamed.update(outsiders_renamed)
     reapplied, flagged = _rules_reapply(rule_of, now)
+    _reasons_rename(renamed, now)
     auto_rejected = {str(i): decisions[i][1] for i in moved[Item.State.AUTO_REJECTED]}
     audit_append(
         actor=SYSTEM,
@@ -816,6 +836,9 @@ def _store_rows(
             # those a reviewer held are flagged to the reviewer instead.
             "reapplied": {str(i): rule_of[i] for i in sorted(reapplied)},
             "flagged": {str(i): rule_of[i] for i in sorted(flagged)},
+            # Near-copies already auto-rejected whose rule now names a closer qualifying match
+            # (the reason is a function of all matches, whatever order they were found in).
+            "reasons": {str(i): renamed[i] for i in sorted(renamed)},
         },
     )
     scored = [ev.item.id for ev in evidence if not ev.error]
@@ -833,17 +856,40 @@ def _store_rows(
     }
 
 
-def _outsiders_update(item_ids: set[int], rules: ScoringRules, now: Any) -> dict[int, str]:
+def _renamed(state: str, reason: str, rule: str | None) -> bool:
+    """Whether an auto-rejected near-copy's reason should become ``rule`` (its near-duplicate
+    rule over all its matches now); other auto-reject reasons are left alone."""
+    return (
+        state == Item.State.AUTO_REJECTED
+        and reason.startswith("near_duplicate:")
+        and rule is not None
+        and rule.startswith("near_duplicate:")
+        and rule != reason
+    )
+
+
+def _reasons_rename(renamed: dict[int, str], now: Any) -> None:
+    for item_id, reason in sorted(renamed.items()):
+        Item.objects.filter(pk=item_id, state=Item.State.AUTO_REJECTED).update(
+            state_reason=reason[:500], updated_at=now
+        )
+
+
+def _outsiders_update(
+    item_ids: set[int], rules: ScoringRules, now: Any
+) -> tuple[dict[int, str], dict[int, str]]:
     """Bring the stored nearest match (and, while queued, the priority) of items outside the
-    batch up to date with their matches. Returns the rule each queued one now triggers."""
+    batch up to date with their matches. Returns the rule each queued one now triggers, and
+    the new reason of auto-rejected near-copies whose best qualifying match changed."""
     if not item_ids:
-        return {}
+        return {}, {}
     rows = list(
         Score.objects.filter(item_id__in=item_ids, error="").values_list(
             "item_id",
             "exact_duplicate_of_id",
             "detector_probability",
             "item__state",
+            "item__state_reason",
             "item__is_reference",
             "item__generation",
             "item__origin",
@@ -853,7 +899,8 @@ def _outsiders_update(item_ids: set[int], rules: ScoringRules, now: Any) -> dict
     updates: list[Score] = []
     priorities: list[tuple[int, float]] = []
     rules_due: dict[int, str] = {}
-    for item_id, exact_of, probability, state, is_ref, generation, origin in rows:
+    renamed: dict[int, str] = {}
+    for item_id, exact_of, probability, state, reason, is_ref, generation, origin in rows:
         found = matches[item_id]
         nearest = _nearest([(m.other_id, m.jaccard, m.containment) for m in found], exact_of)
         near_id, near_j, near_c = nearest if nearest is not None else (None, None, None)
@@ -869,19 +916,22 @@ def _outsiders_update(item_ids: set[int], rules: ScoringRules, now: Any) -> dict
                 priority=priority,
             )
         )
-        if state == Item.State.QUEUED:
-            priorities.append((item_id, priority))
+        if state in (Item.State.QUEUED, Item.State.AUTO_REJECTED):
             rule = near_duplicate_rule(
                 item_id=item_id, is_reference=is_ref, matches=found, rules=rules
             )
-            if rule:
-                rules_due[item_id] = rule
+            if state == Item.State.QUEUED:
+                priorities.append((item_id, priority))
+                if rule:
+                    rules_due[item_id] = rule
+            elif _renamed(state, reason, rule):
+                renamed[item_id] = rule or ""
     Score.objects.bulk_update(
         updates,
         ["near_duplicate_of", "near_duplicate_jaccard", "near_duplicate_containment", "priority"],
     )
     _items_reprioritize(priorities, now)
-    return rules_due
+    return rules_due, renamed
 
 
 def _rules_reapply(rule_of: dict[int, str], now: Any) -> tuple[list[int], list[int]]:
