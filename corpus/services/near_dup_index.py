@@ -296,3 +296,28 @@ def index_clear_other_versions() -> int:
         if batch:
             removed += client.unlink(*batch)
     return removed
+
+
+def index_health() -> dict[str, object]:
+    """Whether every dataset's index is whole: no heal under way and a marker in Redis at the
+    generation the database counts. For ``/healthz`` ("degraded", with the reason, until it is).
+    """
+    from corpus.models import NearDupIndexState
+
+    problems: dict[str, str] = {}
+    states = NearDupIndexState.objects.select_related("dataset").order_by("pk")
+    for state in states:
+        if state.degraded_reason:
+            problems[state.dataset.slug] = f"healing: {state.degraded_reason}"
+            continue
+        marker = index_marker_get(state.dataset_id)
+        if marker is None and state.generation > 0:
+            problems[state.dataset.slug] = "index missing in Redis; a scorer will rebuild it"
+        elif marker is not None and marker != state.generation:
+            problems[state.dataset.slug] = (
+                f"index at generation {marker}, database at {state.generation}; "
+                "a scorer will rebuild it"
+            )
+    if problems:
+        return {"ok": False, "problem": "near-duplicate index incomplete", "datasets": problems}
+    return {"ok": True}
