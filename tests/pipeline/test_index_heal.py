@@ -6,6 +6,7 @@ to the reviewer instead of pulling the item away."""
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from corpus.models import AuditEvent, Item, NearDupIndexState, Score
@@ -139,3 +140,25 @@ def test_an_item_a_reviewer_holds_is_flagged_not_pulled_away(dataset, reviewer):
     assert item.state_reason == item.score.rule_flag
     event = AuditEvent.objects.get(action="items.rules_reapplied")
     assert event.payload["auto_rejected"] == {str(later[0]): item.state_reason}
+
+
+def test_the_evidence_panel_lists_matches_both_ways_with_state_and_containment(
+    dataset, reviewer, client
+):
+    # given a reference paragraph scored before its near-copy (the copy is auto-rejected)
+    ref = ingest(dataset, [_varied(60, words=200)], reference=True)
+    score(ref)
+    copy = ingest(dataset, [_near_copy(_varied(60, words=200))])
+    score(copy)
+    reviewer.groups.add(Group.objects.get_or_create(name="reviewer")[0])
+    client.force_login(reviewer)
+    # when a reviewer opens the reference paragraph, scored first
+    page = client.get(f"/review/{dataset.slug}/items/{ref[0]}/").content.decode()
+    # then it lists the copy, the copy's state, and containment beside Jaccard
+    assert f'href="/review/{dataset.slug}/items/{copy[0]}/"' in page
+    assert "auto_rejected" in page
+    assert "containment" in page and "Jaccard" in page
+    # and the copy lists the paragraph as a reference
+    page = client.get(f"/review/{dataset.slug}/items/{copy[0]}/").content.decode()
+    assert f'href="/review/{dataset.slug}/items/{ref[0]}/"' in page
+    assert "reference, approved" in page

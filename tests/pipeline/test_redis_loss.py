@@ -52,9 +52,7 @@ def _ingest(dataset, texts: list[str], *, reference: bool) -> list[int]:
     return ids
 
 
-def test_every_near_copy_ends_auto_rejected_when_redis_is_flushed_mid_scoring(
-    dataset, monkeypatch
-):
+def test_every_near_copy_ends_auto_rejected_when_redis_is_flushed_mid_scoring(dataset, monkeypatch):
     started = time.monotonic()
     rng = random.Random(14)
     originals = [_varied(100_000 + i, words=150) for i in range(N_REFERENCE)]
