@@ -1,6 +1,7 @@
 """The detector AUROC table of bench/scoring.py (`--detector-file FILE [--with-lm]`).
 
-    .venv/bin/python bench/scoring.py --detector-file ../shared/data/detector-train.jsonl [--with-lm]
+    .venv/bin/python bench/scoring.py \
+        --detector-file ../shared/data/detector-train.jsonl [--with-lm]
 
 On a labelled JSONL file (text, label human|ai, generator, source) it measures, with the same
 splits for every detector:
@@ -53,7 +54,9 @@ def _lm_features(path: Path, texts: list[str]) -> np.ndarray:
         return np.load(cache)
     start = time.perf_counter()
     features = detector.features(texts)
-    print(f"LM features: {len(texts)} texts in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    print(
+        f"LM features: {len(texts)} texts in {time.perf_counter() - start:.0f} s", file=sys.stderr
+    )
     cache.parent.mkdir(exist_ok=True)
     np.save(cache, features)
     return features
@@ -121,7 +124,9 @@ def main(path: Path, with_lm: bool = False, json_only: bool = False) -> dict:
          for s in sorted(set(sources[human]))]
     )  # fmt: skip
     for gen in sorted(set(generators[y == 1])):
-        test = np.sort(np.concatenate([np.flatnonzero((generators == gen) & (y == 1)), held_humans]))
+        test = np.sort(
+            np.concatenate([np.flatnonzero((generators == gen) & (y == 1)), held_humans])
+        )
         train = np.setdiff1d(np.arange(len(rows)), test)
         train = train[~((generators[train] == gen) & (y[train] == 1))]
         result["protocols"][f"leave out {gen}"] = _measure(texts, y, train, test, sources, lm)
@@ -129,6 +134,7 @@ def main(path: Path, with_lm: bool = False, json_only: bool = False) -> dict:
         for protocol, detectors in result["protocols"].items():
             for name, m in detectors.items():
                 extra = f" abstained {m['abstained']:.2f}" if "abstained" in m else ""
-                print(f"{protocol:<28} {name:<11} AUROC {m['auroc']:.3f} Brier {m['brier']:.3f}{extra}")
+                auroc, brier = m["auroc"], m["brier"]
+                print(f"{protocol:<28} {name:<11} AUROC {auroc:.3f} Brier {brier:.3f}{extra}")
     print(json.dumps(result, sort_keys=True))
     return result

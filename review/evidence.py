@@ -170,9 +170,16 @@ def detector_quality_text(quality: dict[str, Any] | None) -> str:
     )
 
 
-def detector_rows(detectors: dict[str, Any] | None) -> list[dict[str, Any]]:
+def detector_rows(
+    detectors: dict[str, Any] | None, legacy: tuple[str, str, float | None] | None = None
+) -> list[dict[str, Any]]:
     """One row per detector that left evidence: its probability, or why it gives none, and its
-    measured quality. A detector that abstains is shown as abstaining, never as "not scored"."""
+    measured quality. A detector that abstains is shown as abstaining, never as "not scored".
+
+    `legacy` (name, version, probability) covers scores stored before per-detector entries.
+    """
+    if not detectors and legacy is not None and legacy[2] is not None:
+        detectors = {legacy[0] or "detector": {"version": legacy[1], "probability": legacy[2]}}
     rows = []
     for name, entry in sorted((detectors or {}).items()):
         if not isinstance(entry, dict):

@@ -286,7 +286,12 @@ def item_evidence(*, item: Item, reference: dict[str, float]) -> dict[str, Any]:
         "detector_band": evidence.detector_band(
             score.detector_probability if score is not None else None
         ),
-        "detector_rows": evidence.detector_rows(score.detectors if score is not None else None),
+        "detector_rows": evidence.detector_rows(
+            score.detectors if score is not None else None,
+            legacy=(score.detector_name, score.detector_version, score.detector_probability)
+            if score is not None
+            else None,
+        ),
         "near": near,
         "lexical_rows": evidence.lexical_rows(lexical, reference) if lexical else None,
         "has_reference": bool(reference),

@@ -126,7 +126,9 @@ def _family_text(
     while i < n_words:
         length = max(6, int(rng.normal(style["mean"], style["sd"])))  # type: ignore[call-overload]
         words = [
-            topic[rng.integers(len(topic))] if rng.random() < 0.35 else common[rng.integers(len(common))]
+            topic[rng.integers(len(topic))]
+            if rng.random() < 0.35
+            else common[rng.integers(len(common))]
             for _ in range(length)
         ]
         i += length
@@ -141,13 +143,17 @@ def _family_text(
     return " ".join(out)
 
 
-def _human_paired(rng: np.random.Generator, topic: list[str], common: list[str], n_words: int) -> str:
+def _human_paired(
+    rng: np.random.Generator, topic: list[str], common: list[str], n_words: int
+) -> str:
     out: list[str] = []
     i = 0
     while i < n_words:
         length = max(3, int(rng.lognormal(2.5, 0.7)))
         words = [
-            topic[rng.integers(len(topic))] if rng.random() < 0.35 else common[rng.integers(len(common))]
+            topic[rng.integers(len(topic))]
+            if rng.random() < 0.35
+            else common[rng.integers(len(common))]
             for _ in range(length)
         ]
         i += length

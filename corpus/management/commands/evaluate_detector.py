@@ -104,7 +104,9 @@ class Command(BaseCommand):
         if split is not None and options["detector"] != "learned":
             raise CommandError("--train-split trains the learned detector; use --detector learned")
         if options["with_lm"] and split is None:
-            raise CommandError("--with-lm fuses LM features into a retrained model: add --train-split")
+            raise CommandError(
+                "--with-lm fuses LM features into a retrained model: add --train-split"
+            )
         field = None
         if not options["no_groups"]:
             field = options["group_field"] or next(
@@ -146,10 +148,8 @@ class Command(BaseCommand):
             assessment = holdout.assessment
             elapsed = None
         else:
-            if options["detector"] == "lm":
-                detector = self._lm()
-            else:
-                detector = detectors.detector_default()
+            use_lm = options["detector"] == "lm"
+            detector = self._lm() if use_lm else detectors.detector_default()
             start = time.perf_counter()
             if options["detector"] == "lm":
                 p = np.asarray(detector.predict_proba(texts), dtype=np.float64)
@@ -188,11 +188,15 @@ class Command(BaseCommand):
         try:
             from corpus.scoring.detectors import lm
         except ImportError as exc:  # pragma: no cover - depends on the install
-            raise CommandError(f"the LM detector needs requirements-lm.txt installed ({exc})") from None
+            raise CommandError(
+                f"the LM detector needs requirements-lm.txt installed ({exc})"
+            ) from None
         try:
             return lm.load_default()
         except (ImportError, FileNotFoundError) as exc:
-            raise CommandError(f"the LM detector needs requirements-lm.txt installed ({exc})") from None
+            raise CommandError(
+                f"the LM detector needs requirements-lm.txt installed ({exc})"
+            ) from None
 
     def _lm_features(self, texts: list[str]) -> np.ndarray:
         return np.asarray(self._lm().features(texts), dtype=np.float64)

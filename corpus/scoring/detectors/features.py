@@ -134,9 +134,7 @@ def _clip(doc: Doc) -> tuple[str, np.ndarray]:
     return text, doc.hashes[:n_words]
 
 
-def _keys(
-    families: list[tuple[int, np.ndarray]], lengths: np.ndarray
-) -> np.ndarray:
+def _keys(families: list[tuple[int, np.ndarray]], lengths: np.ndarray) -> np.ndarray:
     """doc index * N_HASHED + column of every n-gram inside one document of the chunk.
 
     `families` were computed over the chunk's concatenated documents, whose lengths are
@@ -210,7 +208,9 @@ def ngram_counts(docs: Sequence[Doc]) -> NgramCounts:
     if not docs:
         empty = sp.csr_matrix((0, N_HASHED), dtype=np.float64)
         return NgramCounts(word=empty, char=empty)
-    return NgramCounts(word=sp.vstack(word_parts, format="csr"), char=sp.vstack(char_parts, format="csr"))
+    return NgramCounts(
+        word=sp.vstack(word_parts, format="csr"), char=sp.vstack(char_parts, format="csr")
+    )
 
 
 def tfidf(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
@@ -223,7 +223,8 @@ def tfidf(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
     x = counts.copy()
     w = idf[x.indices]
     norm2 = np.bincount(
-        np.repeat(np.arange(x.shape[0]), np.diff(x.indptr)), weights=x.data * w * w,
+        np.repeat(np.arange(x.shape[0]), np.diff(x.indptr)),
+        weights=x.data * w * w,
         minlength=x.shape[0],
     )
     norms = np.sqrt(norm2)
