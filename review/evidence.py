@@ -143,8 +143,10 @@ def detector_explanation(probability: float | None) -> str:
         return "not scored yet"
     if probability >= 0.8:
         return "chance it is machine-written; the detector is fairly sure."
-    if probability >= 0.5:
+    if probability >= 0.65:
         return "chance it is machine-written; the detector leans that way but is unsure."
+    if probability > 0.35:
+        return "chance it is machine-written; no clear evidence either way."
     return "chance it is machine-written; the detector sees mostly human-like text."
 
 
