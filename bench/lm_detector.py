@@ -153,9 +153,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=lm.DEFAULT_BATCH_SIZE)
     parser.add_argument(
         "--precision",
-        default="int8",
-        help="comma-separated: fp32 (torch float32), int8 (dynamic quantization of the Linear "
-        "layers, the CPU default), bf16 (the GPU default); each is timed on the same texts",
+        default="fp32",
+        help="comma-separated: fp32 (torch float32, the CPU default), int8 (dynamic "
+        "quantization of the Linear layers), bf16 (the GPU default); each is timed on the same "
+        "texts, e.g. --precision fp32,int8",
     )
     parser.add_argument("--calibrate", action="store_true")
     args = parser.parse_args()

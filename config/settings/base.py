@@ -314,11 +314,12 @@ SYNTHGATE_LOGIN_FAILURE_LIMIT = envint("SYNTHGATE_LOGIN_FAILURE_LIMIT", 10)
 SYNTHGATE_LOGIN_FAILURE_WINDOW_SECONDS = envint("SYNTHGATE_LOGIN_FAILURE_WINDOW_SECONDS", 300)
 # Fast-DetectGPT on a local causal LM (requirements-lm.txt); its tasks run on the "lm" queue.
 SYNTHGATE_LM_DETECTOR = envbool("SYNTHGATE_LM_DETECTOR", "false")
-# What the "lm" queue takes (corpus/services/lm_scoring.py, README "LM tier"): every text item
-# the learned detector is unsure about (probability within UNSURE_BAND of 0.5) or abstained on,
-# plus a deterministic random SAMPLE_SHARE of the rest; an item whose cheap scoring is older than
-# MAX_WAIT_SECONDS when its turn comes is left with the cheap evidence alone. Items never wait in
-# `pending` for the LM: they are queued for review at once and the LM verdict joins later.
+# What the "lm" queue takes (corpus/services/lm_scoring.py; README, "AI-detector confidence"):
+# every text item the learned detector is unsure about (probability within UNSURE_BAND of 0.5)
+# or abstained on, plus a deterministic random SAMPLE_SHARE of the rest; an item whose cheap
+# scoring is older than MAX_WAIT_SECONDS when its turn comes keeps the cheap evidence alone.
+# Items never wait in `pending` for the LM: they are queued for review at once and the LM
+# verdict joins later.
 SYNTHGATE_LM_UNSURE_BAND = envfloat("SYNTHGATE_LM_UNSURE_BAND", 0.3)
 SYNTHGATE_LM_SAMPLE_SHARE = envfloat("SYNTHGATE_LM_SAMPLE_SHARE", 0.1)
 SYNTHGATE_LM_MAX_WAIT_SECONDS = envint("SYNTHGATE_LM_MAX_WAIT_SECONDS", 3600)

@@ -172,26 +172,6 @@ def detector_train(*, dataset: Dataset, actor: str, test_size: float = 0.3) -> D
     return model
 
 
-def detector_quality(*, dataset_id: int) -> dict[str, object]:
-    """What the evidence panel says about the learned detector on this dataset: the held-out
-    AUROC of the last retraining and the labelled items behind it, or that it is not measured."""
-    row = (
-        DetectorModel.objects.filter(dataset_id=dataset_id, name="learned", is_active=True)
-        .values("version", "auroc", "n_train", "n_test", "created_at")
-        .first()
-    )
-    if row is None:
-        return {"measured": False}
-    return {
-        "measured": row["auroc"] is not None,
-        "version": row["version"],
-        "auroc": row["auroc"],
-        "n_items": row["n_train"] + row["n_test"],
-        "n_test": row["n_test"],
-        "trained_at": row["created_at"],
-    }
-
-
 def _json_safe(value: object) -> object:
     if isinstance(value, float | np.floating) and not np.isfinite(value):
         return None
