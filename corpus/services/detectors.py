@@ -66,7 +66,13 @@ def detector_for_dataset(dataset_id: int) -> LearnedDetector:
     key = (dataset_id, version)
     if key not in _cache:
         weights = DetectorModel.objects.values_list("weights", flat=True).get(pk=model_id)
-        detector = LearnedDetector.load(io.BytesIO(bytes(weights)))  # type: ignore[arg-type]
+        try:
+            detector = LearnedDetector.load(io.BytesIO(bytes(weights)))  # type: ignore[arg-type]
+        except ValueError as exc:
+            # A model of an older feature version (retrain it): score with the default one
+            # rather than fail every batch of the dataset.
+            logger.warning("dataset %s: detector model %s unusable (%s)", dataset_id, version, exc)
+            return detector_default()
         detector.quality = (
             {"auroc": round(auroc, 4), "n_items": n_train + n_test} if auroc is not None else None
         )
