@@ -328,3 +328,15 @@ SYNTHGATE_TAIL_SAMPLE = envint("SYNTHGATE_TAIL_SAMPLE", 4)
 SYNTHGATE_ALERT_WEBHOOK_SECRET = os.environ.get("SYNTHGATE_ALERT_WEBHOOK_SECRET", "")
 SYNTHGATE_ALERT_WEBHOOK_TIMEOUT = envint("SYNTHGATE_ALERT_WEBHOOK_TIMEOUT", 5)
 SYNTHGATE_ALERT_WEBHOOK_RETRIES = envint("SYNTHGATE_ALERT_WEBHOOK_RETRIES", 5)
+# What the "lm" queue takes (corpus/services/lm_scoring.py; README, "AI-detector confidence"):
+# every text item the learned detector is unsure about (probability within UNSURE_BAND of 0.5)
+# or abstained on, plus a deterministic random SAMPLE_SHARE of the rest; an item whose cheap
+# scoring is older than MAX_WAIT_SECONDS when its turn comes keeps the cheap evidence alone.
+# Items never wait in `pending` for the LM: they are queued for review at once and the LM
+# verdict joins later.
+SYNTHGATE_LM_UNSURE_BAND = envfloat("SYNTHGATE_LM_UNSURE_BAND", 0.3)
+SYNTHGATE_LM_SAMPLE_SHARE = envfloat("SYNTHGATE_LM_SAMPLE_SHARE", 0.1)
+SYNTHGATE_LM_MAX_WAIT_SECONDS = envint("SYNTHGATE_LM_MAX_WAIT_SECONDS", 3600)
+# Measured texts/s per core of the LM tier on this hardware (bench/lm_detector.py); with the
+# worker's cores it gives the share of ingest the queue keeps up with (`lm_capacity`).
+SYNTHGATE_LM_TEXTS_PER_SECOND_PER_CORE = envfloat("SYNTHGATE_LM_TEXTS_PER_SECOND_PER_CORE", 1.5)
