@@ -7,7 +7,7 @@ from django.core.cache import cache
 from django.http import HttpRequest
 
 from corpus.roles import Roles, is_site_admin
-from corpus.services.audit import ALERT_CACHE_KEY
+from corpus.services.audit_verify import ALERT_CACHE_KEY
 
 logger = logging.getLogger(__name__)
 

@@ -87,7 +87,7 @@ def exports_sweep_task() -> int:
 def audit_verify_task(full: bool = False) -> dict[str, object]:
     """Verify the audit chain from the last checkpoint (or all of it) and anchor its head.
     Running it twice only re-checks what the first run checked."""
-    from corpus.services.audit import audit_verify_incremental
+    from corpus.services.audit_verify import audit_verify_incremental
 
     state = audit_verify_incremental(full=full)
     return {"ok": state.ok, "verified_seq": state.verified_seq, "problem": state.problem}

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from corpus.models import AuditHead
 from corpus.services.anchor import anchor_path
-from corpus.services.audit import audit_check, audit_verify_incremental
+from corpus.services.audit_verify import audit_check, audit_verify_incremental
 
 
 class Command(BaseCommand):
