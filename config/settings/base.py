@@ -73,6 +73,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "corpus.middleware.RefuseNulMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -278,6 +279,11 @@ SYNTHGATE_MAX_TEXT_CHARS = envint("SYNTHGATE_MAX_TEXT_CHARS", 100_000)
 SYNTHGATE_MAX_METADATA_BYTES = envint("SYNTHGATE_MAX_METADATA_BYTES", 16 * 1024)
 SYNTHGATE_MAX_BODY_BYTES = envint("SYNTHGATE_MAX_BODY_BYTES", 64 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = SYNTHGATE_MAX_BODY_BYTES
+# A JSON body may hold at most this many values (counted on the raw bytes before parsing, so
+# memory stays bounded: 2M small values are at most ~150 MB of Python objects, where a 64 MiB
+# body of empty items once took 2 GiB) and nest at most this deep (corpus/json_input.py).
+SYNTHGATE_MAX_JSON_VALUES = envint("SYNTHGATE_MAX_JSON_VALUES", 2_000_000)
+SYNTHGATE_MAX_JSON_DEPTH = envint("SYNTHGATE_MAX_JSON_DEPTH", 32)
 SYNTHGATE_PAGE_SIZE = envint("SYNTHGATE_PAGE_SIZE", 100)
 SYNTHGATE_SCORE_BATCH = envint("SYNTHGATE_SCORE_BATCH", 500)
 SYNTHGATE_PENDING_GRACE_SECONDS = envint("SYNTHGATE_PENDING_GRACE_SECONDS", 120)

@@ -182,6 +182,27 @@ class _Prepared:
     item_ids: list[int]
 
 
+def storable_text(value: str) -> str:
+    """``value`` with what PostgreSQL cannot store written as escapes: a NUL as the six
+    characters ``\\u0000``, a lone surrogate as ``\\udXXX``. Audit events record what was
+    attempted (a username with a NUL in it, say): they must never fail to be stored."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\\u0000")
+    if value.isascii():
+        return value
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, dict):
+        return {storable_text(str(k)): _storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(v) for v in value]
+    return value
+
+
 def _check_numbers(value: Any) -> None:
     """Refuse floats that would not survive PostgreSQL's jsonb unchanged: NaN and infinities
     (refused there) and integral floats of 1e16 or more (``1e+16`` comes back as an integer),
@@ -208,7 +229,8 @@ def _prepare(
     payload: dict[str, Any] | None = None,
     dataset: Dataset | None = None,
 ) -> _Prepared:
-    object_id = str(object_id)
+    object_id = storable_text(str(object_id))
+    actor = storable_text(actor) if isinstance(actor, str) else actor
     for name, value, limit in (
         ("actor", actor, MAX_ACTOR),
         ("action", action, MAX_NAME),
@@ -220,7 +242,12 @@ def _prepare(
     if payload is not None and not isinstance(payload, dict):
         raise TypeError("an audit payload is a dict")
     # Round-trip through JSON so the hash is computed over exactly what the database returns.
-    text = canonical_json(payload or {})
+    try:
+        text = canonical_json(payload or {})
+    except UnicodeEncodeError:  # a lone surrogate somewhere in the payload
+        text = b"\\u0000"
+    if b"\\u0000" in text:  # a NUL (or a false alarm: a literal backslash-u0000)
+        text = canonical_json(_storable(payload or {}))
     clean = json.loads(text)
     _check_numbers(clean)
     return _Prepared(

@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from corpus.bulk import bulk_insert, values_in
+from corpus.json_input import json_value_problem
 from corpus.models import Dataset, Item, ItemParent, Source
 from corpus.scoring import kinds
 from corpus.scoring.text import content_hash
@@ -117,7 +118,7 @@ def _limit(info: ValidationInfo, name: str) -> int:
 
 def _checked(value: str, info: ValidationInfo, *, what: str) -> str:
     # "plain": the caller has seen that no string of the request can hold a control character
-    # or a lone surrogate (corpus.api_support.json_strings_plain on the raw body).
+    # or a lone surrogate (corpus.json_input.json_strings_plain on the raw body).
     context = info.context
     return value if context and context["plain"] else _check_string(value, what=what)
 
@@ -241,6 +242,14 @@ class ItemIn(BaseModel):
         # the encoding there is none to look for, and the walk over the values is skipped.
         if b"\\u0000" in encoded and _contains_nul(value):
             raise ValueError("contains a NUL character")
+        # Depth and exact numbers, as for every JSON body (corpus.json_input).
+        problem = json_value_problem(
+            value, max_depth=_limit(info, "SYNTHGATE_MAX_JSON_DEPTH"), strings=False
+        )
+        if problem is not None:
+            path, message = problem
+            where = ".".join(str(part) for part in path)
+            raise ValueError(f"{where}: {message}" if where else message)
         return value
 
 
@@ -289,7 +298,7 @@ def request_parse(body: Any, *, strings_plain: bool = False) -> tuple[str | None
     """Validate a whole ingest body: ``(default source or None, items)``; raises IngestError.
 
     ``strings_plain``: the caller has seen in the raw body that no string in it can hold a
-    control character or a lone surrogate (``corpus.api_support.json_strings_plain``), so the
+    control character or a lone surrogate (``corpus.json_input.json_strings_plain``), so the
     strings are not checked for them one by one."""
     if not isinstance(body, dict):
         raise IngestError(
@@ -321,6 +330,7 @@ def items_parse(
                 "plain": strings_plain,
                 "SYNTHGATE_MAX_TEXT_CHARS": settings.SYNTHGATE_MAX_TEXT_CHARS,
                 "SYNTHGATE_MAX_METADATA_BYTES": settings.SYNTHGATE_MAX_METADATA_BYTES,
+                "SYNTHGATE_MAX_JSON_DEPTH": settings.SYNTHGATE_MAX_JSON_DEPTH,
             },
         )
     except ValidationError as exc:

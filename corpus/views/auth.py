@@ -23,7 +23,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 
-from corpus.services.audit import ANONYMOUS, actor_for_user, audit_append
+from corpus.services.audit import ANONYMOUS, actor_for_user, audit_append, storable_text
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class AuditedLoginView(auth_views.LoginView):
                         actor=ANONYMOUS,
                         action="auth.login_throttled",
                         object_type="login",
-                        object_id=username[:64] or "(blank)",
+                        object_id=storable_text(username)[:64] or "(blank)",
                         payload={"username": username, "ip": ip},
                     )
             form = _RefusedForm(request, data=request.POST)
@@ -128,7 +128,7 @@ class AuditedLoginView(auth_views.LoginView):
                 actor=ANONYMOUS,
                 action="auth.login_failed",
                 object_type="login",
-                object_id=username[:64] or "(blank)",
+                object_id=storable_text(username)[:64] or "(blank)",
                 payload={"username": username, "ip": client_ip(self.request)},
             )
         _count_failure(self._audit_keys)

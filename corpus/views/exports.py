@@ -17,6 +17,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from corpus import selectors
 from corpus.api.exports import export_file_response
+from corpus.json_input import JsonInputError, json_limits, json_parse
 from corpus.models import Dataset, Export, ExportPolicy, Retraction
 from corpus.roles import site_admin_required
 from corpus.services.audit import actor_for_user
@@ -89,9 +90,9 @@ def exports_policy_save(request: HttpRequest, slug: str) -> HttpResponse:
     errors: list[dict[str, Any]] = []
     saved = None
     try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        errors = [{"message": f"not valid JSON: {exc}"}]
+        raw = json_parse(text.encode(), limits=json_limits()).value
+    except JsonInputError as exc:
+        errors = exc.errors
     else:
         try:
             saved = policy_set(dataset=dataset, raw=raw, actor=actor_for_user(request.user))
