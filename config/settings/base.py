@@ -228,7 +228,12 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "corpus.api_support.exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_CLASSES": ["corpus.auth.TokenRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"token": os.environ.get("SYNTHGATE_TOKEN_RATE", "6000/min")},
+    # Per token. Sized to what one 2-core server serves (bench/RESULTS.md): about 28 ingest
+    # requests of 1,000 items per second, and a few hundred small reads per second. 1,200/min is
+    # 20 requests/s: one token can use most of the ingest capacity (20,000 items/s) but not all
+    # of it, and far from all of the read capacity, so the limit engages before the server
+    # saturates. A pipeline that needs more gets SYNTHGATE_TOKEN_RATE (or more servers).
+    "DEFAULT_THROTTLE_RATES": {"token": os.environ.get("SYNTHGATE_TOKEN_RATE", "1200/min")},
 }
 
 SPECTACULAR_SETTINGS = {
@@ -319,5 +324,8 @@ SYNTHGATE_AUDIT_ANCHOR_KEY = os.environ.get("SYNTHGATE_AUDIT_ANCHOR_KEY", "")
 SYNTHGATE_AUDIT_ANCHOR_SECONDS = envint("SYNTHGATE_AUDIT_ANCHOR_SECONDS", 300)
 SYNTHGATE_LOGIN_FAILURE_LIMIT = envint("SYNTHGATE_LOGIN_FAILURE_LIMIT", 10)
 SYNTHGATE_LOGIN_FAILURE_WINDOW_SECONDS = envint("SYNTHGATE_LOGIN_FAILURE_WINDOW_SECONDS", 300)
+# Invalid or revoked API tokens per client address within the window; beyond, 429.
+SYNTHGATE_BAD_TOKEN_LIMIT = envint("SYNTHGATE_BAD_TOKEN_LIMIT", 20)
+SYNTHGATE_BAD_TOKEN_WINDOW_SECONDS = envint("SYNTHGATE_BAD_TOKEN_WINDOW_SECONDS", 300)
 # Fast-DetectGPT on a local causal LM (requirements-lm.txt); its tasks run on the "lm" queue.
 SYNTHGATE_LM_DETECTOR = envbool("SYNTHGATE_LM_DETECTOR", "false")
