@@ -93,6 +93,16 @@ def audit_verify_task(full: bool = False) -> dict[str, object]:
     return {"ok": state.ok, "verified_seq": state.verified_seq, "problem": state.problem}
 
 
+@shared_task(autoretry_for=TRANSIENT, retry_backoff=1, retry_kwargs={"max_retries": 3})
+def audit_anchor_task() -> int | None:
+    """Anchor the audit chain head if it moved since the last anchor; returns the seq written
+    (None when there was nothing new). Running it twice writes one anchor."""
+    from corpus.services.anchor import anchor_head
+
+    written = anchor_head()
+    return None if written is None else written.seq
+
+
 @shared_task(autoretry_for=TRANSIENT, retry_backoff=5, retry_kwargs={"max_retries": 5}, queue="lm")
 def items_lm_score_task(item_ids: list[int]) -> int:
     """Fast-DetectGPT evidence, on the "lm" queue (a worker with requirements-lm.txt takes it)."""

@@ -46,7 +46,21 @@ def envlist(name: str, default: str) -> list[str]:
     return [part.strip() for part in os.environ.get(name, default).split(",") if part.strip()]
 
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "insecure-dev-key-change-me-in-production")
+def secret_key() -> str:
+    """SECRET_KEY from the environment, else the one `make run` generated into var/secret_key,
+    so that every process of an installation (the web, the worker, and a management command
+    typed in a shell: verify_audit checks anchors signed with it) uses the same key."""
+    if os.environ.get("SECRET_KEY"):
+        return os.environ["SECRET_KEY"]
+    path = VAR_DIR / "secret_key"
+    try:
+        return path.read_text().strip() or INSECURE_SECRET_KEY
+    except FileNotFoundError:
+        return INSECURE_SECRET_KEY
+
+
+INSECURE_SECRET_KEY = "insecure-dev-key-change-me-in-production"
+SECRET_KEY = secret_key()
 DEBUG = envbool("DEBUG", "false")
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 
@@ -178,6 +192,12 @@ CELERY_BEAT_SCHEDULE = {
     "audit-verify": {
         "task": "corpus.tasks.audit_verify_task",
         "schedule": envint("SYNTHGATE_AUDIT_VERIFY_SECONDS", 60),
+    },
+    # Anchor the audit head every few seconds when it moved (appends ask for one every
+    # SYNTHGATE_AUDIT_ANCHOR_EVENTS events too): the unanchored tail stays seconds long.
+    "audit-anchor": {
+        "task": "corpus.tasks.audit_anchor_task",
+        "schedule": envint("SYNTHGATE_AUDIT_ANCHOR_SECONDS", 5),
     },
     "audit-verify-full": {
         "task": "corpus.tasks.audit_verify_task",
@@ -321,7 +341,12 @@ SYNTHGATE_AUDIT_ANCHOR_PATH = os.environ.get("SYNTHGATE_AUDIT_ANCHOR_PATH") or s
     VAR_DIR / "audit-anchors.log"
 )
 SYNTHGATE_AUDIT_ANCHOR_KEY = os.environ.get("SYNTHGATE_AUDIT_ANCHOR_KEY", "")
-SYNTHGATE_AUDIT_ANCHOR_SECONDS = envint("SYNTHGATE_AUDIT_ANCHOR_SECONDS", 300)
+# An anchor at most every N events or T seconds, whichever comes first; each line optionally
+# copied to a second file and POSTed to an HTTP endpoint (signed with the line's HMAC).
+SYNTHGATE_AUDIT_ANCHOR_SECONDS = envint("SYNTHGATE_AUDIT_ANCHOR_SECONDS", 5)
+SYNTHGATE_AUDIT_ANCHOR_EVENTS = envint("SYNTHGATE_AUDIT_ANCHOR_EVENTS", 1000)
+SYNTHGATE_AUDIT_ANCHOR_MIRROR_PATH = os.environ.get("SYNTHGATE_AUDIT_ANCHOR_MIRROR_PATH", "")
+SYNTHGATE_AUDIT_ANCHOR_MIRROR_URL = os.environ.get("SYNTHGATE_AUDIT_ANCHOR_MIRROR_URL", "")
 SYNTHGATE_LOGIN_FAILURE_LIMIT = envint("SYNTHGATE_LOGIN_FAILURE_LIMIT", 10)
 SYNTHGATE_LOGIN_FAILURE_WINDOW_SECONDS = envint("SYNTHGATE_LOGIN_FAILURE_WINDOW_SECONDS", 300)
 # Invalid or revoked API tokens per client address within the window; beyond, 429.

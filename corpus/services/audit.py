@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -457,7 +458,34 @@ def audit_append_many(
         if event.dataset is not None:
             dataset_field.set_cached_value(row, event.dataset)
     head.seq, head.hash = seq, prev_hash
+    _anchor_when_due(seq)
     return rows
+
+
+# The head seq at which this process last asked for an anchor. Per process, so an append costs
+# no query for it; the anchor task then reads the committed head and writes one line if the
+# file is behind (several processes asking at once write one anchor, the rest find it there).
+_anchor_asked_at = 0
+
+
+def _anchor_when_due(seq: int) -> None:
+    """Every ``SYNTHGATE_AUDIT_ANCHOR_EVENTS`` events, ask for an anchor once this commits
+    (beat asks every ``SYNTHGATE_AUDIT_ANCHOR_SECONDS`` too, for a quiet chain)."""
+    global _anchor_asked_at
+    every = settings.SYNTHGATE_AUDIT_ANCHOR_EVENTS
+    if every <= 0 or seq - _anchor_asked_at < every:
+        return
+    _anchor_asked_at = seq
+    transaction.on_commit(_anchor_request)
+
+
+def _anchor_request() -> None:
+    from celery import current_app
+
+    try:
+        current_app.send_task("corpus.tasks.audit_anchor_task")
+    except Exception:  # noqa: BLE001 - after commit: the periodic anchor still comes
+        logger.warning("could not ask for an audit anchor; the periodic one will follow")
 
 
 _MOVED_TO_VERIFY = frozenset(

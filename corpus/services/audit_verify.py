@@ -150,6 +150,7 @@ class AuditReport:
     head_seq: int = 0
     anchors_checked: int = 0
     anchors_offset: int = 0
+    anchored_seq: int = 0  # the newest anchor checked: events past it are not anchored yet
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -308,6 +309,7 @@ def audit_check(
         outcome = anchor.anchors_check(offset=anchors_offset)
         report.anchors_checked = outcome.checked
         report.anchors_offset = outcome.offset
+        report.anchored_seq = outcome.last_seq
         if outcome.problem:
             return _fail(report, outcome.bad_seq, outcome.problem)
     return report
@@ -425,8 +427,9 @@ def audit_verify_incremental(*, full: bool = False) -> AuditVerification:
         )
         if due:
             written = anchor.anchor_write(seq=state.verified_seq, digest=state.verified_hash)
-            AuditVerification.objects.filter(pk=1, anchored_seq__lt=written.seq).update(
-                anchored_seq=written.seq, anchored_at=written.time
-            )
-            state.anchored_seq, state.anchored_at = written.seq, written.time
+            if written is not None:  # else the anchor task got there first
+                AuditVerification.objects.filter(pk=1, anchored_seq__lt=written.seq).update(
+                    anchored_seq=written.seq, anchored_at=written.time
+                )
+                state.anchored_seq, state.anchored_at = written.seq, written.time
     return state
