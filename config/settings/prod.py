@@ -31,3 +31,6 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SYNTHGATE_HSTS_SUBDOMAINS", "true")
 SECURE_HSTS_PRELOAD = envbool("SYNTHGATE_HSTS_PRELOAD", "false")
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+if not SECURE_HSTS_PRELOAD:
+    # Preloading is a promise to browsers that cannot be taken back quickly: opt in, not out.
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
