@@ -8,10 +8,11 @@ once, for every page and endpoint (JSON bodies: ``corpus.json_input``). Lone sur
 arrive this way: Django decodes query strings and forms with replacement characters.
 """
 
+import contextlib
 import sys
 from collections.abc import Callable
 
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.http.request import QueryDict
 from django.views import defaults
@@ -56,6 +57,10 @@ def server_error(request: HttpRequest) -> HttpResponse:
     exc = sys.exc_info()[1]
     if not isinstance(exc, DATABASE_AWAY):
         return defaults.server_error(request)
+    # Drop the broken connection now (Django's handler would at the end of the request too),
+    # so whatever this process serves next opens a fresh one.
+    with contextlib.suppress(Exception):
+        connection.close()
     message = "The database is unavailable; try again in a few seconds."
     response: HttpResponse
     if request.path.startswith("/api/"):
