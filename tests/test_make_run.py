@@ -175,6 +175,9 @@ def test_make_run_is_healthy_and_sigterm_leaves_no_process_behind(var_root, laun
     assert embedded_redis.ping(sock)
     # and the demo it seeded, which the worker scores
     assert item_count(var) > 50
+    # and it keeps DEBUG off, shares its secret with shell commands, restarts a crashed worker
+    check_debug_secret_and_restart(run, var)
+    started = run.descendants()
     # when it gets SIGTERM
     code = run.terminate()
     # then it exits cleanly and every process it started is gone within a few seconds
@@ -248,12 +251,8 @@ def _pid_of(run: Launcher, name: str, verb: str = "started") -> int:
     return int(found[-1])
 
 
-def test_make_run_restarts_a_crashed_worker_keeps_debug_off_and_shares_its_secret(
-    var_root, launchers
-):
-    var = var_root / "var"
-    run = launchers(var)
-    run.wait_healthy()
+def check_debug_secret_and_restart(run: Launcher, var: Path) -> None:
+    """DEBUG off, the secret shared with shell commands, a crashed worker restarted."""
     # DEBUG is off unless asked: an unknown page is a plain 404, not Django's debug page.
     try:
         urllib.request.urlopen(f"http://127.0.0.1:{run.port}/no-such-page", timeout=5)
@@ -296,4 +295,3 @@ def test_make_run_restarts_a_crashed_worker_keeps_debug_off_and_shares_its_secre
     second = _pid_of(run, "worker", "restarted")
     assert second != first and psutil.pid_exists(second)
     assert run.wait_healthy()["checks"]["worker"]["ok"]
-    assert run.terminate() == 0, run.tail()

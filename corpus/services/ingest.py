@@ -42,6 +42,13 @@ logger = logging.getLogger(__name__)
 
 # C0 and C1 control characters except tab, newline and carriage return.
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# What in orjson's encoding of a metadata value could hide a problem: a number that may be
+# beyond 2^53 (16 digits in a row, or an exponent of two digits or more: orjson writes 1e16 as
+# 1e+16), or a null (an infinity, which only the stdlib's parse of an out-of-range number
+# makes, is written as null). Encodings longer than _SHALLOW_BYTES are walked anyway: only they
+# can nest past the depth limit (33 openers and closers).
+_SUSPECT = re.compile(rb"null|\d{16}|e\+?\d\d")
+_SHALLOW_BYTES = 64
 # The same set within ASCII, as bytes for bytes.translate.
 _ASCII_CONTROL = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 
@@ -242,10 +249,12 @@ class ItemIn(BaseModel):
         # the encoding there is none to look for, and the walk over the values is skipped.
         if b"\\u0000" in encoded and _contains_nul(value):
             raise ValueError("contains a NUL character")
-        # Depth and exact numbers, as for every JSON body (corpus.json_input).
-        problem = json_value_problem(
-            value, max_depth=_limit(info, "SYNTHGATE_MAX_JSON_DEPTH"), strings=False
-        )
+        # Depth and exact numbers, as for every JSON body (corpus.json_input); walked only when
+        # the encoding could hide a problem (_SUSPECT, _SHALLOW_BYTES).
+        problem = None
+        if len(encoded) > _SHALLOW_BYTES or _SUSPECT.search(encoded) is not None:
+            max_depth = _limit(info, "SYNTHGATE_MAX_JSON_DEPTH")
+            problem = json_value_problem(value, max_depth=max_depth, strings=False)
         if problem is not None:
             path, message = problem
             where = ".".join(str(part) for part in path)
