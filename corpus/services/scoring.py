@@ -547,7 +547,9 @@ def _index_fill(dataset: Dataset, *, generation: int, batch_size: int = 5000) ->
         )
         if not rows:
             break
-        total += near_dup_index.index_add_many(dataset.pk, ((i, bytes(m)) for i, m in rows))
+        total += near_dup_index.index_add_many(
+            dataset.pk, ((i, bytes(m)) for i, m in rows if m is not None)
+        )
         last = rows[-1][0]
     near_dup_index.index_marker_set(dataset.pk, generation)
     return total
