@@ -12,6 +12,8 @@ from corpus.models import (
     FeedEntry,
     Item,
     ItemParent,
+    NearDupIndexState,
+    NearDuplicate,
     Retraction,
     Score,
     ScoringRules,
@@ -94,6 +96,24 @@ class ScoreAdmin(admin.ModelAdmin):
     list_filter = ["scorer_version", "degenerate", "detector_name"]
     raw_id_fields = ["item", "exact_duplicate_of", "near_duplicate_of"]
     search_fields = ["=item__id"]
+
+
+@admin.register(NearDuplicate)
+class NearDuplicateAdmin(ReadOnlyAdmin):
+    """Matches scoring stored (both ways); rescoring replaces them."""
+
+    list_display = ["item", "other", "jaccard", "containment"]
+    raw_id_fields = ["item", "other"]
+    search_fields = ["=item__id", "=other__id"]
+    show_full_result_count = False
+
+
+@admin.register(NearDupIndexState)
+class NearDupIndexStateAdmin(ReadOnlyAdmin):
+    """What the near-duplicate index should reflect; scoring keeps it, and heals the index."""
+
+    list_display = ["dataset", "generation", "confirmed", "degraded_reason", "healed_at"]
+    search_fields = ["dataset__slug", "degraded_reason"]
 
 
 @admin.register(AuditEvent)

@@ -192,9 +192,9 @@ ACME_ITEMS = [
         generator=ACME,
         topic="food",
     ),
-    # Near-copies of human reference paragraphs: one or two words swapped keeps nearly all
-    # word 5-grams shared (Jaccard above the default 0.8 threshold, auto-rejected); a handful of
-    # swaps spread across the text lands between 0.5 and 0.8 (queued, shown as evidence).
+    # Near-copies of human reference paragraphs: one or two words swapped keeps nearly all word
+    # bigrams shared (Jaccard about 0.95); a handful of swaps spread across the text still keeps
+    # 0.70 - 0.75, above the default 0.5 threshold: all are auto-rejected, naming the paragraph.
     _item(
         "acme-bike-chain",
         _edit(

@@ -442,7 +442,7 @@ def _items_load(item_ids: list[int]) -> list[ScoredItem]:
 
 
 @contextlib.contextmanager
-def _scoring_lock(dataset: Dataset) -> Iterator[None]:
+def _scoring_lock(dataset: Dataset, *, wait: bool = True) -> Iterator[bool]:
     """One scorer per dataset at a time from the index query to the index insert: two workers
     scoring concurrent batches would each miss the other's items (neither is in the index yet).
     Held until the batch is committed and indexed; it expires by itself if a worker dies
@@ -452,6 +452,7 @@ def _scoring_lock(dataset: Dataset) -> Iterator[None]:
     The lock lives in the Redis that holds the index: a Redis flushed or restarted while a
     batch held it has lost the lock too. Its release then finds no lock to release, which is
     no error of the batch (committed by then; the index marker tells whether it was whole).
+    Yields True; with ``wait=False``, False at once when another scorer holds the lock.
     """
     lock = redis_client().lock(
         f"sg:score-lock:{dataset.pk}",
@@ -461,10 +462,13 @@ def _scoring_lock(dataset: Dataset) -> Iterator[None]:
         # so a waiting scorer would idle that long after the holder was done.
         sleep=LOCK_POLL_SECONDS,
     )
-    if not lock.acquire():
+    if not lock.acquire(blocking=wait):
+        if not wait:
+            yield False
+            return
         raise LockError(f"scoring lock of dataset {dataset.pk} not acquired in 900 s")
     try:
-        yield
+        yield True
     finally:
         try:
             lock.release()
@@ -558,7 +562,9 @@ def _index_fill(dataset: Dataset, *, generation: int, batch_size: int = 5000) ->
         )
         if not rows:
             break
-        total += near_dup_index.index_add_many(dataset.pk, ((i, bytes(m)) for i, m in rows))
+        total += near_dup_index.index_add_many(
+            dataset.pk, ((i, bytes(m)) for i, m in rows if m is not None)
+        )
         last = rows[-1][0]
     near_dup_index.index_marker_set(dataset.pk, generation)
     return total
@@ -619,12 +625,14 @@ def _index_heal(dataset: Dataset, rules: ScoringRules, *, reason: str) -> int:
     return state.generation
 
 
-def index_check(*, dataset: Dataset) -> int:
+def index_check(*, dataset: Dataset) -> int | None:
     """Heal the dataset's index if it is missing or behind (the periodic sweep calls it, so an
-    index lost while nothing is being scored heals too). Returns its generation."""
+    index lost while nothing is being scored heals too). Returns its generation, or None when
+    a scorer holds the dataset's lock (it checks the index itself)."""
     rules = scoring_rules_get(dataset=dataset)
-    with _scoring_lock(dataset):
-        return _index_ensure(dataset, rules)
+    # Without waiting: a scorer holding the lock checks the index itself before its batch.
+    with _scoring_lock(dataset, wait=False) as held:
+        return _index_ensure(dataset, rules) if held else None
 
 
 def _store(

@@ -162,3 +162,18 @@ def test_the_evidence_panel_lists_matches_both_ways_with_state_and_containment(
     page = client.get(f"/review/{dataset.slug}/items/{copy[0]}/").content.decode()
     assert f'href="/review/{dataset.slug}/items/{ref[0]}/"' in page
     assert "reference, approved" in page
+
+
+def test_the_sweep_does_not_wait_for_a_scorer_holding_the_lock(dataset):
+    score(ingest(dataset, [_varied(70)]))
+    redis_client().flushdb()
+    lock = redis_client().lock(f"sg:score-lock:{dataset.pk}", timeout=60)
+    assert lock.acquire(blocking=False)
+    try:
+        # the scorer holding the lock checks the index before its own batch
+        assert scoring.index_check(dataset=dataset) is None
+    finally:
+        lock.release()
+    assert scoring.index_check(dataset=dataset) == (
+        NearDupIndexState.objects.get(dataset=dataset).generation
+    )

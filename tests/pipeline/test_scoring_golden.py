@@ -195,7 +195,7 @@ def snapshot(labels: dict[int, str], outcome: dict[str, list[int]]) -> dict[str,
         lab(int(k)): _relabel(v, labels) for k, v in payload["auto_rejected"].items()
     }
     payload["rescored"] = sorted(lab(i) for i in payload["rescored"])
-    for key in ("reapplied", "flagged"):
+    for key in ("reapplied", "flagged", "reasons"):
         payload[key] = {lab(int(k)): _relabel(v, labels) for k, v in payload[key].items()}
     return {
         "items": by_label,
