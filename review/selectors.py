@@ -137,13 +137,6 @@ def review_policy_get(*, dataset: Dataset) -> ReviewPolicy:
     return policy if policy is not None else ReviewPolicy(dataset=dataset)
 
 
-def reject_reason_label(policy: ReviewPolicy, key: str) -> str:
-    for reason in policy.reject_reasons:
-        if reason["key"] == key:
-            return reason["label"]
-    return key.replace("_", " ")
-
-
 def day_start(now: datetime) -> datetime:
     """Quotas count per calendar day in the site's time zone (UTC unless configured)."""
     local = timezone.localtime(now)

@@ -6,7 +6,8 @@ index from scratch after a lost Redis. Keys carry the LSH layout version: a new 
 matches old buckets.
 
 What is indexed: the items an incoming item is compared with, i.e. its dataset's reference corpus,
-approved items and items waiting in the queue. Rejected items are removed.
+approved items and items waiting in the queue. Nothing is taken out when an item is rejected: its
+buckets keep it until ``rebuild_index``, which indexes only those three kinds of item.
 """
 
 from collections.abc import Iterable, Sequence
@@ -20,23 +21,6 @@ PREFIX = f"sg:lsh:{lsh.LSH_VERSION}:"
 
 def _key(dataset_id: int, band_key: bytes) -> bytes:
     return f"{PREFIX}{dataset_id}:".encode() + band_key
-
-
-class RedisBucketStore:
-    """``corpus.scoring.lsh.BucketStore`` on Redis sets, one key space per dataset."""
-
-    def __init__(self, dataset_id: int) -> None:
-        self.dataset_id = dataset_id
-        self.client = redis_client()
-
-    def add(self, keys: list[bytes], item_id: int) -> None:
-        with self.client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.sadd(_key(self.dataset_id, key), item_id)
-            pipe.execute()
-
-    def candidates(self, keys: list[bytes]) -> set[int]:
-        return candidates_many(self.dataset_id, [keys])[0]
 
 
 # The batch scripts below build each bucket's key from the dataset's key prefix and a band key
@@ -207,15 +191,6 @@ def index_add_many(dataset_id: int, entries: Iterable[tuple[int, bytes]]) -> int
         dataset_id,
         ((item_id, lsh.band_keys(minhash.from_bytes(sig))) for item_id, sig in entries),
     )
-
-
-def index_remove_many(dataset_id: int, entries: Iterable[tuple[int, bytes]]) -> None:
-    client = redis_client()
-    with client.pipeline(transaction=False) as pipe:
-        for item_id, sig_bytes in entries:
-            for key in lsh.band_keys(minhash.from_bytes(sig_bytes)):
-                pipe.srem(_key(dataset_id, key), item_id)
-        pipe.execute()
 
 
 def index_clear(dataset_id: int | None = None) -> int:

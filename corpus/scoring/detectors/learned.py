@@ -141,10 +141,6 @@ class LearnedDetector:
 
     # -- prediction -------------------------------------------------------------------------
 
-    @property
-    def is_fitted(self) -> bool:
-        return self.coef is not None
-
     def supports(self, kind: str) -> bool:
         return kind in self.supported_kinds
 

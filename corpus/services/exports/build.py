@@ -82,10 +82,6 @@ class ExportRequestError(ValueError):
         self.errors = errors
 
 
-class ExportBlocked(Exception):
-    """The policy says ``block`` and a cap binds."""
-
-
 class ExportSuperseded(Exception):
     """Another attempt took the export over (this worker was presumed dead)."""
 
