@@ -195,7 +195,7 @@ def bulk_insert(model: type[models.Model], rows: Sequence[Mapping[str, Any]]) ->
         convert = converter(f)
         default = f.get_default()
         tail.append(default if convert is None else convert(default))
-    columns = [f.column for f in present] + [f.column for f in missing]
+    columns = [str(f.column) for f in present + missing]
     ids: list[int] = []
     with connection.wrap_database_errors, connection.cursor() as cursor:
         if auto_pk:
@@ -208,7 +208,7 @@ def bulk_insert(model: type[models.Model], rows: Sequence[Mapping[str, Any]]) ->
                 [meta.db_table, pk.column, len(rows)],
             )
             ids = sorted(row[0] for row in cursor.fetchall())
-            columns.insert(0, pk.column)
+            columns.insert(0, str(pk.column))
             types.insert(0, _column_type(pk, connection))
         names = ", ".join(connection.ops.quote_name(c) for c in columns)
         table = connection.ops.quote_name(meta.db_table)
@@ -230,6 +230,13 @@ def bulk_insert(model: type[models.Model], rows: Sequence[Mapping[str, Any]]) ->
     return ids
 
 
+def _column(meta: Any, name: str) -> str:
+    field = meta.get_field(name)
+    if not isinstance(field, models.Field) or not field.column:
+        raise ValueError(f"{meta.model.__name__}.{name} is not a concrete field")
+    return field.column
+
+
 def values_in(model: type[models.Model], fields: Sequence[str], **where: Any) -> list[tuple]:
     """``model.objects.filter(**where).values_list(*fields)`` as a list, for the lookups of a
     bulk write. ``where`` takes only ``name`` (equals), ``name__in`` (a collection; on PostgreSQL
@@ -248,7 +255,7 @@ def values_in(model: type[models.Model], fields: Sequence[str], **where: Any) ->
     params: list[Any] = []
     for key, value in where.items():
         name, _, lookup = key.partition("__")
-        column = quote(meta.get_field(name).column)
+        column = quote(_column(meta, name))
         if lookup == "":
             conditions.append(f"{column} = %s")
             params.append(value)
@@ -261,7 +268,7 @@ def values_in(model: type[models.Model], fields: Sequence[str], **where: Any) ->
             params.append(list(value))
         else:  # isnull
             conditions.append(f"{column} IS {'' if value else 'NOT '}NULL")
-    columns = ", ".join(quote(meta.get_field(f).column) for f in fields)
+    columns = ", ".join(quote(_column(meta, f)) for f in fields)
     sql = f"SELECT {columns} FROM {quote(meta.db_table)}"
     if conditions:
         sql += " WHERE " + " AND ".join(conditions)

@@ -261,7 +261,7 @@ def item_evidence(*, item: Item, reference: dict[str, float]) -> dict[str, Any]:
         }
     if near is not None and item.kind != Item.Kind.TEXT:
         # Code and transcripts line up line by line (turn by turn), not as running prose.
-        near["aligned"] = rendering.aligned_lines(item.text, score.near_duplicate_of.text)
+        near["aligned"] = rendering.aligned_lines(item.text, near["item"].text)
     lexical = score.lexical if score is not None and score.lexical else None
     return {
         "turns": rendering.chat_turns(item.messages) if item.kind == Item.Kind.CHAT else None,

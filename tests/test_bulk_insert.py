@@ -19,7 +19,7 @@ COMPARED = [
 ]  # fmt: skip
 
 
-def row(dataset, source, n: int, **extra):  # type: ignore[no-untyped-def]
+def row(dataset, source, n: int, **extra):
     now = timezone.now()
     return {
         "dataset_id": dataset.pk,

@@ -14,7 +14,7 @@ from tests.test_bulk_insert import row
 pytestmark = pytest.mark.django_db
 
 
-def _insert_and_check(rows):  # type: ignore[no-untyped-def]
+def _insert_and_check(rows):
     # The foreign keys are deferred: check them now, as the commit would.
     with transaction.atomic():
         bulk_insert(Item, rows)

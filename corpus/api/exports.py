@@ -38,7 +38,7 @@ from corpus.services.items import ItemStateError
 from corpus.services.policy import PolicyError, policy_current, policy_set
 from corpus.services.retractions import item_retract
 
-CONTENT_TYPES = {
+CONTENT_TYPES: dict[str, str] = {
     Export.Format.JSONL: "application/jsonl",
     Export.Format.PARQUET: "application/vnd.apache.parquet",
 }
@@ -127,7 +127,7 @@ def export_file_response(request: HttpRequest, export: Export, *, actor: str) ->
         export_download_record(export=export, actor=actor, byte_range=None, size=size)
         # FileResponse: the WSGI server may send it with sendfile(), without copying it through
         # Python.
-        response: HttpResponseBase = FileResponse(
+        response = FileResponse(
             fh,
             as_attachment=True,
             filename=export.download_name,
@@ -211,7 +211,7 @@ class ExportOutputSerializer(serializers.Serializer):
     download_url = serializers.SerializerMethodField()
 
     def get_policy_version(self, export: Export) -> int:
-        return export.policy.version if export.policy_id else 0
+        return export.policy.version if export.policy is not None else 0
 
     def get_download_url(self, export: Export) -> str | None:
         if export.status != Export.Status.READY:

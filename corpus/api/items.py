@@ -36,7 +36,8 @@ class ScoreOutputSerializer(serializers.Serializer):
 class ItemOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     dataset = serializers.CharField(source="dataset.slug")
-    source = serializers.CharField(source="source.name")
+    # A field named "source": DRF's stubs read the name as the Field.source attribute.
+    source = serializers.CharField(source="source.name")  # type: ignore[assignment]
     kind = serializers.CharField()
     text = serializers.CharField()
     messages = serializers.JSONField(allow_null=True)

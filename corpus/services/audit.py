@@ -198,7 +198,7 @@ def audit_lock() -> AuditHead:
 def audit_head() -> dict[str, Any]:
     """The committed chain head, ``{"seq", "hash"}``: what export manifests record."""
     head = AuditHead.objects.filter(pk=1).values("seq", "hash").first()
-    return head or {"seq": 0, "hash": GENESIS_HASH}
+    return dict(head) if head else {"seq": 0, "hash": GENESIS_HASH}
 
 
 @dataclass(frozen=True)
@@ -450,7 +450,7 @@ def audit_append_many(
         ]
     else:
         rows = [
-            AuditEvent(*row[:7], event.payload, *row[8:])
+            AuditEvent(**dict(zip(_ATTNAMES, (*row[:7], event.payload, *row[8:]), strict=True)))
             for row, event in zip(values, prepared, strict=True)
         ]
         AuditEvent.objects.bulk_create(rows)

@@ -56,7 +56,7 @@ def detector_for_dataset(dataset_id: int) -> LearnedDetector:
     key = (dataset_id, row[1])
     if key not in _cache:
         weights = DetectorModel.objects.values_list("weights", flat=True).get(pk=row[0])
-        _cache[key] = LearnedDetector.load(io.BytesIO(bytes(weights)))  # type: ignore[arg-type]
+        _cache[key] = LearnedDetector.load(io.BytesIO(bytes(weights)))
     return _cache[key]
 
 

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import orjson
 from django.conf import settings
@@ -277,7 +277,7 @@ def _pydantic_errors(exc: ValidationError, *, offset: int = 0) -> list[dict[str,
             message = message.removeprefix("Value error, ")
         errors.append(
             {
-                "index": None if index is None else index + offset,
+                "index": None if index is None else int(index) + offset,
                 "field": field_name,
                 "message": message,
             }
@@ -423,7 +423,8 @@ def _items_ingest_once(
     index_offset: int,
     lock_first: bool = False,
 ) -> IngestOutcome:
-    hashes = [content_hash(item.text) for item in items]
+    # Validation gave every item its text (derived from the messages of a chat).
+    hashes = [content_hash(cast(str, item.text)) for item in items]
     source_names = {item.source or default_source for item in items}
     sources = {s.name: s for s in Source.objects.filter(dataset=dataset, name__in=source_names)}
     for name in source_names - sources.keys():
@@ -434,7 +435,7 @@ def _items_ingest_once(
         audit_lock()
 
     # 1. Idempotency: what already exists, and duplicates within this request.
-    by_ext: dict[tuple[int, str], int] = {}
+    by_ext: dict[tuple[int, str | None], int] = {}
     source_ids = {name: source.pk for name, source in sources.items()}
     ext_keys = [(source_ids[i.source or default_source], i.external_id) for i in items]
     wanted_ext = {key for key in ext_keys if key[1] is not None}

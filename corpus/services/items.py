@@ -32,6 +32,8 @@ def _export_holding(item_id: int) -> int | None:
     """The export (being built, or ready) that includes this item, if any: one probe of the
     export rows' (export, item) key per export of the item's dataset."""
     dataset_id = Item.objects.filter(pk=item_id).values_list("dataset_id", flat=True).first()
+    if dataset_id is None:
+        return None
     exports = list(
         Export.objects.filter(
             dataset_id=dataset_id, status__in=[ExportStatus.BUILDING, ExportStatus.READY]

@@ -45,7 +45,9 @@ def items_lm_score(*, item_ids: list[int], detector: Any = None) -> int:
         kinds.scoring_text(s.item.kind, s.item.text, s.item.messages, s.item.language)
         for s in supported
     ]
-    probabilities = np.asarray(detector.predict_proba(texts), dtype=np.float64) if texts else []
+    probabilities: Any = (
+        np.asarray(detector.predict_proba(texts), dtype=np.float64) if texts else []
+    )
     verdict: dict[int, dict[str, Any]] = {
         s.item_id: {"version": detector.version, "unsupported": s.item.kind} for s in todo
     }

@@ -40,7 +40,8 @@ import json
 import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, fields
-from typing import Any
+from datetime import timedelta
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
@@ -352,7 +353,7 @@ def _items_load(item_ids: list[int]) -> list[ScoredItem]:
     column_of = {f.attname: f.column for f in Item._meta.concrete_fields}
     item_columns = ", ".join(f"i.{column_of[name]}" for name in _ITEM_VALUES[:-2])
     messages_at = _ITEM_VALUES.index("messages")
-    decoder = Item._meta.get_field("messages").decoder  # type: ignore[union-attr]
+    decoder = Item._meta.get_field("messages").decoder
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {item_columns}, s.scorer_version, s.error "
@@ -711,7 +712,7 @@ def _items_reprioritize(priorities: list[tuple[int, float]], now: Any) -> None:
 
 
 def items_pending_stale(*, older_than_seconds: int, limit: int = 50_000) -> list[int]:
-    cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     return list(
         Item.objects.filter(state=Item.State.PENDING, created_at__lt=cutoff)
         .order_by("id")
@@ -737,7 +738,9 @@ def index_rebuild(*, dataset: Dataset | None = None, batch_size: int = 5000) -> 
             )
             if not rows:
                 break
-            total += near_dup_index.index_add_many(ds.pk, ((i, bytes(m)) for i, m in rows))
+            total += near_dup_index.index_add_many(
+                ds.pk, ((i, bytes(cast(bytes, m))) for i, m in rows)
+            )
             last = rows[-1][0]
     return total
 

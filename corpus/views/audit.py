@@ -14,6 +14,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
+from corpus.http import HtmxHttpRequest
 from corpus.models import AuditVerification, Dataset
 from corpus.selectors_audit import (
     KNOWN_ACTIONS,
@@ -69,7 +70,7 @@ def _rows(events: list[Any]) -> list[dict[str, Any]]:
 @admin_required
 @require_GET
 @vary_on_headers("HX-Request")
-def audit_browser(request: HttpRequest) -> HttpResponse:
+def audit_browser(request: HtmxHttpRequest) -> HttpResponse:
     filters, errors = audit_filters_parse(request.GET)
     before, after = _seq(request.GET.get("before")), _seq(request.GET.get("after"))
     events: list[Any] = []

@@ -12,7 +12,7 @@ from tests.factories import ItemFactory, UserFactory
 AUDIT = "/audit/"
 
 
-def _append(**kwargs):  # type: ignore[no-untyped-def]
+def _append(**kwargs):
     with transaction.atomic():
         return audit_append(**{"actor": SYSTEM, "object_type": "test", "object_id": 1, **kwargs})
 
@@ -162,7 +162,7 @@ def test_post_is_405(client, admin_user):
 
 
 @pytest.fixture
-def lineage(dataset):  # type: ignore[no-untyped-def]
+def lineage(dataset):
     parent = ItemFactory(dataset=dataset, origin="human", generation=0)
     item = ItemFactory(
         dataset=dataset,

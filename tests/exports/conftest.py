@@ -14,7 +14,7 @@ from tests.factories import ItemFactory, SourceFactory
 
 
 @pytest.fixture(autouse=True)
-def export_dirs(settings, tmp_path):  # type: ignore[no-untyped-def]
+def export_dirs(settings, tmp_path):
     settings.SYNTHGATE_EXPORT_STORAGE = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(tmp_path / "exports")},

@@ -22,7 +22,7 @@ postgres_only = pytest.mark.skipif(
 )
 
 
-def _page(client, cursor=None, limit=100):  # type: ignore[no-untyped-def]
+def _page(client, cursor=None, limit=100):
     params = {"limit": limit}
     if cursor:
         params["cursor"] = cursor

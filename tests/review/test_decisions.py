@@ -13,7 +13,7 @@ from review.services.queue import item_claim
 from tests.review.conftest import make_item
 
 
-def _claim(dataset, user):  # type: ignore[no-untyped-def]
+def _claim(dataset, user):
     return item_claim(dataset=dataset, reviewer=user).claim
 
 
@@ -257,7 +257,7 @@ def test_an_outcome_and_its_feed_entry_are_written_together_or_not_at_all(review
     assert FeedEntry.objects.get(item_id=second.pk).created_at is not None
 
 
-def _decide_next(dataset, user, **kwargs):  # type: ignore[no-untyped-def]
+def _decide_next(dataset, user, **kwargs):
     from review.services.decisions import decision_record_and_next
 
     held = _claim(dataset, user)

@@ -219,7 +219,7 @@ def test_a_lease_taken_over_after_expiry_audits_the_expiry_then_the_claim(
 def test_a_claim_that_fails_leaves_no_claim_event(review_dataset, alice, queued, monkeypatch):
     from review.services import queue
 
-    def broken(**kwargs):  # type: ignore[no-untyped-def]
+    def broken(**kwargs):
         raise RuntimeError("database went away")
 
     monkeypatch.setattr(queue, "audit_append_many", broken)

@@ -18,7 +18,7 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture
-def listed_without_role(review_dataset):  # type: ignore[no-untyped-def]
+def listed_without_role(review_dataset):
     """On the dataset's reviewers but not in the reviewer group."""
     user = UserFactory(username="dave")
     review_dataset.reviewers.add(user)
@@ -47,7 +47,7 @@ ADMIN_WRITES = [
 ]
 
 
-def _url(name, slug, item=None):  # type: ignore[no-untyped-def]
+def _url(name, slug, item=None):
     args = [slug] + ([item.pk] if item is not None else [])
     return reverse(name, args=args)
 
@@ -314,7 +314,7 @@ def test_review_templates_and_code_never_mark_text_safe():
 _serial = itertools.count()
 
 
-def _rich_item(dataset, parents=3):  # type: ignore[no-untyped-def]
+def _rich_item(dataset, parents=3):
     n = next(_serial)
     near = make_item(dataset, state=Item.State.APPROVED, text=f"the quick brown fox {n} jumps over")
     item = make_item(
@@ -334,7 +334,7 @@ def _rich_item(dataset, parents=3):  # type: ignore[no-untyped-def]
     return item
 
 
-def _triage_queries(client, django_assert_num_queries, n):  # type: ignore[no-untyped-def]
+def _triage_queries(client, django_assert_num_queries, n):
     from django.db import connection
 
     Claim.objects.all().delete()

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from corpus.scoring.detectors.base import Detector
 from corpus.scoring.detectors.evaluation import evaluate
 from corpus.scoring.detectors.learned import LearnedDetector, split_indices
 from corpus.services import detectors
@@ -82,9 +83,9 @@ class Command(BaseCommand):
             field = options["group_field"]
             groups = [str(r.get(field, i)) for i, r in enumerate(rows)] if field else None
             train, test = split_indices(y_all, groups, test_size=1.0 - split, seed=options["seed"])
-            detector = LearnedDetector()
+            learned = LearnedDetector()
             try:
-                detector.fit(
+                learned.fit(
                     [rows[i]["text"] for i in train],
                     y_all[train],
                     groups=None if groups is None else [groups[i] for i in train],
@@ -94,6 +95,7 @@ class Command(BaseCommand):
                 raise CommandError(f"training failed: {exc}") from None
             result["trained_on"] = int(train.size)
             rows = [rows[i] for i in test]
+            detector: Detector = learned
         elif options["detector"] == "lm":
             try:
                 from corpus.scoring.detectors import lm

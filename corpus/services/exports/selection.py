@@ -274,8 +274,10 @@ def export_items_write(*, export_id: int, dataset: Dataset, since: Since | None,
         after = batch[-1][0]
         ranks = item_ranks([row[0] for row in batch], spec.seed)
         out: list[tuple[int, int, bool, str]] = []
-        for (item_id, *key), rank in zip(batch, ranks, strict=True):
-            s = _stratum(*key)
+        for (item_id, origin, source, generator, generation), rank in zip(
+            batch, ranks, strict=True
+        ):
+            s = _stratum(origin, source, generator, generation)
             reason = ""
             if spec.max_generation is not None and s.generation > spec.max_generation:
                 reason = REASON_DEPTH
