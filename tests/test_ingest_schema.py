@@ -6,7 +6,7 @@ lookups still on their indexes; SQLite keeps its two single-column foreign keys.
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from corpus.bulk import bulk_insert, values_in
+from corpus.db.bulk import bulk_insert, values_in
 from corpus.models import Item
 from tests.factories import DatasetFactory, SourceFactory
 from tests.test_bulk_insert import row

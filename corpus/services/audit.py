@@ -31,6 +31,7 @@ from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import Subquery
 from django.utils import timezone
 
+from corpus.db.copy import copy_rows
 from corpus.models import (
     ApiToken,
     AuditEvent,
@@ -298,10 +299,17 @@ def audit_append(
 
 
 _COPY_EVENTS = (
-    "COPY corpus_auditevent (seq, time, actor, action, object_type, object_id, dataset_id, "
-    "payload, prev_hash, hash) FROM STDIN"
+    "seq",
+    "time",
+    "actor",
+    "action",
+    "object_type",
+    "object_id",
+    "dataset_id",
+    "payload",
+    "prev_hash",
+    "hash",
 )
-_COPY_REFS = "COPY corpus_auditeventitem (item_id, event_id) FROM STDIN"
 # AuditEvent's concrete fields in declaration order: from_db() then takes Model.__init__'s fast
 # positional path.
 _ATTNAMES = [f.attname for f in AuditEvent._meta.concrete_fields]
@@ -310,14 +318,9 @@ _ATTNAMES = [f.attname for f in AuditEvent._meta.concrete_fields]
 def _copy_rows(values: list[tuple[Any, ...]], refs: list[tuple[int, int]]) -> None:
     """Insert with COPY: every append queues on the head lock, and COPY costs a fraction of
     ``bulk_create``'s per-row work (which escapes its text arrays in Python, value by value)."""
-    with connection.cursor() as cursor:
-        with cursor.copy(_COPY_EVENTS) as copy:
-            for row in values:
-                copy.write_row(row)
-        if refs:
-            with cursor.copy(_COPY_REFS) as copy:
-                for ref in refs:
-                    copy.write_row(ref)
+    copy_rows(AuditEvent, _COPY_EVENTS, values)
+    if refs:
+        copy_rows(AuditEventItem, ("item_id", "event_id"), refs)
 
 
 # Appends up to this size go as one statement on PostgreSQL (``_append_small``); larger ones

@@ -31,7 +31,7 @@ from pydantic import (
     field_validator,
 )
 
-from corpus.bulk import bulk_insert, values_in
+from corpus.db.bulk import bulk_insert, values_in
 from corpus.models import Dataset, Item, ItemParent, Source
 from corpus.scoring import kinds
 from corpus.scoring.text import content_hash
@@ -550,7 +550,7 @@ def _items_ingest_once(
     dataset_id = dataset.pk
     state = (Item.State.APPROVED if reference else Item.State.PENDING).value
     generation: dict[int, int] = {}
-    # Plain dicts, not Item instances: bulk_insert COPYs them (see corpus/bulk.py).
+    # Plain dicts, not Item instances: bulk_insert COPYs them (see corpus/db/bulk.py).
     rows_to_create: list[dict[str, Any]] = []
     for i in order:
         item = items[i]
