@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, User
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import connection
@@ -158,7 +158,7 @@ class QuotaStatus:
 
 
 def quota_status_get(
-    *, dataset: Dataset, reviewer: Any, now: datetime | None = None
+    *, dataset: Dataset, reviewer: User, now: datetime | None = None
 ) -> QuotaStatus:
     """The reviewer's daily limit (their own, else the dataset default, else none) and their
     live decisions today (an undone decision gives its slot back), in one statement: it runs
@@ -291,7 +291,7 @@ def item_decisions(*, item: Item) -> list[Decision]:
     )
 
 
-def last_decision_get(*, dataset: Dataset, reviewer: Any) -> Decision | None:
+def last_decision_get(*, dataset: Dataset, reviewer: User) -> Decision | None:
     """The reviewer's most recent decision in the dataset, if it can still be undone."""
     last = (
         Decision.objects.filter(dataset=dataset, reviewer=reviewer)
@@ -354,7 +354,7 @@ def dashboard_rows(*, user: Any) -> list[DatasetRow]:
     return [rows[ds.pk] for ds in datasets]
 
 
-def skipped_returning_count(*, dataset: Dataset, reviewer: Any, now: datetime) -> int:
+def skipped_returning_count(*, dataset: Dataset, reviewer: User, now: datetime) -> int:
     cutoff = now - timedelta(seconds=settings.SYNTHGATE_SKIP_HIDE_SECONDS)
     return (
         Skip.objects.filter(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from corpus.db.batch import Rows
@@ -80,7 +81,7 @@ def _decide(
     wb: WriteBatch,
     *,
     dataset: Dataset,
-    reviewer: Any,
+    reviewer: User,
     item_id: int,
     item: LockedItem | None,
     verdict: str,
@@ -166,7 +167,7 @@ def _decide(
 def decision_record(
     *,
     dataset: Dataset,
-    reviewer: Any,
+    reviewer: User,
     item_id: int,
     verdict: str,
     reason: str = "",
@@ -193,7 +194,7 @@ def _record(
     wb: WriteBatch,
     *,
     dataset: Dataset,
-    reviewer: Any,
+    reviewer: User,
     item_id: int,
     verdict: str,
     reason: str,
@@ -246,7 +247,7 @@ def _record(
 def decision_record_and_next(
     *,
     dataset: Dataset,
-    reviewer: Any,
+    reviewer: User,
     item_id: int,
     verdict: str,
     reason: str = "",
@@ -289,7 +290,7 @@ class UndoOutcome:
     reclaimed: bool  # the item is back in the reviewer's hands
 
 
-def decision_undo(*, dataset: Dataset, reviewer: Any) -> UndoOutcome:
+def decision_undo(*, dataset: Dataset, reviewer: User) -> UndoOutcome:
     """Take back one's most recent decision in the dataset, while its item is not exported
     (the corpus refuses to reopen an exported item; then nothing changes). The item goes back
     to the queue and, if nobody else holds it, straight back to this reviewer."""
@@ -402,7 +403,7 @@ class BulkOutcome:
 def decisions_bulk(
     *,
     dataset: Dataset,
-    reviewer: Any,
+    reviewer: User,
     item_ids: Sequence[int],
     verdict: str,
     reason: str = "",

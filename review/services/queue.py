@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import connection
 from django.utils import timezone
 
@@ -91,7 +92,7 @@ def _end(
     return True
 
 
-def _claimed(wb: WriteBatch, claim: Claim, *, reviewer: Any) -> None:
+def _claimed(wb: WriteBatch, claim: Claim, *, reviewer: User) -> None:
     """The event of a new lease: who holds the item, from when until when."""
     wb.audit(
         actor=actor_for_user(reviewer),
@@ -107,7 +108,7 @@ def _claimed(wb: WriteBatch, claim: Claim, *, reviewer: Any) -> None:
     )
 
 
-def _insert(*, item_id: int, dataset: Dataset, reviewer: Any, now: datetime) -> bool:
+def _insert(*, item_id: int, dataset: Dataset, reviewer: User, now: datetime) -> bool:
     """Insert a lease; False when the item (or this reviewer, in another tab) already has one.
     Raw SQL because the ORM cannot say ON CONFLICT DO NOTHING *and* report whether it did."""
     ops = connection.ops
@@ -128,7 +129,7 @@ def _insert(*, item_id: int, dataset: Dataset, reviewer: Any, now: datetime) -> 
 
 
 def claim_item(
-    wb: WriteBatch, *, item_id: int, dataset: Dataset, reviewer: Any, now: datetime
+    wb: WriteBatch, *, item_id: int, dataset: Dataset, reviewer: User, now: datetime
 ) -> bool:
     """Lease one given item in ``wb``, taking over a lease that has run out (both audited).
     False when someone holds a live lease on it."""
@@ -154,7 +155,7 @@ def _expire_stale(wb: WriteBatch, *, dataset: Dataset, now: datetime, limit: int
 
 
 def _leased(
-    wb: WriteBatch, item_id: int, *, dataset: Dataset, reviewer: Any, now: datetime
+    wb: WriteBatch, item_id: int, *, dataset: Dataset, reviewer: User, now: datetime
 ) -> Claim:
     """The lease just inserted, audited."""
     claim = Claim(
@@ -172,7 +173,7 @@ def _claim_first(
     wb: WriteBatch,
     *,
     dataset: Dataset,
-    reviewer: Any,
+    reviewer: User,
     now: datetime,
     gold: bool,
     expire_stale: bool,
@@ -225,7 +226,7 @@ def _claim_first(
 
 
 def item_claim(
-    *, dataset: Dataset, reviewer: Any, policy: ReviewPolicy | None = None
+    *, dataset: Dataset, reviewer: User, policy: ReviewPolicy | None = None
 ) -> ClaimOutcome:
     """The reviewer's current item in this dataset: the one they hold (lease renewed), else the
     next one in the queue, with a gold check mixed in at the dataset's rate. Refuses at the daily
@@ -266,7 +267,7 @@ def item_claim_next(
     wb: WriteBatch,
     *,
     dataset: Dataset,
-    reviewer: Any,
+    reviewer: User,
     policy: ReviewPolicy,
     quota: QuotaStatus,
 ) -> ClaimOutcome:
@@ -281,7 +282,7 @@ def _lease_next(
     wb: WriteBatch,
     *,
     dataset: Dataset,
-    reviewer: Any,
+    reviewer: User,
     now: datetime,
     policy: ReviewPolicy,
     quota: QuotaStatus,
@@ -301,7 +302,7 @@ def _lease_next(
     return ClaimOutcome(status="claimed", claim=claim, quota=quota, policy=policy, item=item)
 
 
-def claim_renew(*, dataset: Dataset, reviewer: Any, item_id: int) -> Claim | None:
+def claim_renew(*, dataset: Dataset, reviewer: User, item_id: int) -> Claim | None:
     """Extend a live lease (the open page asks every minute); None when it is no longer held.
     A lease that already ran out is not revived: the item may be someone else's by now."""
     now = timezone.now()
@@ -322,7 +323,7 @@ def not_held_error(item_id: int) -> ReviewError:
     )
 
 
-def held_claim(*, dataset: Dataset, reviewer: Any, item_id: int, now: datetime) -> Claim:
+def held_claim(*, dataset: Dataset, reviewer: User, item_id: int, now: datetime) -> Claim:
     """End the reviewer's live lease on the item and return it (as it was); refuses when they
     hold none. Rolled back with the caller's transaction if that fails later."""
     taken = take_claim(item_id=item_id, dataset_id=dataset.pk, reviewer_id=reviewer.pk, now=now)
@@ -338,7 +339,7 @@ def held_claim(*, dataset: Dataset, reviewer: Any, item_id: int, now: datetime) 
     )
 
 
-def item_skip(*, dataset: Dataset, reviewer: Any, item_id: int) -> Skip:
+def item_skip(*, dataset: Dataset, reviewer: User, item_id: int) -> Skip:
     """Pass on the held item: it goes back to the queue for others and stays out of this
     reviewer's queue for SYNTHGATE_SKIP_HIDE_SECONDS."""
     now = timezone.now()
