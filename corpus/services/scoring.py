@@ -41,7 +41,7 @@ import logging
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
@@ -551,7 +551,9 @@ def _index_fill(dataset: Dataset, *, generation: int, batch_size: int = 5000) ->
         )
         if not rows:
             break
-        total += near_dup_index.index_add_many(dataset.pk, ((i, bytes(m)) for i, m in rows))
+        total += near_dup_index.index_add_many(
+            dataset.pk, ((i, bytes(cast(bytes, m))) for i, m in rows)
+        )
         last = rows[-1][0]
     near_dup_index.index_marker_set(dataset.pk, generation)
     return total
