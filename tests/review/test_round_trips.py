@@ -25,15 +25,16 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 # Session, user, the dataset (with its policy and the user's roles), then the page's own reads;
 # a new lease takes the audit chain lock in the round trip that picks and leases the next item
 # (one INSERT ... SELECT) and reads it for the page, and appends its audit event at commit
-# (head update and insert, one statement on PostgreSQL).
-TRIAGE = {"postgresql": 10, "sqlite": 14}
+# (head update and insert, one statement on PostgreSQL). Every page that shows an item also
+# lists its near-duplicate matches (review.selectors.item_matches): one statement.
+TRIAGE = {"postgresql": 11, "sqlite": 15}
 # A decision sends the audit chain lock with its reads (quota, the end of the lease, the item's
 # row lock); its INSERT, the reviewer's count of the day and the outcome (with an approval's
 # feed entry) ride with the next lease's statements, which also read the leased item.
-DECIDE_AND_NEXT = {"postgresql": 8, "sqlite": 18}
+DECIDE_AND_NEXT = {"postgresql": 9, "sqlite": 19}
 # Undo re-renders the triage page with the item back in the reviewer's hands.
-UNDO = {"postgresql": 28, "sqlite": 29}
-SKIP = {"postgresql": 16, "sqlite": 21}
+UNDO = {"postgresql": 29, "sqlite": 30}
+SKIP = {"postgresql": 17, "sqlite": 22}
 # Bulk decisions: (fixed, per item decided). Per item, its row lock, the decision and the
 # outcome; on PostgreSQL one round trip (an item's writes go with the next item's lock).
 BULK = {"postgresql": (15, 1), "sqlite": (16, 4)}
