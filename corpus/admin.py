@@ -25,6 +25,8 @@ from corpus.models import (
     FeedEntry,
     Item,
     ItemParent,
+    NearDupIndexState,
+    NearDuplicate,
     Retraction,
     Score,
     ScoringRules,
@@ -275,6 +277,18 @@ class DetectorModelAdmin(ReadOnlyAdmin):
     list_filter = ["name", "is_active", "dataset"]
     search_fields = ["version"]
     exclude = ["weights"]
+
+
+@admin.register(NearDuplicate)
+class NearDuplicateAdmin(ReadOnlyAdmin):
+    list_display = ["item", "other", "jaccard", "containment"]
+    raw_id_fields = ["item", "other"]
+    search_fields = ["=item__id", "=other__id"]
+
+
+@admin.register(NearDupIndexState)
+class NearDupIndexStateAdmin(ReadOnlyAdmin):
+    list_display = ["dataset"]
 
 
 # Users and groups: Django's own admin classes, audited. django.contrib.auth registered them.
