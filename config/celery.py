@@ -44,11 +44,11 @@ class HeartbeatStep(bootsteps.StartStopStep):
     def __init__(self, worker: object, **kwargs: object) -> None:
         self.tref = None
 
-    def start(self, worker) -> None:  # type: ignore[no-untyped-def]
+    def start(self, worker) -> None:
         worker_heartbeat()
         self.tref = worker.timer.call_repeatedly(HEARTBEAT_SECONDS, worker_heartbeat)
 
-    def stop(self, worker) -> None:  # type: ignore[no-untyped-def]
+    def stop(self, worker) -> None:
         if self.tref is not None:
             self.tref.cancel()
 

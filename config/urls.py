@@ -15,7 +15,7 @@ urlpatterns = [
     path("admin/login/", admin_login_redirect),
     path("admin/", admin.site.urls),
     path("review/", include("review.urls")),
-    path("api/v1/", include("corpus.urls")),
+    path("api/v1/", include("corpus.api.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
 ]

@@ -1,5 +1,18 @@
-from django.contrib import admin
+"""The Django admin, every class registered here once. Rows the services write are read-only
+(``ReadOnlyAdmin``); the few an admin may edit here (datasets, sources, items, scores, users,
+groups) are ``AuditedAdmin`` subclasses, so each change is one audit event. An item's state is
+never edited here: it moves through the review services, the scoring pipeline and retractions,
+which keep the feed and the "not after export" rule."""
 
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+
+from corpus.admin_audit import AuditedAdmin, AuditedGroupAdmin, AuditedUserAdmin
 from corpus.models import (
     ApiToken,
     AuditEvent,
@@ -19,6 +32,8 @@ from corpus.models import (
     ScoringRules,
     Source,
 )
+from corpus.services.audit import actor_for_user
+from corpus.services.tokens import token_revoke
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -28,25 +43,27 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     ExportItem) are not registered: Django's admin does not support such keys; they show
     through their event's and export's pages and the API."""
 
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
 @admin.register(Dataset)
-class DatasetAdmin(admin.ModelAdmin):
+class DatasetAdmin(AuditedAdmin):
+    audit_object_type = "dataset"
     list_display = ["slug", "name", "created_at"]
     search_fields = ["slug", "name", "description"]
     filter_horizontal = ["reviewers"]
 
 
 @admin.register(Source)
-class SourceAdmin(admin.ModelAdmin):
+class SourceAdmin(AuditedAdmin):
+    audit_object_type = "source"
     list_display = ["name", "dataset", "created_at"]
     list_filter = ["dataset"]
     search_fields = ["name"]
@@ -60,7 +77,8 @@ class ParentInline(admin.TabularInline):
 
 
 @admin.register(Item)
-class ItemAdmin(admin.ModelAdmin):
+class ItemAdmin(AuditedAdmin):
+    audit_object_type = "item"
     list_display = [
         "id",
         "dataset",
@@ -76,13 +94,25 @@ class ItemAdmin(admin.ModelAdmin):
     search_fields = ["=id", "external_id", "content_hash", "text"]
     list_select_related = ["dataset", "source"]
     raw_id_fields = ["source"]
-    readonly_fields = ["content_hash", "created_at", "updated_at", "decided_at", "decided_by"]
+    # State and what goes with it change only through the services (review, scoring,
+    # retraction, gold): editing them here would skip the feed and the export rules.
+    readonly_fields = [
+        "state",
+        "state_reason",
+        "is_gold",
+        "content_hash",
+        "created_at",
+        "updated_at",
+        "decided_at",
+        "decided_by",
+    ]
     inlines = [ParentInline]
     show_full_result_count = False
 
 
 @admin.register(Score)
-class ScoreAdmin(admin.ModelAdmin):
+class ScoreAdmin(AuditedAdmin):
+    audit_object_type = "score"
     list_display = [
         "item",
         "scorer_version",
@@ -128,7 +158,9 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    """Tokens are created with `manage.py create_token` (the key is printed once)."""
+    """Tokens are created with `manage.py create_token` (the key is printed once), read-only here
+    and never deleted: revoking goes through ``token_revoke``, which audits it, so a revoked
+    token's history stays whole."""
 
     list_display = [
         "name",
@@ -141,10 +173,39 @@ class ApiTokenAdmin(admin.ModelAdmin):
     ]
     list_filter = ["dataset", "revoked_at"]
     search_fields = ["name", "key_prefix"]
-    readonly_fields = ["key_hash", "key_prefix", "created_at", "last_used_at"]
+    actions = ["revoke_tokens"]
 
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """Every field is read-only: there is nothing to save, and nothing may be written
+        around the token service."""
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """Nothing related to save either."""
+
+    @admin.action(description="Revoke the selected tokens", permissions=["change"])
+    def revoke_tokens(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
+        actor = actor_for_user(request.user)
+        revoked = 0
+        for token in queryset.filter(revoked_at__isnull=True):
+            before = token.revoked_at
+            token = token_revoke(actor=actor, token=token)
+            revoked += before is None and token.revoked_at is not None
+        self.message_user(
+            request,
+            f"Revoked {revoked} token{'s' if revoked != 1 else ''} at "
+            f"{timezone.now():%Y-%m-%d %H:%M} UTC.",
+            messages.SUCCESS,
+        )
+        return None
 
 
 @admin.register(ItemParent)
@@ -236,5 +297,8 @@ class DetectorModelAdmin(ReadOnlyAdmin):
     exclude = ["weights"]
 
 
-# Last: it re-registers the classes above (and the auth ones) with audited versions.
-from corpus import admin_audit  # noqa: E402, F401
+# Users and groups: Django's own admin classes, audited. django.contrib.auth registered them.
+for _model, _class in ((get_user_model(), AuditedUserAdmin), (Group, AuditedGroupAdmin)):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+    admin.site.register(_model, _class)

@@ -1,12 +1,10 @@
 """Audit for changes made through the Django admin.
 
 The admin writes to the database directly, around the services, so each admin class that can
-change something is re-registered here with ``AuditedAdminMixin``: one save, one audit event,
-in the admin's own transaction (``changeform_view`` and ``delete_view`` run atomically; bulk
-deletion is wrapped here). Users and groups record their role changes (staff and superuser
-flags, groups, permissions); API tokens cannot be edited or deleted here, only revoked, through
-the token service. Imported at the end of ``corpus/admin.py``, once the classes it extends are
-registered.
+change something derives from ``AuditedAdmin``: one save, one audit event, in the admin's own
+transaction (``changeform_view`` and ``delete_view`` run atomically; bulk deletion is wrapped
+here). Users and groups record their role changes (staff and superuser flags, groups,
+permissions). ``corpus/admin.py`` registers every class, once; this module registers nothing.
 """
 
 import hashlib
@@ -14,18 +12,14 @@ import json
 from datetime import date, datetime
 from typing import Any
 
-from django.contrib import admin, messages
-from django.contrib.auth import get_user_model
+from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
-from django.contrib.auth.models import Group
 from django.db import models, transaction
-from django.http import HttpRequest, HttpResponse
-from django.utils import timezone
+from django.http import HttpRequest
 
-from corpus.models import ApiToken, Dataset, Item, Score, Source
+from corpus.models import Dataset
 from corpus.services.audit import actor_for_user, audit_append, audit_append_many
 from corpus.services.roles import roles_diff, user_roles_snapshot
-from corpus.services.tokens import token_revoke
 
 LONG = 200
 
@@ -83,12 +77,11 @@ def snapshot_diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, An
     return diff
 
 
-class AuditedAdminMixin:
+class AuditedAdmin(admin.ModelAdmin):
     """One audit event per admin add, change or delete: ``<type>.created|changed|deleted``."""
 
     audit_object_type = ""
     audit_exclude: tuple[str, ...] = ()
-    model: type[models.Model]
 
     def audit_snapshot(self, obj: models.Model) -> dict[str, Any]:
         return model_snapshot(obj, self.audit_exclude)
@@ -126,11 +119,11 @@ class AuditedAdminMixin:
             stored = self.model._default_manager.filter(pk=obj.pk).first()
             before = self.audit_snapshot(stored) if stored is not None else None
         form._audit_before = before
-        super().save_model(request, obj, form, change)  # type: ignore[misc]
+        super().save_model(request, obj, form, change)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         # After the inlines and many-to-many fields are saved: the event sees the whole change.
-        super().save_related(request, form, formsets, change)  # type: ignore[misc]
+        super().save_related(request, form, formsets, change)
         obj = form.instance
         event = self.audit_event(
             obj, getattr(form, "_audit_before", None), self.audit_snapshot(obj)
@@ -141,7 +134,7 @@ class AuditedAdminMixin:
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         pk, payload = obj.pk, {"via": "admin", "fields": self.audit_snapshot(obj)}
         dataset = self.audit_dataset(obj)
-        super().delete_model(request, obj)  # type: ignore[misc]
+        super().delete_model(request, obj)
         audit_append(
             actor=actor_for_user(request.user),
             action=f"{self.audit_object_type}.deleted",
@@ -165,26 +158,11 @@ class AuditedAdminMixin:
                 }
                 for obj in queryset
             ]
-            super().delete_queryset(request, queryset)  # type: ignore[misc]
+            super().delete_queryset(request, queryset)
             audit_append_many(events=events)
 
 
-def _reregister(model: type[models.Model], mixin_attrs: dict[str, Any]) -> None:
-    """Replace ``model``'s admin with the same class plus ``AuditedAdminMixin``."""
-    current = type(admin.site.get_model_admin(model))
-    audited = type(f"Audited{current.__name__}", (AuditedAdminMixin, current), mixin_attrs)
-    admin.site.unregister(model)
-    admin.site.register(model, audited)
-
-
-for _model, _type in ((Dataset, "dataset"), (Source, "source"), (Item, "item"), (Score, "score")):
-    _reregister(_model, {"audit_object_type": _type, "__module__": __name__})
-
-
-User = get_user_model()
-
-
-class AuditedUserAdmin(AuditedAdminMixin, UserAdmin):
+class AuditedUserAdmin(AuditedAdmin, UserAdmin):
     """Role changes (flags, groups, permissions) are named as such: ``user.roles_changed``."""
 
     audit_object_type = "user"
@@ -267,7 +245,7 @@ class AuditedUserAdmin(AuditedAdminMixin, UserAdmin):
         return entry
 
 
-class AuditedGroupAdmin(AuditedAdminMixin, GroupAdmin):
+class AuditedGroupAdmin(AuditedAdmin, GroupAdmin):
     """A group's permissions are every member's role: changing them is audited by name."""
 
     audit_object_type = "group"
@@ -284,47 +262,3 @@ class AuditedGroupAdmin(AuditedAdminMixin, GroupAdmin):
             if obj.pk
             else [],
         }
-
-
-class AuditedApiTokenAdmin(type(admin.site.get_model_admin(ApiToken))):  # type: ignore[misc]
-    """Tokens are read-only here and never deleted: revoking goes through ``token_revoke``,
-    which audits it, so a revoked token's history stays whole."""
-
-    actions = ["revoke_tokens"]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [field.name for field in self.model._meta.fields]
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        """Every field is read-only: there is nothing to save, and nothing may be written
-        around the token service."""
-
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        """Nothing related to save either."""
-
-    @admin.action(description="Revoke the selected tokens", permissions=["change"])
-    def revoke_tokens(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
-        actor = actor_for_user(request.user)
-        revoked = 0
-        for token in queryset.filter(revoked_at__isnull=True):
-            before = token.revoked_at
-            token = token_revoke(actor=actor, token=token)
-            revoked += before is None and token.revoked_at is not None
-        self.message_user(
-            request,
-            f"Revoked {revoked} token{'s' if revoked != 1 else ''} at "
-            f"{timezone.now():%Y-%m-%d %H:%M} UTC.",
-            messages.SUCCESS,
-        )
-        return None
-
-
-for _model, _class in ((User, AuditedUserAdmin), (Group, AuditedGroupAdmin)):
-    if admin.site.is_registered(_model):
-        admin.site.unregister(_model)
-    admin.site.register(_model, _class)
-admin.site.unregister(ApiToken)
-admin.site.register(ApiToken, AuditedApiTokenAdmin)

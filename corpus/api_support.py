@@ -32,7 +32,7 @@ class JsonInvalid(exceptions.APIException):
     def __init__(self, error: JsonInputError) -> None:
         super().__init__(error.errors[0]["message"] if error.errors else "bad JSON")
         self.errors = error.errors
-        self.status_code = error.status
+        self.status_code = error.status  # type: ignore[assignment]
 
 
 class JsonParser(BaseParser):

@@ -5,7 +5,7 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 
-from corpus.models import ApiToken, Dataset, Item, ItemParent
+from corpus.models import ApiToken, Dataset, Export, Item, ItemParent
 
 
 def dataset_list(*, token: ApiToken | None = None) -> QuerySet[Dataset]:
@@ -27,6 +27,30 @@ def _with_relations(items: QuerySet[Item]) -> QuerySet[Item]:
 
 def item_get(*, item_id: int) -> Item:
     return get_object_or_404(_with_relations(Item.objects.all()), pk=item_id)
+
+
+def item_with_dataset_get(*, item_id: int) -> Item:
+    """The item with its dataset (what an access check reads), else 404."""
+    return get_object_or_404(Item.objects.select_related("dataset"), pk=item_id)
+
+
+def export_list(
+    *, dataset: Dataset, status: str | None, before_id: int | None, limit: int
+) -> list[Export]:
+    """The dataset's exports, newest first, below ``before_id`` (a keyset page)."""
+    exports = Export.objects.filter(dataset=dataset).select_related("dataset", "policy")
+    if status:
+        exports = exports.filter(status=status)
+    if before_id is not None:
+        exports = exports.filter(id__lt=before_id)
+    return list(exports.order_by("-id")[:limit])
+
+
+def export_get(*, dataset: Dataset, export_id: int) -> Export:
+    """One export of the dataset, else 404."""
+    return get_object_or_404(
+        Export.objects.select_related("dataset", "policy"), pk=export_id, dataset=dataset
+    )
 
 
 def item_list(

@@ -66,7 +66,7 @@ def _summaries(ids: set[int]) -> dict[int, dict[str, Any]]:
     rows = Item.objects.filter(pk__in=ids).values(
         "id", "generation", "origin", "state", "dataset_id", "dataset__slug"
     )
-    return {row["id"]: row for row in rows}
+    return {row["id"]: dict(row) for row in rows}
 
 
 @dataclass

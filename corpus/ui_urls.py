@@ -1,4 +1,4 @@
-"""Browser pages of the corpus app (the API lives in corpus/urls.py)."""
+"""Browser pages of the corpus app (the API lives in corpus/api/urls.py)."""
 
 from django.urls import path
 

@@ -35,7 +35,7 @@ def dashboard_rollup_task(dataset_id: int) -> bool:
 
 
 @shared_task(bind=True, max_retries=settings.SYNTHGATE_ALERT_WEBHOOK_RETRIES)
-def alert_webhook_task(self, alert_id: int, event: str) -> int | str | None:  # type: ignore[no-untyped-def]
+def alert_webhook_task(self, alert_id: int, event: str) -> int | str | None:
     """POST one alert event; on a transient failure retry after 2, 4, 8, ... seconds (at most
     five minutes apart), and when retries run out record the failure in the audit trail."""
     from dashboard.services import alerts

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, User
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import connection
@@ -116,13 +116,6 @@ def review_policy_get(*, dataset: Dataset) -> ReviewPolicy:
     return policy if policy is not None else ReviewPolicy(dataset=dataset)
 
 
-def reject_reason_label(policy: ReviewPolicy, key: str) -> str:
-    for reason in policy.reject_reasons:
-        if reason["key"] == key:
-            return reason["label"]
-    return key.replace("_", " ")
-
-
 def day_start(now: datetime) -> datetime:
     """Quotas count per calendar day in the site's time zone (UTC unless configured)."""
     local = timezone.localtime(now)
@@ -144,7 +137,7 @@ class QuotaStatus:
 
 
 def quota_status_get(
-    *, dataset: Dataset, reviewer: Any, now: datetime | None = None
+    *, dataset: Dataset, reviewer: User, now: datetime | None = None
 ) -> QuotaStatus:
     """The reviewer's daily limit (their own, else the dataset default, else none) and their
     live decisions today (an undone decision gives its slot back), in one statement: it runs
@@ -278,7 +271,7 @@ def item_evidence(*, item: Item, reference: dict[str, float]) -> dict[str, Any]:
         }
     if near is not None and item.kind != Item.Kind.TEXT:
         # Code and transcripts line up line by line (turn by turn), not as running prose.
-        near["aligned"] = rendering.aligned_lines(item.text, score.near_duplicate_of.text)
+        near["aligned"] = rendering.aligned_lines(item.text, near["item"].text)
     lexical = score.lexical if score is not None and score.lexical else None
     matches, matches_total = item_matches(item_id=item.pk)
     return {
@@ -317,7 +310,7 @@ def item_decisions(*, item: Item) -> list[Decision]:
     )
 
 
-def last_decision_get(*, dataset: Dataset, reviewer: Any) -> Decision | None:
+def last_decision_get(*, dataset: Dataset, reviewer: User) -> Decision | None:
     """The reviewer's most recent decision in the dataset, if it can still be undone."""
     last = (
         Decision.objects.filter(dataset=dataset, reviewer=reviewer)
@@ -380,7 +373,7 @@ def dashboard_rows(*, user: Any) -> list[DatasetRow]:
     return [rows[ds.pk] for ds in datasets]
 
 
-def skipped_returning_count(*, dataset: Dataset, reviewer: Any, now: datetime) -> int:
+def skipped_returning_count(*, dataset: Dataset, reviewer: User, now: datetime) -> int:
     cutoff = now - timedelta(seconds=settings.SYNTHGATE_SKIP_HIDE_SECONDS)
     return (
         Skip.objects.filter(

@@ -5,10 +5,8 @@ keystroke of every reviewer. Table and column names come from the models, so a r
 leave them behind; ``tests/review`` runs them on SQLite and PostgreSQL.
 """
 
-import json
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -16,7 +14,9 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
 
-from corpus.models import AuditHead, Dataset, Item, ItemParent, Score, Source
+from corpus.db.batch import Statement, StatementBatch, for_update, id_array, id_list
+from corpus.db.rows import field_value, model_from_row, select_columns, width
+from corpus.models import Dataset, Item, ItemParent, Score, Source
 from review.models import (
     Claim,
     Decision,
@@ -37,41 +37,10 @@ def _dt(value: datetime) -> Any:
     return connection.ops.adapt_datetimefield_value(value)
 
 
-def one_string_batches() -> bool:
-    """Whether several statements can go as one query string: PostgreSQL with client-side
-    parameter binding, Django's default (server-side binding takes one statement at a time)."""
-    return (
-        connection.vendor == "postgresql"
-        and connection.settings_dict["OPTIONS"].get("server_side_binding") is not True
-    )
-
-
-def _run_batch(statements: list[tuple[str, list[Any]]]) -> list[list[tuple[Any, ...]]]:
-    """Run statements in order in the caller's transaction and return each one's rows. On
-    PostgreSQL with psycopg's client-side binding (Django's default) they go as one query
-    string: one round trip to the server instead of one each, which is what a request's time
-    mostly waits on when the machine is busy. Elsewhere (SQLite, server-side binding), one by
-    one. Every statement must return rows (SELECT, or a write with RETURNING)."""
-    with connection.cursor() as cursor:
-        if one_string_batches():
-            sql = "; ".join(statement for statement, _ in statements)
-            cursor.execute(sql, [p for _, params in statements for p in params])
-            results = [cursor.fetchall()]
-            while cursor.nextset():
-                results.append(cursor.fetchall())
-            return results
-        results = []
-        for statement, params in statements:
-            cursor.execute(statement, params)
-            results.append(cursor.fetchall())
-        return results
-
-
 @cache
 def _next_item_sql(vendor: str, excluded: int) -> str:
-    # FOR UPDATE ... SKIP LOCKED spreads concurrent reviewers over different rows; SQLite has
-    # no row locks (its write transactions are serialized) and no such clause.
-    lock = " FOR UPDATE OF i SKIP LOCKED" if vendor == "postgresql" else ""
+    # FOR UPDATE ... SKIP LOCKED spreads concurrent reviewers over different rows.
+    lock = for_update(of="i", skip_locked=True)
     not_tried = f" AND i.id NOT IN ({', '.join(['%s'] * excluded)})" if excluded else ""
     return (
         f"SELECT i.id FROM {_t(Item)} i "
@@ -112,35 +81,26 @@ def _stale_sql() -> str:
 
 
 @cache
-def _lease_next_sql() -> str:
+def _lease_next_sql(vendor: str) -> str:
     # The queue read of next_item_id as the source of the lease's INSERT: the row it locks
-    # (SKIP LOCKED) is the one leased, in the same statement.
+    # (SKIP LOCKED) is the one leased, in the same statement. "WHERE true": SQLite would read
+    # the ON of ON CONFLICT as a join's.
     return (
         f"INSERT INTO {_t(Claim)} (item_id, dataset_id, reviewer_id, claimed_at, expires_at)"
-        f" SELECT q.id, %s, %s, %s, %s FROM ({_next_item_sql('postgresql', 0)}) q"
+        f" SELECT q.id, %s, %s, %s, %s FROM ({_next_item_sql(vendor, 0)}) q WHERE true"
         " ON CONFLICT DO NOTHING RETURNING item_id"
     )
-
-
-Statement = tuple[str, list[Any]]
-Rows = list[tuple[Any, ...]]
-
-
-def run_batch(statements: list[Statement]) -> list[Rows]:
-    """Run statements that return rows, in order, in the caller's transaction: one round trip
-    on PostgreSQL (see ``_run_batch``), one by one elsewhere. Each one's rows, in order."""
-    return _run_batch(statements)
 
 
 @dataclass(frozen=True, slots=True)
 class LeaseReads:
     stale: bool  # the dataset has leases that ran out
     leased: int | None  # the item leased to the reviewer by this statement
-    written: list[Rows]  # the rows of the ``before`` statements
     item: tuple[Item, list[int]] | None  # the item the reviewer holds now, as item_for_review
 
 
 def stale_and_lease_next(
+    wb: StatementBatch,
     *,
     dataset_id: int,
     reviewer_id: int,
@@ -148,39 +108,25 @@ def stale_and_lease_next(
     now: datetime,
     skip_cutoff: datetime,
     expires_at: datetime,
-    before: Sequence[Statement] = (),
 ) -> LeaseReads:
-    """Whether the dataset has leases that ran out (to end before leasing), and, on PostgreSQL,
-    the item just leased to the reviewer: the first of the queue (as ``next_item_id``), picked
-    and leased by one INSERT ... SELECT, both statements in one round trip. None for the item
-    when nothing was leased: always on SQLite (one statement at a time, the caller goes step by
-    step), and on PostgreSQL when the queue is empty or the insert met another lease (a run-out
-    one not ended yet, the reviewer's other tab); the caller's steps then tell which.
-
-    ``before``: writes of the caller's transaction to send first, in the same round trip (a
-    decision and its item's outcome); their rows come back as ``written``. On PostgreSQL the
-    same round trip also reads the item the reviewer now holds as ``item_for_review`` does,
-    for the page that shows it."""
-    stale_read = (_stale_sql(), [dataset_id, _dt(now)])
-    if not one_string_batches():
-        *written, stale = _run_batch([*before, stale_read])
-        return LeaseReads(stale=bool(stale[0][0]), leased=None, written=written, item=None)
-    *written, stale, leased, held = _run_batch(
-        [
-            *before,
-            stale_read,
-            (
-                _lease_next_sql(),
-                [dataset_id, reviewer_id, _dt(now), _dt(expires_at)]
-                + _next_item_params(dataset_id, reviewer_id, gold, now, skip_cutoff, []),
-            ),
-            (_item_sql(connection.vendor, by_claim=True), [dataset_id, reviewer_id, dataset_id]),
-        ]
+    """Whether the dataset has leases that ran out (to end before leasing), and the item just
+    leased to the reviewer: the first of the queue (as ``next_item_id``), picked and leased by
+    one INSERT ... SELECT, then read as ``item_for_review`` reads it, for the page that shows
+    it; with the writes ``wb`` holds, in one round trip where the database allows. None for the
+    item when nothing was leased: the queue is empty or the insert met another lease (a run-out
+    one not ended yet, the reviewer's other tab); the caller's steps then tell which."""
+    stale, leased, held = wb.send(
+        (_stale_sql(), [dataset_id, _dt(now)]),
+        (
+            _lease_next_sql(connection.vendor),
+            [dataset_id, reviewer_id, _dt(now), _dt(expires_at)]
+            + _next_item_params(dataset_id, reviewer_id, gold, now, skip_cutoff, []),
+        ),
+        (_item_sql(connection.vendor, by_claim=True), [dataset_id, reviewer_id, dataset_id]),
     )
     return LeaseReads(
         stale=bool(stale[0][0]),
         leased=leased[0][0] if leased else None,
-        written=written,
         item=_item_of(held[0] if held else None),
     )
 
@@ -189,18 +135,25 @@ def stale_and_lease_next(
 def _decision_insert_sql() -> str:
     fields = [f for f in Decision._meta.concrete_fields if not f.primary_key]
     columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)
+    returned = select_columns(Decision)
     return (
         f"INSERT INTO {_t(Decision)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
-        " RETURNING id"
+        f" RETURNING {returned}"
     )
 
 
 def decision_insert(decision: Decision) -> Statement:
-    """The INSERT of an unsaved decision, as a statement for a batch; its row is the new id."""
+    """The INSERT of an unsaved decision, as a statement for a batch; its row is the stored
+    decision (``decision_of`` makes it one)."""
     fields = [f for f in Decision._meta.concrete_fields if not f.primary_key]
     return _decision_insert_sql(), [
         f.get_db_prep_save(getattr(decision, f.attname), connection) for f in fields
     ]
+
+
+def decision_of(row: tuple[Any, ...]) -> Decision:
+    """The decision a ``decision_insert`` returned, as the ORM would have loaded it."""
+    return model_from_row(Decision, row)
 
 
 def next_item_id(
@@ -282,7 +235,7 @@ class LockedItem:
 
 @cache
 def _lock_item_sql(vendor: str) -> str:
-    lock = " FOR UPDATE OF i" if vendor == "postgresql" else ""
+    lock = for_update(of="i")
     return (
         "SELECT i.state, i.generation, i.origin, s.detector_probability, i.decided_by,"
         f" EXISTS (SELECT 1 FROM {_t(Decision)} d"
@@ -295,19 +248,20 @@ def _lock_item_sql(vendor: str) -> str:
     )
 
 
-def lock_item(*, item_id: int, dataset_id: int, reviewer_id: int) -> LockedItem | None:
-    """Lock the item row for the rest of the transaction and read what a decision needs."""
-    with connection.cursor() as cursor:
-        cursor.execute(_lock_item_sql(connection.vendor), [reviewer_id, item_id, dataset_id])
-        return _locked_item_of(cursor.fetchone())
+def lock_item(
+    wb: StatementBatch, *, item_id: int, dataset_id: int, reviewer_id: int
+) -> LockedItem | None:
+    """Lock the item row for the rest of the transaction and read what a decision needs (with
+    ``wb``'s pending writes, in one round trip where the database allows)."""
+    [row] = wb.send((_lock_item_sql(connection.vendor), [reviewer_id, item_id, dataset_id]))
+    return _locked_item_of(row[0] if row else None)
 
 
 def _locked_item_of(row: tuple[Any, ...] | None) -> LockedItem | None:
     if row is None:
         return None
     state, generation, origin, probability, decided_by, voted, gold, live_votes = row
-    if isinstance(decided_by, str | bytes):  # JSON text on SQLite (and psycopg 3 via Django)
-        decided_by = json.loads(decided_by)
+    decided_by = field_value(Item, "decided_by", decided_by)
     return LockedItem(
         state=state,
         facts=ItemFacts(generation=generation, origin=origin, detector_probability=probability),
@@ -340,54 +294,17 @@ def take_claim(
 def _taken_of(row: tuple[Any, ...] | None) -> tuple[datetime, datetime] | None:
     if row is None:
         return None
-    field = Claim._meta.get_field("claimed_at")
-    claimed_at, expires_at = (
-        field.to_python(v) if isinstance(v, str) else v
-        for v in row  # SQLite returns text
+    claimed_at, expires_at = row
+    return (
+        field_value(Claim, "claimed_at", claimed_at),
+        field_value(Claim, "expires_at", expires_at),
     )
-    if timezone.is_naive(claimed_at):
-        claimed_at = timezone.make_aware(claimed_at, UTC)
-        expires_at = timezone.make_aware(expires_at, UTC)
-    return claimed_at, expires_at
-
-
-@cache
-def _loader(
-    model: Any, vendor: str, exclude: tuple[str, ...] = ()
-) -> tuple[list[Any], list[str], list[tuple[Any, list[Any]]]]:
-    """A model's concrete fields (less ``exclude``, left deferred), their attribute names and,
-    per field, the converters the ORM would apply to the value the driver returns (text to
-    datetime or JSON, integer to bool, ...)."""
-    fields = [f for f in model._meta.concrete_fields if f.name not in exclude]
-    converters = []
-    for field in fields:
-        column = field.get_col(model._meta.db_table)
-        funcs = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
-        converters.append((column, funcs))
-    return fields, [f.attname for f in fields], converters
-
-
-def _columns(model: Any, alias: str, exclude: tuple[str, ...] = ()) -> str:
-    fields, _, _ = _loader(model, connection.vendor, exclude)
-    return ", ".join(f"{alias}.{connection.ops.quote_name(f.column)}" for f in fields)
-
-
-def _instance(model: Any, values: Any, exclude: tuple[str, ...] = ()) -> Any:
-    """A model instance from a row's values, as the ORM would build it (excluded fields are
-    deferred: reading one costs a query)."""
-    _, attnames, converters = _loader(model, connection.vendor, exclude)
-    row = []
-    for value, (column, funcs) in zip(values, converters, strict=True):
-        for func in funcs:
-            value = func(value, column, connection)
-        row.append(value)
-    return model.from_db(connection.alias, attnames, row)
 
 
 @cache
 def _dataset_sql() -> str:
-    d_cols = _columns(Dataset, "d")
-    p_cols = _columns(ReviewPolicy, "p")
+    d_cols = select_columns(Dataset, "d")
+    p_cols = select_columns(ReviewPolicy, "p")
     q = connection.ops.quote_name
     # The two many-to-many tables and their columns, from the fields (a custom user model
     # names its own).
@@ -428,11 +345,11 @@ def dataset_for_user(*, slug: str, user_id: int, groups: tuple[str, str]) -> Dat
         return None
     n_dataset = len(Dataset._meta.concrete_fields)
     n_policy = len(ReviewPolicy._meta.concrete_fields)
-    dataset = _instance(Dataset, row[:n_dataset])
+    dataset = model_from_row(Dataset, row[:n_dataset])
     policy_values = row[n_dataset : n_dataset + n_policy]
     policy = None
     if policy_values[0] is not None:  # the policy's key: NULL when the LEFT JOIN found none
-        policy = _instance(ReviewPolicy, policy_values)
+        policy = model_from_row(ReviewPolicy, policy_values)
         ReviewPolicy.dataset.field.set_cached_value(policy, dataset)
     listed, first, second = row[n_dataset + n_policy :]
     return DatasetForUser(
@@ -455,14 +372,11 @@ def _item_sql(vendor: str, by_claim: bool = False) -> str:
     parents = (
         f"SELECT p.parent_id FROM {_t(ItemParent)} p WHERE p.child_id = i.id ORDER BY p.parent_id"
     )
-    if vendor == "postgresql":
-        parent_ids = f"ARRAY({parents})"
-    else:
-        parent_ids = f"(SELECT json_group_array(parent_id) FROM ({parents}))"
+    parent_ids = id_array(parents, "parent_id")
     return (
-        f"SELECT {_columns(Item, 'i')}, {_columns(Source, 'src')},"
-        f" {_columns(Score, 's', _SCORE_UNSHOWN)}, {_columns(Item, 'n', _NEAR_UNSHOWN)},"
-        f" {parent_ids}"
+        f"SELECT {select_columns(Item, 'i')}, {select_columns(Source, 'src')},"
+        f" {select_columns(Score, 's', _SCORE_UNSHOWN)},"
+        f" {select_columns(Item, 'n', _NEAR_UNSHOWN)}, {parent_ids}"
         f" FROM {_t(Item)} i JOIN {_t(Source)} src ON src.id = i.source_id"
         f" LEFT JOIN {_t(Score)} s ON s.item_id = i.id"
         f" LEFT JOIN {_t(Item)} n ON n.id = s.near_duplicate_of_id"
@@ -487,39 +401,24 @@ def item_for_review(*, item_id: int, dataset_id: int) -> tuple[Item, list[int]] 
 def _item_of(row: tuple[Any, ...] | None) -> tuple[Item, list[int]] | None:
     if row is None:
         return None
-    widths = [
-        len(_loader(model, connection.vendor, exclude)[0])
-        for model, exclude in ((Item, ()), (Source, ()), (Score, _SCORE_UNSHOWN))
-    ]
+    widths = [width(Item), width(Source), width(Score, _SCORE_UNSHOWN)]
     a, b, c = widths[0], widths[0] + widths[1], sum(widths)
-    item = _instance(Item, row[:a])
-    Item.source.field.set_cached_value(item, _instance(Source, row[a:b]))
+    item = model_from_row(Item, row[:a])
+    Item.source.field.set_cached_value(item, model_from_row(Source, row[a:b]))
     score = None
     if row[b] is not None:  # the score's key (its item): NULL when the item has no score
-        score = _instance(Score, row[b:c], _SCORE_UNSHOWN)
+        score = model_from_row(Score, row[b:c], _SCORE_UNSHOWN)
         Score.item.field.set_cached_value(score, item)
         near = None
         if row[c] is not None:
-            near = _instance(Item, row[c:-1], _NEAR_UNSHOWN)
+            near = model_from_row(Item, row[c:-1], _NEAR_UNSHOWN)
         Score.near_duplicate_of.field.set_cached_value(score, near)
     Item.score.related.set_cached_value(item, score)
-    parent_ids = row[-1]
-    if isinstance(parent_ids, str):  # JSON text on SQLite
-        parent_ids = json.loads(parent_ids)
-    return item, [int(i) for i in parent_ids or []]
-
-
-@cache
-def _head_lock_sql(vendor: str) -> str:
-    # What audit_lock() reads, as a plain statement that can join a batch. SQLite has no row
-    # locks: its write transactions (BEGIN IMMEDIATE) are serialized as a whole.
-    lock = " FOR UPDATE" if vendor == "postgresql" else ""
-    return f"SELECT id, seq, hash FROM {_t(AuditHead)} WHERE id = 1{lock}"
+    return item, id_list(row[-1])
 
 
 @dataclass(frozen=True, slots=True)
 class DecisionReads:
-    head: AuditHead | None  # the audit chain head, locked; None before the first event ever
     limit: int | None  # the reviewer's daily limit
     used: int  # their live decisions today
     taken: tuple[datetime, datetime] | None  # the lease the decision ended, as ``take_claim``
@@ -527,25 +426,25 @@ class DecisionReads:
 
 
 def decision_reads(
-    *, item_id: int, dataset_id: int, reviewer_id: int, now: datetime, since: datetime
+    wb: StatementBatch,
+    *,
+    item_id: int,
+    dataset_id: int,
+    reviewer_id: int,
+    now: datetime,
+    since: datetime,
 ) -> DecisionReads:
-    """What a triage decision reads before it writes, in the order of the separate calls and
-    in one round trip where the driver allows: the audit chain lock (``audit_lock``: first, as
-    lock order wants), the quota (``quota_row``), the end of the reviewer's lease
-    (``take_claim``), then the item's row lock (``lock_item``). Needs an open transaction; the
-    caller refuses (rolling all back) if the lease was not there, and takes ``audit_lock()``
-    itself when the chain has no head row yet."""
-    head, quota, taken, item = _run_batch(
-        [
-            (_head_lock_sql(connection.vendor), []),
-            (_quota_sql(), _quota_params(dataset_id, reviewer_id, since)),
-            (_take_claim_sql(), [item_id, dataset_id, reviewer_id, _dt(now)]),
-            (_lock_item_sql(connection.vendor), [reviewer_id, item_id, dataset_id]),
-        ]
+    """What a triage decision reads before it writes, with what ``wb`` holds (its audit chain
+    lock first), in one round trip where the database allows: the quota (``quota_row``), the
+    end of the reviewer's lease (``take_claim``), then the item's row lock (``lock_item``).
+    The caller refuses (rolling all back) if the lease was not there."""
+    quota, taken, item = wb.send(
+        (_quota_sql(), _quota_params(dataset_id, reviewer_id, since)),
+        (_take_claim_sql(), [item_id, dataset_id, reviewer_id, _dt(now)]),
+        (_lock_item_sql(connection.vendor), [reviewer_id, item_id, dataset_id]),
     )
     limit, used = _quota_of(quota[0])
     return DecisionReads(
-        head=AuditHead.from_db(connection.alias, ["id", "seq", "hash"], head[0]) if head else None,
         limit=limit,
         used=used,
         taken=_taken_of(taken[0] if taken else None),

@@ -19,6 +19,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from corpus.api_support import cursor_encode
+from corpus.http import UserHttpRequest
 from corpus.models import Dataset, Item
 from review import selectors
 from review.forms import (
@@ -127,7 +128,7 @@ def _triage_context(
 
 
 def _triage_response(
-    request: HttpRequest,
+    request: UserHttpRequest,
     dataset: Dataset,
     *,
     notice: str = "",
@@ -142,12 +143,12 @@ def _triage_response(
     last = decided.decision if decided is not None else None
     context = _triage_context(dataset, request.user, outcome, last_decision=last)
     context.update(notice=notice, error=error)
-    template = "review/triage.html#triage" if request.htmx else "review/triage.html"  # type: ignore[attr-defined]
+    template = "review/triage.html#triage" if request.htmx else "review/triage.html"
     return render(request, template, context, status=status)
 
 
 def _after_action(
-    request: HttpRequest,
+    request: UserHttpRequest,
     dataset: Dataset,
     *,
     notice: str,
@@ -155,13 +156,13 @@ def _after_action(
     claimed: ClaimOutcome | None = None,
 ) -> HttpResponse:
     """htmx: the next item in place. Without JavaScript: post/redirect/get to the triage page."""
-    if request.htmx:  # type: ignore[attr-defined]
+    if request.htmx:
         return _triage_response(request, dataset, notice=notice, decided=decided, claimed=claimed)
     messages.success(request, notice)
     return _see_other(reverse("review:triage", args=[dataset.slug]))
 
 
-def _failed(request: HttpRequest, dataset: Dataset, exc: ReviewError) -> HttpResponse:
+def _failed(request: UserHttpRequest, dataset: Dataset, exc: ReviewError) -> HttpResponse:
     return _triage_response(request, dataset, error=exc.message, status=STATUS_FOR[exc.code])
 
 
@@ -180,7 +181,7 @@ def _decision_notice(outcome: DecisionOutcome) -> str:
 @login_needed
 @require_GET
 @vary_on_headers("HX-Request")
-def triage(request: HttpRequest, slug: str) -> HttpResponse:
+def triage(request: UserHttpRequest, slug: str) -> HttpResponse:
     dataset = selectors.dataset_for_review(user=request.user, slug=slug)
     return _triage_response(request, dataset)
 
@@ -188,7 +189,7 @@ def triage(request: HttpRequest, slug: str) -> HttpResponse:
 @login_needed
 @require_POST
 @vary_on_headers("HX-Request")
-def decide(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
+def decide(request: UserHttpRequest, slug: str, item_id: int) -> HttpResponse:
     dataset = selectors.dataset_for_review(user=request.user, slug=slug)
     form = DecisionForm(request.POST)
     if not form.is_valid():
@@ -212,7 +213,7 @@ def decide(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
 @login_needed
 @require_POST
 @vary_on_headers("HX-Request")
-def skip(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
+def skip(request: UserHttpRequest, slug: str, item_id: int) -> HttpResponse:
     dataset = selectors.dataset_for_review(user=request.user, slug=slug)
     try:
         item_skip(dataset=dataset, reviewer=request.user, item_id=item_id)
@@ -226,7 +227,7 @@ def skip(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
 @login_needed
 @require_POST
 @vary_on_headers("HX-Request")
-def undo(request: HttpRequest, slug: str) -> HttpResponse:
+def undo(request: UserHttpRequest, slug: str) -> HttpResponse:
     dataset = selectors.dataset_for_review(user=request.user, slug=slug)
     try:
         outcome = decision_undo(dataset=dataset, reviewer=request.user)
@@ -247,11 +248,11 @@ def undo(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_needed
 @require_POST
-def renew(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
+def renew(request: UserHttpRequest, slug: str, item_id: int) -> HttpResponse:
     dataset = selectors.dataset_for_review(user=request.user, slug=slug)
     claim = claim_renew(dataset=dataset, reviewer=request.user, item_id=item_id)
     context = {"dataset": dataset, "claim": claim, "item_id": item_id}
-    status = 200 if claim is not None else (STOP_POLLING if request.htmx else 409)  # type: ignore[attr-defined]
+    status = 200 if claim is not None else (STOP_POLLING if request.htmx else 409)
     return render(request, "review/_lease.html", context, status=status)
 
 
@@ -375,7 +376,7 @@ def _safe_back(dataset: Dataset, back: str) -> str:
 
 @login_needed
 @require_POST
-def bulk(request: HttpRequest, slug: str) -> HttpResponse:
+def bulk(request: UserHttpRequest, slug: str) -> HttpResponse:
     dataset = selectors.dataset_for_review(user=request.user, slug=slug)
     back = _safe_back(dataset, request.POST.get("back", ""))
     form = BulkForm(request.POST)

@@ -25,7 +25,7 @@ def pytest_configure(config: pytest.Config) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory.parent / "redis.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        config._synthgate_redis = embedded_redis.start(directory, persist=False)  # type: ignore[attr-defined]
+        config._synthgate_redis = embedded_redis.start(directory, persist=False)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -41,18 +41,18 @@ def _clean_redis_db() -> Iterator[None]:
     """Each test starts from an empty Redis database of its own xdist worker."""
     from django.core.cache import cache
 
-    cache._cache.get_client(write=True).flushdb()  # type: ignore[attr-defined]
+    cache._cache.get_client(write=True).flushdb()
     yield
 
 
 @pytest.fixture(autouse=True)
-def _audit_anchor_file(settings, tmp_path):  # type: ignore[no-untyped-def]
+def _audit_anchor_file(settings, tmp_path):
     """Each test anchors the audit chain to a file of its own, never to var/'s real one."""
     settings.SYNTHGATE_AUDIT_ANCHOR_PATH = str(tmp_path / "audit-anchors.log")
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):  # type: ignore[no-untyped-def]
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
     """SQLite's audit triggers refuse the DELETE that ends a transactional test: lift them."""
     from tests.audit.guards import sqlite_guards_lifted
 
@@ -61,21 +61,21 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):  #
 
 
 @pytest.fixture
-def reviewer(db):  # type: ignore[no-untyped-def]
+def reviewer(db):
     from tests.factories import UserFactory
 
     return UserFactory(username="alice")
 
 
 @pytest.fixture
-def reviewer2(db):  # type: ignore[no-untyped-def]
+def reviewer2(db):
     from tests.factories import UserFactory
 
     return UserFactory(username="bob")
 
 
 @pytest.fixture
-def outsider(db):  # type: ignore[no-untyped-def]
+def outsider(db):
     """Someone with an account and no access to any dataset."""
     from tests.factories import UserFactory
 
@@ -83,14 +83,14 @@ def outsider(db):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def admin_user(db):  # type: ignore[no-untyped-def]
+def admin_user(db):
     from tests.factories import UserFactory
 
     return UserFactory(username="admin", is_staff=True, is_superuser=True)
 
 
 @pytest.fixture
-def dataset(db, reviewer, reviewer2):  # type: ignore[no-untyped-def]
+def dataset(db, reviewer, reviewer2):
     from tests.factories import DatasetFactory
 
     ds = DatasetFactory(slug="demo")
@@ -99,13 +99,13 @@ def dataset(db, reviewer, reviewer2):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def other_dataset(db):  # type: ignore[no-untyped-def]
+def other_dataset(db):
     from tests.factories import DatasetFactory
 
     return DatasetFactory(slug="other")
 
 
-def _token(scopes: list[str], dataset=None, name: str = "t"):  # type: ignore[no-untyped-def]
+def _token(scopes: list[str], dataset=None, name: str = "t"):
     from corpus.services.audit import SYSTEM
     from corpus.services.tokens import token_create
 
@@ -115,34 +115,34 @@ def _token(scopes: list[str], dataset=None, name: str = "t"):  # type: ignore[no
 
 
 @pytest.fixture
-def produce_token(dataset):  # type: ignore[no-untyped-def]
+def produce_token(dataset):
     return _token(["produce"], dataset, name="producer")
 
 
 @pytest.fixture
-def consume_token(dataset):  # type: ignore[no-untyped-def]
+def consume_token(dataset):
     return _token(["consume"], dataset, name="consumer")
 
 
 @pytest.fixture
-def admin_token(db):  # type: ignore[no-untyped-def]
+def admin_token(db):
     return _token(["admin"], None, name="root")
 
 
 @pytest.fixture
-def other_produce_token(other_dataset):  # type: ignore[no-untyped-def]
+def other_produce_token(other_dataset):
     """A producer of another dataset: must be refused on `demo`."""
     return _token(["produce", "consume"], other_dataset, name="other-producer")
 
 
 @pytest.fixture
-def api():  # type: ignore[no-untyped-def]
+def api():
     """An API client; ``api.as_token(token)`` authenticates it."""
     from rest_framework.test import APIClient
 
     client = APIClient()
 
-    def as_token(token):  # type: ignore[no-untyped-def]
+    def as_token(token):
         client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
         return client
 

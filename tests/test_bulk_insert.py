@@ -1,4 +1,4 @@
-"""corpus.bulk: bulk_insert (COPY on PostgreSQL, bulk_create elsewhere) and values_in
+"""corpus.db.bulk: bulk_insert (COPY on PostgreSQL, bulk_create elsewhere) and values_in
 (= ANY(array) on PostgreSQL, the ORM elsewhere); the same rows either way."""
 
 import pytest
@@ -6,7 +6,7 @@ from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from corpus.bulk import bulk_insert, values_in
+from corpus.db.bulk import bulk_insert, values_in
 from corpus.models import Item, ItemParent
 from tests.factories import SourceFactory
 
@@ -19,7 +19,7 @@ COMPARED = [
 ]  # fmt: skip
 
 
-def row(dataset, source, n: int, **extra):  # type: ignore[no-untyped-def]
+def row(dataset, source, n: int, **extra):
     now = timezone.now()
     return {
         "dataset_id": dataset.pk,
@@ -215,7 +215,7 @@ def test_bulk_insert_stores_choices_naive_datetimes_and_json_as_the_orm_would(da
 def test_bulk_insert_uses_binary_copy_for_items_and_text_for_other_columns(dataset):
     if connection.vendor != "postgresql":
         pytest.skip("COPY is PostgreSQL's")
-    from corpus.bulk import _column_type
+    from corpus.db.bulk import _column_type
     from corpus.models import Score
 
     assert all(_column_type(f, connection) for f in Item._meta.concrete_fields)

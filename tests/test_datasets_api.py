@@ -10,7 +10,7 @@ from corpus.services.tokens import token_create, token_revoke
 URL = "/api/v1/datasets/"
 
 
-def _slugs(response) -> list[str]:  # type: ignore[no-untyped-def]
+def _slugs(response) -> list[str]:
     return [d["slug"] for d in response.json()["results"]]
 
 

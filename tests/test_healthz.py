@@ -74,7 +74,7 @@ def test_redis_down_is_503_with_a_clear_error(client, db):
 def test_database_down_is_503(client, db, monkeypatch):
     worker_heartbeat()
 
-    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def refuse(*args, **kwargs):
         raise OperationalError("connection refused")
 
     with monkeypatch.context() as patch:

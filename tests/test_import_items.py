@@ -18,13 +18,13 @@ from corpus.models import AuditEvent, Item
 from corpus.services.audit_verify import audit_verify
 
 
-def run(*args, **options):  # type: ignore[no-untyped-def]
+def run(*args, **options):
     out = io.StringIO()
     call_command("import_items", *[str(a) for a in args], stdout=out, **options)
     return out.getvalue()
 
 
-def write_jsonl(path, rows):  # type: ignore[no-untyped-def]
+def write_jsonl(path, rows):
     """Rows are dicts (dumped as JSON) or raw strings (written as they are)."""
     with path.open("w", encoding="utf-8") as f:
         for row in rows:
@@ -212,7 +212,7 @@ def test_import_isolates_rows_the_database_refuses(dataset, tmp_path, monkeypatc
     # given a database that refuses any batch holding the text "poison"
     real_ingest = import_items.items_ingest
 
-    def refusing_ingest(**kwargs):  # type: ignore[no-untyped-def]
+    def refusing_ingest(**kwargs):
         if any(item.text == "poison" for item in kwargs["items"]):
             raise DataError("value refused")
         return real_ingest(**kwargs)
@@ -299,7 +299,7 @@ def test_import_shows_progress_only_on_a_terminal(dataset, tmp_path, capsys, mon
     assert "importing t.jsonl" in capsys.readouterr().err
 
 
-def _peak_reading(rows_iter, batch: int) -> int:  # type: ignore[no-untyped-def]
+def _peak_reading(rows_iter, batch: int) -> int:
     tracemalloc.start()
     try:
         while list(islice(rows_iter, batch)):

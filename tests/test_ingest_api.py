@@ -21,15 +21,15 @@ postgres_only = pytest.mark.skipif(
 )
 
 
-def _post(client, items, **body):  # type: ignore[no-untyped-def]
+def _post(client, items, **body):
     return client.post(URL, {"items": items, **body}, format="json")
 
 
-def _ids(response) -> list[int]:  # type: ignore[no-untyped-def]
+def _ids(response) -> list[int]:
     return [result["id"] for result in response.json()["results"]]
 
 
-def _statuses(response) -> list[str]:  # type: ignore[no-untyped-def]
+def _statuses(response) -> list[str]:
     return [result["status"] for result in response.json()["results"]]
 
 
@@ -452,7 +452,7 @@ def test_a_duplicate_committed_between_lookup_and_insert_is_settled_by_the_retry
     real_lock = ingest.audit_lock
     raced: list = []
 
-    def lock_after_a_racing_commit():  # type: ignore[no-untyped-def]
+    def lock_after_a_racing_commit():
         if not raced:
 
             def race() -> None:
@@ -498,7 +498,7 @@ def test_the_last_attempt_takes_the_lock_before_its_lookups(dataset, monkeypatch
 
     calls: list[bool] = []
 
-    def losing_then_winning(**kwargs):  # type: ignore[no-untyped-def]
+    def losing_then_winning(**kwargs):
         calls.append(kwargs["lock_first"])
         if len(calls) < 3:
             raise IntegrityError("duplicate key value violates unique constraint")

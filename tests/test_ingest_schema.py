@@ -6,7 +6,7 @@ lookups still on their indexes; SQLite keeps its two single-column foreign keys.
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from corpus.bulk import bulk_insert, values_in
+from corpus.db.bulk import bulk_insert, values_in
 from corpus.models import Item
 from tests.factories import DatasetFactory, SourceFactory
 from tests.test_bulk_insert import row
@@ -14,7 +14,7 @@ from tests.test_bulk_insert import row
 pytestmark = pytest.mark.django_db
 
 
-def _insert_and_check(rows):  # type: ignore[no-untyped-def]
+def _insert_and_check(rows):
     # The foreign keys are deferred: check them now, as the commit would.
     with transaction.atomic():
         bulk_insert(Item, rows)

@@ -14,21 +14,21 @@ URL = "/api/v1/datasets/demo/items/"
 GOOD = {"text": "A perfectly fine item."}
 
 
-def _post(client, body):  # type: ignore[no-untyped-def]
+def _post(client, body):
     return client.post(URL, body, format="json")
 
 
-def _raw(client, payload: bytes):  # type: ignore[no-untyped-def]
+def _raw(client, payload: bytes):
     return client.generic("POST", URL, payload, content_type="application/json")
 
 
 @pytest.fixture
-def producer(api, produce_token, dataset):  # type: ignore[no-untyped-def]
+def producer(api, produce_token, dataset):
     return api.as_token(produce_token)
 
 
 @pytest.fixture
-def nothing_stored(db):  # type: ignore[no-untyped-def]
+def nothing_stored(db):
     """Asserts after the test that the refused request wrote nothing at all."""
     events = AuditEvent.objects.count()
     sources = Source.objects.count()
@@ -38,7 +38,7 @@ def nothing_stored(db):  # type: ignore[no-untyped-def]
     assert AuditEvent.objects.count() == events
 
 
-def _single_error(response) -> dict:  # type: ignore[no-untyped-def]
+def _single_error(response) -> dict:
     assert response.status_code == 400, response.json()
     errors = response.json()["errors"]
     assert len(errors) == 1, errors

@@ -22,11 +22,11 @@ postgres_only = pytest.mark.skipif(
 )
 
 
-def _ids(response) -> list[int]:  # type: ignore[no-untyped-def]
+def _ids(response) -> list[int]:
     return [item["id"] for item in response.json()["results"]]
 
 
-def _ingest(dataset, texts, **fields):  # type: ignore[no-untyped-def]
+def _ingest(dataset, texts, **fields):
     outcome = items_ingest(
         dataset=dataset,
         items=items_parse([{"text": text, **fields} for text in texts]),
@@ -36,7 +36,7 @@ def _ingest(dataset, texts, **fields):  # type: ignore[no-untyped-def]
     return [r.id for r in outcome.results]
 
 
-def _page_through(client, query: str = "", limit: int = 3) -> list[int]:  # type: ignore[no-untyped-def]
+def _page_through(client, query: str = "", limit: int = 3) -> list[int]:
     seen: list[int] = []
     cursor = ""
     while True:
@@ -253,7 +253,7 @@ def test_bad_filter_is_400(api, dataset, consume_token, query, field):
     [
         "not base64 at all!!",
         "Zm9v",  # base64 of "foo": not JSON
-        cursor_encode([1, 2]),  # type: ignore[arg-type]
+        cursor_encode([1, 2]),
         cursor_encode({"after": "12"}),
         cursor_encode({"after": True}),
         cursor_encode({"after": 1.5}),

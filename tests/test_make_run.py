@@ -135,7 +135,7 @@ def item_count(var: Path) -> int:
 
 
 @pytest.fixture
-def var_root():  # type: ignore[no-untyped-def]
+def var_root():
     """A private temporary directory. Not pytest's tmp_path: pytest prunes old basetemp
     directories of the same user, and a concurrent pytest run would delete ours mid-test."""
     path = Path(tempfile.mkdtemp(prefix="sg-make-run-"))
@@ -144,7 +144,7 @@ def var_root():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def launchers():  # type: ignore[no-untyped-def]
+def launchers():
     started: list[Launcher] = []
 
     def start(var: Path) -> Launcher:

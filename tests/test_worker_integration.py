@@ -30,7 +30,7 @@ def _wait_until_scored(ids: list[int], timeout: float = 60.0) -> list[Item]:
         time.sleep(0.2)
 
 
-def _stale_pending_item(dataset, text: str) -> int:  # type: ignore[no-untyped-def]
+def _stale_pending_item(dataset, text: str) -> int:
     """An item whose scoring message was lost: pending, created long before the grace period."""
     outcome = items_ingest(
         dataset=dataset, items=items_parse([{"text": text}]), actor=SYSTEM, default_source="t"

@@ -3,14 +3,14 @@ opaque keyset cursor."""
 
 from dataclasses import replace
 
-from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from corpus.api_support import cursor_decode, cursor_encode, errors_response
+from corpus.api.pagination import page_query
+from corpus.api_support import cursor_encode, errors_response
 from corpus.auth import HasToken, require_scope
 from corpus.models import ApiToken
 from corpus.selectors_audit import audit_event_list, audit_filters_parse
@@ -52,13 +52,8 @@ class AuditEventsApi(APIView):
     def get(self, request: Request) -> Response:
         token = require_scope(request, ApiToken.Scope.ADMIN)
         filters, errors = audit_filters_parse(request.query_params)
-        limit_raw = request.query_params.get("limit", str(settings.SYNTHGATE_PAGE_SIZE))
-        if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= 1000:
-            errors.append({"field": "limit", "message": "must be an integer from 1 to 1000"})
-        position = cursor_decode(request.query_params.get("cursor"))
-        after = position.get("after") if position else None
-        if after is not None and (not isinstance(after, int) or after < 0):
-            errors.append({"field": "cursor", "message": "Invalid cursor."})
+        page = page_query(request.query_params, key="after", errors=errors)
+        after = page.position
         if errors:
             return errors_response(errors)
         if token.dataset_id is not None:
@@ -67,7 +62,7 @@ class AuditEventsApi(APIView):
                     f"This token is not valid for dataset '{filters.dataset.slug}'."
                 )
             filters = replace(filters, dataset=token.dataset)
-        events = audit_event_list(filters=filters, after_seq=after, limit=int(limit_raw))
+        events = audit_event_list(filters=filters, after_seq=after, limit=page.limit)
         last = events[-1].seq if events else after
         return Response(
             {

@@ -14,7 +14,6 @@ from django.http import (
     JsonResponse,
     StreamingHttpResponse,
 )
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.renderers import JSONRenderer
@@ -23,9 +22,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from corpus import selectors
-from corpus.api_support import cursor_decode, cursor_encode, errors_response
+from corpus.api.pagination import page_query
+from corpus.api_support import cursor_encode, errors_response
 from corpus.auth import HasToken, require_scope
-from corpus.models import ApiToken, Export, Item
+from corpus.models import ApiToken, Export
 from corpus.services.audit import actor_for_token
 from corpus.services.exports.build import (
     ExportRequestError,
@@ -38,7 +38,7 @@ from corpus.services.items import ItemStateError
 from corpus.services.policy import PolicyError, policy_current, policy_set
 from corpus.services.retractions import item_retract
 
-CONTENT_TYPES = {
+CONTENT_TYPES: dict[str, str] = {
     Export.Format.JSONL: "application/jsonl",
     Export.Format.PARQUET: "application/vnd.apache.parquet",
 }
@@ -127,7 +127,7 @@ def export_file_response(request: HttpRequest, export: Export, *, actor: str) ->
         export_download_record(export=export, actor=actor, byte_range=None, size=size)
         # FileResponse: the WSGI server may send it with sendfile(), without copying it through
         # Python.
-        response: HttpResponseBase = FileResponse(
+        response = FileResponse(
             fh,
             as_attachment=True,
             filename=export.download_name,
@@ -211,7 +211,7 @@ class ExportOutputSerializer(serializers.Serializer):
     download_url = serializers.SerializerMethodField()
 
     def get_policy_version(self, export: Export) -> int:
-        return export.policy.version if export.policy_id else 0
+        return export.policy.version if export.policy is not None else 0
 
     def get_download_url(self, export: Export) -> str | None:
         if export.status != Export.Status.READY:
@@ -319,22 +319,18 @@ class ExportsApi(APIView):
         status_filter = request.query_params.get("status")
         if status_filter and status_filter not in Export.Status.values:
             errors.append({"field": "status", "message": f"must be one of {Export.Status.values}"})
-        limit_raw = request.query_params.get("limit", "20")
-        if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= 100:
-            errors.append({"field": "limit", "message": "must be an integer from 1 to 100"})
-        position = cursor_decode(request.query_params.get("cursor"))
-        before = position.get("before") if position else None
-        if before is not None and not isinstance(before, int):
-            errors.append({"field": "cursor", "message": "Invalid cursor."})
+        query = page_query(
+            request.query_params, key="before", errors=errors, default_limit=20, max_limit=100
+        )
         if errors:
             return errors_response(errors)
-        exports = Export.objects.filter(dataset=dataset).select_related("dataset", "policy")
-        if status_filter:
-            exports = exports.filter(status=status_filter)
-        if before is not None:
-            exports = exports.filter(id__lt=before)
-        page = list(exports.order_by("-id")[: int(limit_raw)])
-        more = len(page) == int(limit_raw)
+        page = selectors.export_list(
+            dataset=dataset,
+            status=status_filter or None,
+            before_id=query.position,
+            limit=query.limit,
+        )
+        more = len(page) == query.limit
         return Response(
             {
                 "results": ExportOutputSerializer(page, many=True).data,
@@ -371,9 +367,7 @@ class ExportsApi(APIView):
 def _export_get(request: Request, slug: str, export_id: int) -> Export:
     dataset = selectors.dataset_get(slug=slug)
     require_scope(request, ApiToken.Scope.CONSUME, dataset)
-    return get_object_or_404(
-        Export.objects.select_related("dataset", "policy"), pk=export_id, dataset=dataset
-    )
+    return selectors.export_get(dataset=dataset, export_id=export_id)
 
 
 class ExportDetailApi(APIView):
@@ -433,7 +427,7 @@ class ItemRetractApi(APIView):
         request=InputSerializer, responses={200: OutputSerializer}, operation_id="items_retract"
     )
     def post(self, request: Request, item_id: int) -> Response:
-        item = get_object_or_404(Item.objects.select_related("dataset"), pk=item_id)
+        item = selectors.item_with_dataset_get(item_id=item_id)
         token = require_scope(request, ApiToken.Scope.ADMIN, item.dataset)
         serializer = self.InputSerializer(data=request.data if request.data else {})
         serializer.is_valid(raise_exception=True)

@@ -1,13 +1,15 @@
 """The feed: approvals, undos and retractions in commit order, behind an opaque cursor."""
 
-from django.conf import settings
+from typing import Any
+
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from corpus import selectors
-from corpus.api_support import cursor_decode, cursor_encode, errors_response
+from corpus.api.pagination import page_query
+from corpus.api_support import cursor_encode, errors_response
 from corpus.auth import HasToken, require_scope
 from corpus.models import ApiToken
 from corpus.services.feed import feed_list
@@ -35,16 +37,11 @@ class FeedApi(APIView):
     def get(self, request: Request, slug: str) -> Response:
         dataset = selectors.dataset_get(slug=slug)
         require_scope(request, ApiToken.Scope.CONSUME, dataset)
-        limit_raw = request.query_params.get("limit", str(settings.SYNTHGATE_PAGE_SIZE))
-        if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= 1000:
-            return errors_response(
-                [{"field": "limit", "message": "must be an integer from 1 to 1000"}]
-            )
-        position = cursor_decode(request.query_params.get("cursor"))
-        after = position.get("feed", 0) if position else 0
-        if not isinstance(after, int) or after < 0:
-            return errors_response([{"field": "cursor", "message": "Invalid cursor."}])
-        page = feed_list(dataset=dataset, after_seq=after, limit=int(limit_raw))
+        errors: list[dict[str, Any]] = []
+        query = page_query(request.query_params, key="feed", errors=errors)
+        if errors:
+            return errors_response(errors)
+        page = feed_list(dataset=dataset, after_seq=query.position or 0, limit=query.limit)
         results = [
             {key: value for key, value in entry.items() if key != "seq"} for entry in page.entries
         ]

@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from pydantic import BaseModel, Field
 from rest_framework import serializers, status
@@ -11,7 +10,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from corpus import selectors
-from corpus.api_support import cursor_decode, cursor_encode, errors_response
+from corpus.api.pagination import page_query
+from corpus.api_support import cursor_encode, errors_response
 from corpus.auth import HasToken, require_dataset_access, require_scope
 from corpus.models import ApiToken, Item
 from corpus.services.audit import actor_for_token
@@ -36,7 +36,8 @@ class ScoreOutputSerializer(serializers.Serializer):
 class ItemOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     dataset = serializers.CharField(source="dataset.slug")
-    source = serializers.CharField(source="source.name")
+    # A field named "source": DRF's stubs read the name as the Field.source attribute.
+    source = serializers.CharField(source="source.name")  # type: ignore[assignment]
     kind = serializers.CharField()
     text = serializers.CharField()
     messages = serializers.JSONField(allow_null=True)
@@ -123,18 +124,12 @@ class DatasetItemsApi(APIView):
                 filters[name] = value
         if source := request.query_params.get("source"):
             filters["source__name"] = source
-        limit_raw = request.query_params.get("limit", str(settings.SYNTHGATE_PAGE_SIZE))
-        if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= 1000:
-            errors.append({"field": "limit", "message": "must be an integer from 1 to 1000"})
+        page = page_query(request.query_params, key="after", errors=errors)
         if errors:
             return errors_response(errors)
-        position = cursor_decode(request.query_params.get("cursor"))
-        after_id = position.get("after") if position else None
-        if after_id is not None and (isinstance(after_id, bool) or not isinstance(after_id, int)):
-            return errors_response([{"field": "cursor", "message": "Invalid cursor."}])
-        limit = int(limit_raw)
+        after_id = page.position
         items = selectors.item_list(
-            dataset=dataset, after_id=after_id, limit=limit, filters=filters
+            dataset=dataset, after_id=after_id, limit=page.limit, filters=filters
         )
         # The next cursor is given even on a short page: a pipeline polls it for new items.
         last = items[-1].pk if items else after_id

@@ -1,15 +1,14 @@
 """GET /api/v1/items/{id}/lineage/: an item's parents and children as bounded-depth trees."""
 
-from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from corpus import selectors
 from corpus.api_support import errors_response
 from corpus.auth import HasToken, require_dataset_access
-from corpus.models import Item
 from corpus.selectors_lineage import DEFAULT_DEPTH, MAX_DEPTH, item_lineage
 
 
@@ -30,7 +29,7 @@ class ItemLineageApi(APIView):
         operation_id="items_lineage",
     )
     def get(self, request: Request, item_id: int) -> Response:
-        item = get_object_or_404(Item.objects.select_related("dataset"), pk=item_id)
+        item = selectors.item_with_dataset_get(item_id=item_id)
         token = require_dataset_access(request, item.dataset)
         depth_raw = request.query_params.get("depth", str(DEFAULT_DEPTH))
         if not depth_raw.isdigit() or not 1 <= int(depth_raw) <= MAX_DEPTH:

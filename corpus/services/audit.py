@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from corpus.db.copy import copy_rows
 from corpus.models import (
     ApiToken,
     AuditEvent,
@@ -167,7 +168,7 @@ def audit_lock() -> AuditHead:
 def audit_head() -> dict[str, Any]:
     """The committed chain head, ``{"seq", "hash"}``: what export manifests record."""
     head = AuditHead.objects.filter(pk=1).values("seq", "hash").first()
-    return head or {"seq": 0, "hash": GENESIS_HASH}
+    return dict(head) if head else {"seq": 0, "hash": GENESIS_HASH}
 
 
 @dataclass(frozen=True)
@@ -294,10 +295,17 @@ def audit_append(
 
 
 _COPY_EVENTS = (
-    "COPY corpus_auditevent (seq, time, actor, action, object_type, object_id, dataset_id, "
-    "payload, prev_hash, hash) FROM STDIN"
+    "seq",
+    "time",
+    "actor",
+    "action",
+    "object_type",
+    "object_id",
+    "dataset_id",
+    "payload",
+    "prev_hash",
+    "hash",
 )
-_COPY_REFS = "COPY corpus_auditeventitem (item_id, event_id) FROM STDIN"
 # AuditEvent's concrete fields in declaration order: from_db() then takes Model.__init__'s fast
 # positional path.
 _ATTNAMES = [f.attname for f in AuditEvent._meta.concrete_fields]
@@ -306,14 +314,9 @@ _ATTNAMES = [f.attname for f in AuditEvent._meta.concrete_fields]
 def _copy_rows(values: list[tuple[Any, ...]], refs: list[tuple[int, int]]) -> None:
     """Insert with COPY: every append queues on the head lock, and COPY costs a fraction of
     ``bulk_create``'s per-row work (which escapes its text arrays in Python, value by value)."""
-    with connection.cursor() as cursor:
-        with cursor.copy(_COPY_EVENTS) as copy:
-            for row in values:
-                copy.write_row(row)
-        if refs:
-            with cursor.copy(_COPY_REFS) as copy:
-                for ref in refs:
-                    copy.write_row(ref)
+    copy_rows(AuditEvent, _COPY_EVENTS, values)
+    if refs:
+        copy_rows(AuditEventItem, ("item_id", "event_id"), refs)
 
 
 # Appends up to this size go as one statement on PostgreSQL (``_append_small``); larger ones
@@ -446,7 +449,7 @@ def audit_append_many(
         ]
     else:
         rows = [
-            AuditEvent(*row[:7], event.payload, *row[8:])
+            AuditEvent(**dict(zip(_ATTNAMES, (*row[:7], event.payload, *row[8:]), strict=True)))
             for row, event in zip(values, prepared, strict=True)
         ]
         AuditEvent.objects.bulk_create(rows)

@@ -13,6 +13,7 @@ import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 from django.conf import settings
@@ -67,7 +68,7 @@ def detector_for_dataset(dataset_id: int) -> LearnedDetector:
     if key not in _cache:
         weights = DetectorModel.objects.values_list("weights", flat=True).get(pk=model_id)
         try:
-            detector = LearnedDetector.load(io.BytesIO(bytes(weights)))  # type: ignore[arg-type]
+            detector = LearnedDetector.load(io.BytesIO(bytes(weights)))
         except ValueError as exc:
             # A model of an older feature version (retrain it): score with the default one
             # rather than fail every batch of the dataset.
@@ -164,7 +165,7 @@ def detector_train(*, dataset: Dataset, actor: str, test_size: float = 0.3) -> D
         object_type="detector_model",
         object_id=model.pk,
         dataset=dataset,
-        payload=_json_safe(
+        payload=_json_safe_dict(
             {
                 "version": model.version,
                 "auroc": auroc,
@@ -176,6 +177,10 @@ def detector_train(*, dataset: Dataset, actor: str, test_size: float = 0.3) -> D
         ),
     )
     return model
+
+
+def _json_safe_dict(value: dict[str, Any]) -> dict[str, Any]:
+    return cast(dict[str, Any], _json_safe(value))
 
 
 def _json_safe(value: object) -> object:

@@ -18,7 +18,8 @@ from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
 
-from corpus.models import Dataset, FeedEntry, FeedKind, Retraction
+from corpus.db.batch import Statement
+from corpus.models import Dataset, FeedEntry, FeedKind, Item, Retraction
 from corpus.services.audit import audit_lock
 from corpus.services.exports.rows import rows_for_items
 
@@ -61,23 +62,22 @@ def _append_one(*, dataset_id: int, item_id: int, kind: str) -> int:
         return int(cursor.fetchone()[0])
 
 
-def feed_append_returning(
-    sql: str, params: list[Any], *, kind: str, now: datetime
-) -> tuple[str, list[Any]]:
-    """PostgreSQL: ``sql``, a statement that returns the rows it changed in ``corpus_item``
-    (``RETURNING *``), rewritten to also append one entry of ``kind`` per returned row, in id
-    order, and still return those rows: one round trip for an item's outcome and its feed entry.
-    Nothing is appended when it returns no row. The caller holds the audit chain lock (feed
-    seqs are taken under it)."""
+def feed_entry_statement(*, item_id: int, kind: str, decided_at: datetime) -> Statement:
+    """One entry of ``kind`` for the item, as a statement for the caller's batch, appended only
+    if the item was decided at ``decided_at`` (by the outcome write just before it, under the
+    same row lock); its rows are the new seq. The caller holds the audit chain lock (feed seqs
+    are taken under it)."""
     if kind not in FeedKind.values:
         raise ValueError(f"unknown feed kind {kind!r}")
-    table = connection.ops.quote_name(FeedEntry._meta.db_table)
+    ops = connection.ops
+    table = ops.quote_name(FeedEntry._meta.db_table)
+    items = ops.quote_name(Item._meta.db_table)
+    at = ops.adapt_datetimefield_value(decided_at)
     return (
-        f"WITH changed AS ({sql}), appended AS ("
         f"INSERT INTO {table} (seq, dataset_id, item_id, kind, created_at)"
-        f" SELECT (SELECT COALESCE(MAX(seq), 0) FROM {table}) + row_number() OVER (ORDER BY id),"
-        " dataset_id, id, %s, %s FROM changed) SELECT * FROM changed",
-        [*params, kind, connection.ops.adapt_datetimefield_value(now)],
+        f" SELECT (SELECT COALESCE(MAX(seq), 0) FROM {table}) + 1, i.dataset_id, i.id, %s, %s"
+        f" FROM {items} i WHERE i.id = %s AND i.decided_at = %s RETURNING seq",
+        [kind, at, item_id, at],
     )
 
 

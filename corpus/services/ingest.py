@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import orjson
 from django.conf import settings
@@ -31,7 +31,7 @@ from pydantic import (
     field_validator,
 )
 
-from corpus.bulk import bulk_insert, values_in
+from corpus.db.bulk import bulk_insert, values_in
 from corpus.json_input import json_value_problem
 from corpus.models import Dataset, Item, ItemParent, Source
 from corpus.scoring import kinds
@@ -295,7 +295,7 @@ def _pydantic_errors(exc: ValidationError, *, offset: int = 0) -> list[dict[str,
             message = message.removeprefix("Value error, ")
         errors.append(
             {
-                "index": None if index is None else index + offset,
+                "index": None if index is None else int(index) + offset,
                 "field": field_name,
                 "message": message,
             }
@@ -470,7 +470,8 @@ def _items_ingest_once(
     index_offset: int,
     lock_first: bool = False,
 ) -> IngestOutcome:
-    hashes = [content_hash(item.text) for item in items]
+    # Validation gave every item its text (derived from the messages of a chat).
+    hashes = [content_hash(cast(str, item.text)) for item in items]
     source_ids = _sources_get_or_create(dataset, items, default_source)
     if lock_first:
         audit_lock()
@@ -639,7 +640,7 @@ def _rows_build(
     dataset_id = batch.dataset.pk
     state = (Item.State.APPROVED if reference else Item.State.PENDING).value
     generation: dict[int, int] = {}
-    # Plain dicts, not Item instances: bulk_insert COPYs them (see corpus/bulk.py).
+    # Plain dicts, not Item instances: bulk_insert COPYs them (see corpus/db/bulk.py).
     rows_to_create: list[dict[str, Any]] = []
     for i in lineage.order:
         item = items[i]

@@ -100,7 +100,9 @@ def items_lm_score(*, item_ids: list[int], detector: Any = None) -> int:
         kinds.scoring_text(s.item.kind, s.item.text, s.item.messages, s.item.language)
         for s in supported
     ]
-    probabilities = np.asarray(detector.predict_proba(texts), dtype=np.float64) if texts else []
+    probabilities: Any = (
+        np.asarray(detector.predict_proba(texts), dtype=np.float64) if texts else []
+    )
     for s, p in zip(supported, probabilities, strict=True):
         verdict[s.item_id] = (
             {"version": detector.version, "probability": float(p)}

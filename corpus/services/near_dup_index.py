@@ -31,23 +31,6 @@ def _key(dataset_id: int, band_key: bytes) -> bytes:
     return f"{PREFIX}{dataset_id}:".encode() + band_key
 
 
-class RedisBucketStore:
-    """``corpus.scoring.lsh.BucketStore`` on Redis sets, one key space per dataset."""
-
-    def __init__(self, dataset_id: int) -> None:
-        self.dataset_id = dataset_id
-        self.client = redis_client()
-
-    def add(self, keys: list[bytes], item_id: int) -> None:
-        with self.client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.sadd(_key(self.dataset_id, key), item_id)
-            pipe.execute()
-
-    def candidates(self, keys: list[bytes]) -> set[int]:
-        return candidates_many(self.dataset_id, [keys])[0]
-
-
 # The batch scripts below build each bucket's key from the dataset's key prefix and a band key
 # cut out of one binary blob: a batch of 500 items has 10,500 band keys, and sending them as
 # separate arguments cost more client CPU (redis-py packs every argument in Python) than the
@@ -216,15 +199,6 @@ def index_add_many(dataset_id: int, entries: Iterable[tuple[int, bytes]]) -> int
         dataset_id,
         ((item_id, lsh.band_keys(minhash.from_bytes(sig))) for item_id, sig in entries),
     )
-
-
-def index_remove_many(dataset_id: int, entries: Iterable[tuple[int, bytes]]) -> None:
-    client = redis_client()
-    with client.pipeline(transaction=False) as pipe:
-        for item_id, sig_bytes in entries:
-            for key in lsh.band_keys(minhash.from_bytes(sig_bytes)):
-                pipe.srem(_key(dataset_id, key), item_id)
-        pipe.execute()
 
 
 def index_clear(dataset_id: int | None = None) -> int:

@@ -40,6 +40,7 @@ import json
 import logging
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field, fields
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -49,7 +50,10 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from redis.exceptions import LockError, RedisError
 
-from corpus.bulk import bulk_insert, values_in
+from corpus.db.arrays import pg_array as _pg_array
+from corpus.db.arrays import pg_int_array as _pg_int_array
+from corpus.db.arrays import values_source as _values
+from corpus.db.bulk import bulk_insert, values_in
 from corpus.models import Dataset, Item, NearDupIndexState, NearDuplicate, Score, ScoringRules
 from corpus.redis_client import redis_client
 from corpus.scoring import SCORER_VERSION, kinds, lexical, lsh, minhash
@@ -422,7 +426,7 @@ def _items_load(item_ids: list[int]) -> list[ScoredItem]:
     column_of = {f.attname: f.column for f in Item._meta.concrete_fields}
     item_columns = ", ".join(f"i.{column_of[name]}" for name in _ITEM_VALUES[:-2])
     messages_at = _ITEM_VALUES.index("messages")
-    decoder = Item._meta.get_field("messages").decoder  # type: ignore[union-attr]
+    decoder = Item._meta.get_field("messages").decoder
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {item_columns}, s.scorer_version, s.error "
@@ -1031,7 +1035,7 @@ def _scores_upsert(rows: list[dict[str, Any]], existing: Collection[int]) -> Non
     """Insert or replace the ``Score`` rows (dicts keyed by every field's attname); ``existing``
     holds the item ids that have a score already (read in this transaction, under the lock).
 
-    On PostgreSQL the new rows, nearly all of them, go in with ``COPY`` (``corpus.bulk``):
+    On PostgreSQL the new rows, nearly all of them, go in with ``COPY`` (``corpus.db.bulk``):
     ``bulk_create(update_conflicts=True)`` rendered a statement of 8,500 parameters per batch of
     500 and cost more CPU than scoring the batch. Should a row appear meanwhile anyway (a second
     scorer whose lock expired), the COPY fails as a whole inside its savepoint and every row
@@ -1055,54 +1059,6 @@ def _scores_upsert(rows: list[dict[str, Any]], existing: Collection[int]) -> Non
             unique_fields=["item"],
             update_fields=[f.name for f in Score._meta.concrete_fields if f.name != "item"],
         )
-
-
-def _pg_array(values: Iterable[Any]) -> str:
-    """A PostgreSQL array literal of ints, floats, strings or None, for one ``%s::type[]``.
-
-    psycopg adapts a list parameter element by element in Python, about 4 us each: with several
-    500-element arrays per batch that was a tenth of the batch's CPU. One string is adapted at
-    once and the server parses it. Strings are double-quoted with backslash escapes, so any
-    text (commas, braces, quotes) survives; floats use repr, which round-trips exactly.
-    """
-    out = []
-    for value in values:
-        if value is None:
-            out.append("NULL")
-        elif isinstance(value, str):
-            out.append('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
-        elif isinstance(value, bool):
-            raise TypeError("no booleans in array literals")
-        elif isinstance(value, int):
-            out.append(str(int(value)))
-        elif isinstance(value, float):
-            out.append(repr(float(value)))
-        else:
-            raise TypeError(f"cannot put {type(value).__name__} in an array literal")
-    return "{" + ",".join(out) + "}"
-
-
-def _pg_int_array(values: Iterable[int]) -> str:
-    """`_pg_array` of a column of ints (the ids), without its per-value type dispatch."""
-    return "{" + ",".join(map(str, map(int, values))) + "}"
-
-
-def _values(rows: list[tuple[Any, ...]], types: list[str]) -> tuple[str, list[Any]]:
-    """A ``WITH v(...) AS (...)`` source for rows of the given SQL types, and its parameters.
-
-    PostgreSQL takes one array parameter per column: a short statement whatever the row count,
-    which its driver parses once (a VALUES list of 2,000 placeholders cost milliseconds of
-    client CPU to parse on every batch). SQLite takes a VALUES list.
-    """
-    if connection.vendor == "postgresql":
-        arrays = ", ".join(f"%s::{t}[]" for t in types)
-        columns = zip(*rows, strict=True)
-        return f"SELECT * FROM unnest({arrays})", [
-            _pg_int_array(c) if t == "BIGINT" else _pg_array(c)
-            for c, t in zip(columns, types, strict=True)
-        ]
-    row = "(" + ", ".join(f"CAST(%s AS {t})" for t in types) + ")"
-    return f"VALUES {', '.join([row] * len(rows))}", [value for r in rows for value in r]
 
 
 def _items_transition(decisions: list[tuple[int, str, str, float]], now: Any) -> set[int]:
@@ -1147,7 +1103,7 @@ def _items_reprioritize(priorities: list[tuple[int, float]], now: Any) -> None:
 
 
 def items_pending_stale(*, older_than_seconds: int, limit: int = 50_000) -> list[int]:
-    cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     return list(
         Item.objects.filter(state=Item.State.PENDING, created_at__lt=cutoff)
         .order_by("id")

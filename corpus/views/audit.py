@@ -5,11 +5,12 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
+from corpus.http import HtmxHttpRequest
 from corpus.models import AuditVerification, Dataset
 from corpus.roles import site_admin_required
 from corpus.selectors_audit import (
@@ -44,7 +45,7 @@ def _rows(events: list[Any]) -> list[dict[str, Any]]:
 @site_admin_required("Only admins read the audit log.")
 @require_GET
 @vary_on_headers("HX-Request")
-def audit_browser(request: HttpRequest) -> HttpResponse:
+def audit_browser(request: HtmxHttpRequest) -> HttpResponse:
     filters, errors = audit_filters_parse(request.GET)
     before, after = _seq(request.GET.get("before")), _seq(request.GET.get("after"))
     events: list[Any] = []

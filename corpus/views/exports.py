@@ -17,6 +17,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from corpus import selectors
 from corpus.api.exports import export_file_response
+from corpus.http import HtmxHttpRequest
 from corpus.json_input import JsonInputError, json_limits, json_parse
 from corpus.models import Dataset, Export, ExportPolicy, Retraction
 from corpus.roles import site_admin_required
@@ -84,7 +85,7 @@ def exports_page(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @admin_only
 @vary_on_headers("HX-Request")
-def exports_policy_save(request: HttpRequest, slug: str) -> HttpResponse:
+def exports_policy_save(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     dataset = selectors.dataset_get(slug=slug)
     text = request.POST.get("policy", "")
     errors: list[dict[str, Any]] = []
@@ -111,7 +112,7 @@ def exports_policy_save(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @admin_only
 @vary_on_headers("HX-Request")
-def exports_preview(request: HttpRequest, slug: str) -> HttpResponse:
+def exports_preview(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     dataset = selectors.dataset_get(slug=slug)
     mode = request.POST.get("mode") or None
     try:
@@ -147,7 +148,7 @@ def _preview_rows(preview: dict[str, Any] | None) -> list[dict[str, Any]]:
 @require_POST
 @admin_only
 @vary_on_headers("HX-Request")
-def exports_create(request: HttpRequest, slug: str) -> HttpResponse:
+def exports_create(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     dataset = selectors.dataset_get(slug=slug)
     errors: list[dict[str, Any]] = []
     try:
@@ -226,7 +227,7 @@ def export_download(request: HttpRequest, slug: str, export_id: int) -> HttpResp
 @require_POST
 @admin_only
 @vary_on_headers("HX-Request")
-def item_retract_view(request: HttpRequest, slug: str) -> HttpResponse:
+def item_retract_view(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     dataset = selectors.dataset_get(slug=slug)
     errors: list[dict[str, Any]] = []
     done = None

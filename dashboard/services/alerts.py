@@ -124,7 +124,7 @@ def alert_checks(*, dataset: Dataset, rules: AlertRules, now: datetime) -> list[
         )
     if rules.max_near_duplicate_rate is not None:
         state = DashboardState.objects.filter(dataset=dataset).values_list("figures", flat=True)
-        figures = next(iter(state), {}) or {}
+        figures: dict[str, Any] = next(iter(state), {}) or {}
         for row in figures.get("near_duplicates", {}).get("generators", []):
             name = row["generator"] or "(none)"
             checks.append(
@@ -203,14 +203,14 @@ def alerts_evaluate(*, dataset: Dataset, now: datetime | None = None) -> list[tu
             )
             changes.append((FIRED, alert))
     for key, alert in open_alerts.items():
-        check = checks.get(key)
-        if check is not None and check.crossed:
+        current = checks.get(key)
+        if current is not None and current.crossed:
             continue
         # Conditional: only the run that closes it appends the event.
         if Alert.objects.filter(pk=alert.pk, cleared_at__isnull=True).update(cleared_at=now):
             alert.cleared_at = now
-            if check is not None:
-                alert.value = check.value
+            if current is not None:
+                alert.value = current.value
             changes.append((CLEARED, alert))
     for event, alert in changes:
         audit_append(

@@ -325,7 +325,7 @@ def _flow(dataset: Dataset, since: datetime) -> dict[date, dict[str, int]]:
     days: dict[date, dict[str, int]] = {}
 
     def bump(day: date, key: str, n: int) -> None:
-        days.setdefault(day, Counter())[key] += n  # type: ignore[index]
+        days.setdefault(day, Counter())[key] += n
 
     items = Item.objects.filter(dataset=dataset, is_reference=False)
     intake = (

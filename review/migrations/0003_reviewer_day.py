@@ -7,7 +7,7 @@ from django.db.models import Count
 from django.db.models.functions import TruncDate
 
 
-def count_existing(apps, schema_editor):  # type: ignore[no-untyped-def]
+def count_existing(apps, schema_editor):
     """The days so far, from the decisions (live ones count; TruncDate takes the site's time
     zone, as the quota's day does)."""
     Decision = apps.get_model("review", "Decision")

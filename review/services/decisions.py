@@ -2,10 +2,11 @@
 
 Every decision locks its item row first, so two reviewers voting on one consensus item at the
 same moment count each other's vote (neither can miss the other and leave the item open with
-enough approvals). The outcome goes onto the item through ``corpus.services.items``; the audit
-events are appended in the same transaction, together (``audit_append_many``: a decision and
-the lease of the next item are one append). Lock order: the audit chain lock, then the claim,
-then the item (the order corpus services and exports use too, so no two of them deadlock).
+enough approvals). The outcome goes onto the item through ``corpus.services.items``. Each
+service runs in one unit of work (``corpus.services.write_batch``): it takes the audit chain
+lock first, then the claim, then the item (the order corpus services and exports use too, so
+no two of them deadlock), sends the writes with the next reads, and appends the audit events
+together at commit (a decision and the lease of the next item are one append).
 """
 
 from collections.abc import Sequence
@@ -13,39 +14,26 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.contrib.auth.models import User
 from django.utils import timezone
 
-from corpus.models import AuditHead, Dataset, Item
-from corpus.services.audit import actor_for_user, audit_append_many, audit_lock
-from corpus.services.items import (
-    ItemStateError,
-    item_outcome_applied,
-    item_outcome_reopen,
-    item_outcome_set,
-    item_outcome_statement,
-)
+from corpus.db.batch import Rows
+from corpus.models import Dataset, Item
+from corpus.services.audit import actor_for_user
+from corpus.services.items import ItemStateError, item_outcome_reopen, item_outcome_set
+from corpus.services.write_batch import WriteBatch, write_batch
 from review.models import Claim, Decision, GoldItem, ReviewPolicy, Verdict
 from review.selectors import QuotaStatus, day_start, quota_status_get, review_policy_get
 from review.services import ReviewError
 from review.services.consensus import Tally, required_approvals, tally
-from review.services.queue import (
-    AuditEvents,
-    ClaimOutcome,
-    PendingWrites,
-    claim_item,
-    item_claim_next,
-    not_held_error,
-    pending_send,
-)
+from review.services.queue import ClaimOutcome, claim_item, item_claim_next, not_held_error
 from review.sql import (
     LockedItem,
     day_count,
     decision_insert,
+    decision_of,
     decision_reads,
     lock_item,
-    one_string_batches,
-    run_batch,
 )
 
 MAX_NOTE_CHARS = 2000
@@ -90,10 +78,12 @@ def _live_decisions(item_id: int) -> list[Decision]:
 
 
 def _decide(
+    wb: WriteBatch,
     *,
     dataset: Dataset,
-    reviewer: Any,
+    reviewer: User,
     item_id: int,
+    item: LockedItem | None,
     verdict: str,
     reason: str,
     note: str,
@@ -101,21 +91,12 @@ def _decide(
     seconds: float | None,
     policy: ReviewPolicy,
     now: datetime,
-    events: AuditEvents,
-    item: LockedItem | None,
-    pending: PendingWrites | None = None,
-    counted: bool = True,
 ) -> DecisionOutcome:
-    """Record one vote and settle the item if the votes now call for it; its event goes to
-    ``events``. Needs an open transaction holding the audit lock and the item's row lock
-    (``item``: what ``lock_item`` read, None when the item is not in the dataset).
-
-    ``pending``: in the usual case (PostgreSQL, no other live vote, not a gold check: the
-    tally is this vote alone, known before anything is written) the decision's INSERT and the
-    item's outcome are added there instead of sent, for the caller to send with its next
-    statements; the decision's id (in the returned decision and its event) is filled in once
-    they are. ``counted``: add it to the reviewer's count of the day (``ReviewerDay``, what the
-    quota reads); a caller deciding many counts them at once instead."""
+    """Record one vote in ``wb`` and settle the item if the votes now call for it. ``item``:
+    the item as ``lock_item`` read it (its row locked), None when it is not in the dataset.
+    The decision's INSERT and the item's outcome ride ``wb``'s next round trip; the returned
+    decision is the stored one from then on (its id in its audit event too). The reviewer's
+    count of the day is the caller's (one decision or many)."""
     if item is None:
         raise ReviewError(f"Item {item_id} is not in this dataset.", code="conflict")
     if item.state != Item.State.QUEUED:
@@ -142,31 +123,16 @@ def _decide(
         "via": via,
         "seconds": None if seconds is None else round(seconds, 3),
     }
-    deferred = pending is not None and not gold and not item.live_votes and one_string_batches()
-    if deferred:
-        assert pending is not None
+    outcome = DecisionOutcome(decision=decision, item_state=item.state, tally=None)
 
-        def inserted(rows: list[tuple[Any, ...]]) -> None:
-            decision.pk = rows[0][0]
-            decision._state.adding = False
-            decision._state.db = transaction.get_connection().alias
-            payload["decision"] = decision.pk
+    def inserted(rows: Rows) -> None:
+        stored = decision_of(rows[0])
+        Decision.dataset.field.set_cached_value(stored, dataset)
+        Decision.reviewer.field.set_cached_value(stored, reviewer)
+        outcome.decision = stored
+        payload["decision"] = stored.pk
 
-        pending.append((decision_insert(decision), inserted))
-    else:
-        decision.save(force_insert=True)
-        payload["decision"] = decision.pk
-    if counted:
-        count = day_count(
-            dataset_id=dataset.pk, reviewer_id=reviewer.pk, since=day_start(now), change=1
-        )
-        if deferred:
-            assert pending is not None
-            pending.append((count, lambda rows: None))
-        else:
-            run_batch([count])
-    result: Tally | None = None
-    state = item.state
+    wb.add(decision_insert(decision), then=inserted)
     if gold:
         payload["gold"] = {"expected": gold, "correct": gold == verdict}
     else:
@@ -174,46 +140,34 @@ def _decide(
         # With no other live vote (the usual case) the tally is this decision alone.
         live = _live_decisions(item_id) if item.live_votes else [decision]
         result = tally(decisions=live, required=required)
-        if result.state != Item.State.QUEUED and deferred:
-            assert pending is not None
-            statement = item_outcome_statement(
-                item_id=item_id,
-                state=result.state,
-                reviewer_ids=result.reviewer_ids,
-                reason=result.reason,
-            )
-            pending.append(
-                (statement, lambda rows: item_outcome_applied(item_id=item_id, rows=rows))
-            )
-            state = result.state
-        elif result.state != Item.State.QUEUED:
+        if result.state != Item.State.QUEUED:
             item_outcome_set(
+                wb,
                 item_id=item_id,
                 state=result.state,
                 reviewer_ids=result.reviewer_ids,
                 reason=result.reason,
-                audit_locked=True,
             )
-            state = result.state
-        payload.update(outcome=state, approvals=len(result.approvers), required=result.required)
-    events.append(
-        {
-            "actor": actor_for_user(reviewer),
-            "action": "review.decided",
-            "object_type": "item",
-            "object_id": item_id,
-            "dataset": dataset,
-            "payload": payload,
-        }
+            outcome.item_state = result.state
+        outcome.tally = result
+        payload.update(
+            outcome=outcome.item_state, approvals=len(result.approvers), required=result.required
+        )
+    wb.audit(
+        actor=actor_for_user(reviewer),
+        action="review.decided",
+        object_type="item",
+        object_id=item_id,
+        dataset=dataset,
+        payload=payload,
     )
-    return DecisionOutcome(decision=decision, item_state=state, tally=result)
+    return outcome
 
 
-@transaction.atomic
 def decision_record(
     *,
     dataset: Dataset,
-    reviewer: Any,
+    reviewer: User,
     item_id: int,
     verdict: str,
     reason: str = "",
@@ -221,48 +175,44 @@ def decision_record(
 ) -> DecisionOutcome:
     """Decide the item the reviewer holds. The lease ends with the decision; the time from the
     start of the lease is recorded as the time spent on the item."""
-    events: AuditEvents = []
-    outcome, head = _record(
-        dataset=dataset,
-        reviewer=reviewer,
-        item_id=item_id,
-        verdict=verdict,
-        reason=reason,
-        note=note,
-        events=events,
-    )
-    audit_append_many(events=events, head=head)
-    return outcome
+    policy = review_policy_get(dataset=dataset)
+    verdict, reason, note = _validated(policy=policy, verdict=verdict, reason=reason, note=note)
+    with write_batch() as wb:
+        return _record(
+            wb,
+            dataset=dataset,
+            reviewer=reviewer,
+            item_id=item_id,
+            verdict=verdict,
+            reason=reason,
+            note=note,
+            policy=policy,
+        )
 
 
 def _record(
+    wb: WriteBatch,
     *,
     dataset: Dataset,
-    reviewer: Any,
+    reviewer: User,
     item_id: int,
     verdict: str,
     reason: str,
     note: str,
-    events: AuditEvents,
-    pending: PendingWrites | None = None,
-) -> tuple[DecisionOutcome, AuditHead]:
-    """``decision_record`` in the caller's transaction, its event added to ``events``; also
-    the audit chain head it locked, for the caller's append. ``pending``: as ``_decide``."""
+    policy: ReviewPolicy,
+) -> DecisionOutcome:
+    """``decision_record`` in ``wb``, its input validated against ``policy``."""
     now = timezone.now()
-    policy = review_policy_get(dataset=dataset)
-    verdict, reason, note = _validated(policy=policy, verdict=verdict, reason=reason, note=note)
-    # The audit chain lock, the quota, the end of the lease and the item's row lock, in one
-    # round trip.
+    # The quota, the end of the lease and the item's row lock, in the round trip that takes
+    # the audit chain lock.
     reads = decision_reads(
+        wb,
         item_id=item_id,
         dataset_id=dataset.pk,
         reviewer_id=reviewer.pk,
         now=now,
         since=day_start(now),
     )
-    # No head row before the chain's first event ever: audit_lock() creates it (that once, the
-    # chain lock comes after the row locks).
-    head = reads.head or audit_lock()
     quota = QuotaStatus(limit=reads.limit, used=reads.used)
     if reads.taken is None:
         raise not_held_error(item_id)
@@ -270,9 +220,11 @@ def _record(
         raise ReviewError(quota_message(quota.limit), code="quota")
     claimed_at, _ = reads.taken
     outcome = _decide(
+        wb,
         dataset=dataset,
         reviewer=reviewer,
         item_id=item_id,
+        item=reads.item,
         verdict=verdict,
         reason=reason,
         note=note,
@@ -280,59 +232,47 @@ def _record(
         seconds=(now - claimed_at).total_seconds(),
         policy=policy,
         now=now,
-        events=events,
-        item=reads.item,
-        pending=pending,
+    )
+    wb.add(
+        day_count(dataset_id=dataset.pk, reviewer_id=reviewer.pk, since=day_start(now), change=1)
     )
     outcome.reason_label = next(
         (r["label"] for r in policy.reject_reasons if r["key"] == reason), reason
     )
     outcome.policy = policy
     outcome.quota = QuotaStatus(limit=quota.limit, used=quota.used + 1)
-    return outcome, head
+    return outcome
 
 
 def decision_record_and_next(
     *,
     dataset: Dataset,
-    reviewer: Any,
+    reviewer: User,
     item_id: int,
     verdict: str,
     reason: str = "",
     note: str = "",
 ) -> tuple[DecisionOutcome, ClaimOutcome]:
-    """Decide the held item and lease the next one in one transaction: one commit (one flush
-    to disk) per keystroke instead of two, and one audit append for the decision and the new
-    lease. The next lease is taken after the decision's own locks, in the order every service
-    takes them."""
-    with transaction.atomic():
-        # The two services' own atomic blocks would only add savepoints (two round trips
-        # each): nothing here needs a partial rollback, an error undoes both.
-        events: AuditEvents = []
-        # The decision's writes go with the next lease's statements (one round trip).
-        pending: PendingWrites = []
-        outcome, head = _record(
+    """Decide the held item and lease the next one in one unit of work: one commit (one flush
+    to disk) per keystroke instead of two, one audit append for the decision and the new lease,
+    and the decision's writes sent with the next lease's statements (one round trip)."""
+    policy = review_policy_get(dataset=dataset)
+    verdict, reason, note = _validated(policy=policy, verdict=verdict, reason=reason, note=note)
+    with write_batch() as wb:
+        outcome = _record(
+            wb,
             dataset=dataset,
             reviewer=reviewer,
             item_id=item_id,
             verdict=verdict,
             reason=reason,
             note=note,
-            events=events,
-            pending=pending,
+            policy=policy,
         )
-        assert outcome.policy is not None and outcome.quota is not None
+        assert outcome.quota is not None
         claim = item_claim_next(
-            dataset=dataset,
-            reviewer=reviewer,
-            policy=outcome.policy,
-            quota=outcome.quota,
-            events=events,
-            pending=pending,
+            wb, dataset=dataset, reviewer=reviewer, policy=policy, quota=outcome.quota
         )
-        pending_send(pending)  # no lease was asked for (the quota is reached)
-        # The head locked for the decision: the append does not read it a second time.
-        audit_append_many(events=events, head=head)
     return outcome, claim
 
 
@@ -350,94 +290,91 @@ class UndoOutcome:
     reclaimed: bool  # the item is back in the reviewer's hands
 
 
-@transaction.atomic
-def decision_undo(*, dataset: Dataset, reviewer: Any) -> UndoOutcome:
+def decision_undo(*, dataset: Dataset, reviewer: User) -> UndoOutcome:
     """Take back one's most recent decision in the dataset, while its item is not exported
     (the corpus refuses to reopen an exported item; then nothing changes). The item goes back
     to the queue and, if nobody else holds it, straight back to this reviewer."""
     now = timezone.now()
-    events: AuditEvents = []
-    audit_lock()
-    last = (
-        Decision.objects.select_for_update()
-        .filter(dataset=dataset, reviewer=reviewer)
-        .order_by("-created_at", "-id")
-        .first()
-    )
-    if last is None or last.undone_at is not None:
-        raise ReviewError("There is no decision of yours to undo here.", code="conflict")
-    item = lock_item(item_id=last.item_id, dataset_id=dataset.pk, reviewer_id=reviewer.pk)
-    assert item is not None  # decisions protect their item from deletion
-    before = state = item.state
-    Decision.objects.filter(pk=last.pk).update(undone_at=now)
-    last.undone_at = now
-    # Its slot of the quota comes back (on the day it was made).
-    run_batch(
-        [
+    with write_batch() as wb:
+        last = (
+            Decision.objects.select_for_update()
+            .filter(dataset=dataset, reviewer=reviewer)
+            .order_by("-created_at", "-id")
+            .first()
+        )
+        if last is None or last.undone_at is not None:
+            raise ReviewError("There is no decision of yours to undo here.", code="conflict")
+        item = lock_item(wb, item_id=last.item_id, dataset_id=dataset.pk, reviewer_id=reviewer.pk)
+        assert item is not None  # decisions protect their item from deletion
+        before = state = item.state
+        Decision.objects.filter(pk=last.pk).update(undone_at=now)
+        last.undone_at = now
+        # Its slot of the quota comes back (on the day it was made).
+        wb.add(
             day_count(
                 dataset_id=dataset.pk,
                 reviewer_id=reviewer.pk,
                 since=day_start(last.created_at),
                 change=-1,
             )
-        ]
-    )
-    if not last.gold_expected:
-        policy = review_policy_get(dataset=dataset)
-        required = required_approvals(policy=policy, facts=item.facts)
-        result = tally(decisions=_live_decisions(last.item_id), required=required)
-        settled = item.state in (Item.State.APPROVED, Item.State.REJECTED)
-        if settled and (result.state != item.state or item.decided_by != result.reviewer_ids):
-            try:
-                item_outcome_reopen(item_id=last.item_id)
-                if result.state != Item.State.QUEUED:
-                    item_outcome_set(
-                        item_id=last.item_id,
-                        state=result.state,
-                        reviewer_ids=result.reviewer_ids,
-                        reason=result.reason,
-                        audit_locked=True,
-                    )
-            except ItemStateError as exc:
-                raise ReviewError(
-                    f"Item {last.item_id} can no longer be undone: {exc}.", code="conflict"
-                ) from None
-            state = result.state
-    released = None
-    reclaimed = False
-    if state == Item.State.QUEUED:
-        lease = Claim.objects.select_for_update().filter(item_id=last.item_id).first()
-        if lease is not None and lease.reviewer_id == reviewer.pk and lease.expires_at > now:
-            reclaimed = True
-        elif lease is None or lease.expires_at <= now:
-            # Someone else's live lease on the undone item wins; otherwise the reviewer's
-            # current item goes back to the queue (one lease per reviewer) and this one is theirs.
-            current = (
-                Claim.objects.select_for_update().filter(dataset=dataset, reviewer=reviewer).first()
-            )
-            if current is not None:
-                released = current.item_id
-                Claim.objects.filter(pk=current.pk).delete()
-            reclaimed = claim_item(
-                item_id=last.item_id, dataset=dataset, reviewer=reviewer, now=now, events=events
-            )
-    events.append(
-        {
-            "actor": actor_for_user(reviewer),
-            "action": "review.undone",
-            "object_type": "item",
-            "object_id": last.item_id,
-            "dataset": dataset,
-            "payload": {
+        )
+        if not last.gold_expected:
+            policy = review_policy_get(dataset=dataset)
+            required = required_approvals(policy=policy, facts=item.facts)
+            result = tally(decisions=_live_decisions(last.item_id), required=required)
+            settled = item.state in (Item.State.APPROVED, Item.State.REJECTED)
+            if settled and (result.state != item.state or item.decided_by != result.reviewer_ids):
+                try:
+                    item_outcome_reopen(wb, item_id=last.item_id)
+                    if result.state != Item.State.QUEUED:
+                        item_outcome_set(
+                            wb,
+                            item_id=last.item_id,
+                            state=result.state,
+                            reviewer_ids=result.reviewer_ids,
+                            reason=result.reason,
+                        )
+                        wb.flush()  # a refusal comes with the rows: here, to be reported
+                except ItemStateError as exc:
+                    raise ReviewError(
+                        f"Item {last.item_id} can no longer be undone: {exc}.", code="conflict"
+                    ) from None
+                state = result.state
+        released = None
+        reclaimed = False
+        if state == Item.State.QUEUED:
+            lease = Claim.objects.select_for_update().filter(item_id=last.item_id).first()
+            if lease is not None and lease.reviewer_id == reviewer.pk and lease.expires_at > now:
+                reclaimed = True
+            elif lease is None or lease.expires_at <= now:
+                # Someone else's live lease on the undone item wins; otherwise the reviewer's
+                # current item goes back to the queue (one lease per reviewer) and this one is
+                # theirs.
+                current = (
+                    Claim.objects.select_for_update()
+                    .filter(dataset=dataset, reviewer=reviewer)
+                    .first()
+                )
+                if current is not None:
+                    released = current.item_id
+                    Claim.objects.filter(pk=current.pk).delete()
+                reclaimed = claim_item(
+                    wb, item_id=last.item_id, dataset=dataset, reviewer=reviewer, now=now
+                )
+        wb.audit(
+            actor=actor_for_user(reviewer),
+            action="review.undone",
+            object_type="item",
+            object_id=last.item_id,
+            dataset=dataset,
+            payload={
                 "decision": last.pk,
                 "verdict": last.verdict,
                 "state_before": before,
                 "state_after": state,
                 "released": released,
             },
-        },
-    )
-    audit_append_many(events=events)
+        )
     return UndoOutcome(decision=last, item_state=state, reclaimed=reclaimed)
 
 
@@ -463,11 +400,10 @@ class BulkOutcome:
         return sum(len(ids) for ids in self.left_out.values())
 
 
-@transaction.atomic
 def decisions_bulk(
     *,
     dataset: Dataset,
-    reviewer: Any,
+    reviewer: User,
     item_ids: Sequence[int],
     verdict: str,
     reason: str = "",
@@ -485,82 +421,77 @@ def decisions_bulk(
         raise ReviewError("Select at least one item.", field="items")
     if len(ids) > MAX_BULK_ITEMS:
         raise ReviewError(f"Select at most {MAX_BULK_ITEMS} items at once.", field="items")
-    audit_lock()
-    events: AuditEvents = []
-    quota = quota_status_get(dataset=dataset, reviewer=reviewer, now=now)
-    remaining = quota.remaining
-    locked = set(
-        Item.objects.filter(dataset=dataset, pk__in=ids)
-        .select_for_update(skip_locked=True, of=("self",))
-        .values_list("id", flat=True)
-    )
-    states = dict(Item.objects.filter(dataset=dataset, pk__in=ids).values_list("id", "state"))
-    gold = set(GoldItem.objects.filter(item_id__in=ids).values_list("item_id", flat=True))
-    held = set(
-        Claim.objects.filter(item_id__in=ids, expires_at__gt=now)
-        .exclude(reviewer=reviewer)
-        .values_list("item_id", flat=True)
-    )
-    voted = set(
-        Decision.objects.filter(
-            item_id__in=ids, reviewer=reviewer, undone_at__isnull=True
-        ).values_list("item_id", flat=True)
-    )
     outcome = BulkOutcome()
-    decided = []
-    for item_id in ids:
-        why = None
-        if item_id not in states:
-            why = "missing"
-        elif item_id in gold:
-            why = "gold"
-        elif item_id not in locked:
-            why = "busy"
-        elif states[item_id] != Item.State.QUEUED:
-            why = "settled"
-        elif item_id in held:
-            why = "held"
-        elif item_id in voted:
-            why = "voted"
-        elif remaining is not None and remaining <= 0:
-            why = "quota"
-        if why is not None:
-            outcome.left_out.setdefault(why, []).append(item_id)
-            continue
-        result = _decide(
-            dataset=dataset,
-            reviewer=reviewer,
-            item_id=item_id,
-            verdict=verdict,
-            reason=reason,
-            note=note,
-            via=Decision.Via.BULK,
-            seconds=None,
-            policy=policy,
-            now=now,
-            events=events,
-            item=lock_item(item_id=item_id, dataset_id=dataset.pk, reviewer_id=reviewer.pk),
-            counted=False,
+    with write_batch() as wb:
+        quota = quota_status_get(dataset=dataset, reviewer=reviewer, now=now)
+        remaining = quota.remaining
+        locked = set(
+            Item.objects.filter(dataset=dataset, pk__in=ids)
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("id", flat=True)
         )
-        decided.append(item_id)
-        if remaining is not None:
-            remaining -= 1
-        if result.item_state == Item.State.QUEUED:
-            outcome.recorded.append(item_id)
-        else:
-            outcome.settled.append(item_id)
-    if decided:
-        run_batch(
-            [
+        states = dict(Item.objects.filter(dataset=dataset, pk__in=ids).values_list("id", "state"))
+        gold = set(GoldItem.objects.filter(item_id__in=ids).values_list("item_id", flat=True))
+        held = set(
+            Claim.objects.filter(item_id__in=ids, expires_at__gt=now)
+            .exclude(reviewer=reviewer)
+            .values_list("item_id", flat=True)
+        )
+        voted = set(
+            Decision.objects.filter(
+                item_id__in=ids, reviewer=reviewer, undone_at__isnull=True
+            ).values_list("item_id", flat=True)
+        )
+        decided = []
+        for item_id in ids:
+            why = None
+            if item_id not in states:
+                why = "missing"
+            elif item_id in gold:
+                why = "gold"
+            elif item_id not in locked:
+                why = "busy"
+            elif states[item_id] != Item.State.QUEUED:
+                why = "settled"
+            elif item_id in held:
+                why = "held"
+            elif item_id in voted:
+                why = "voted"
+            elif remaining is not None and remaining <= 0:
+                why = "quota"
+            if why is not None:
+                outcome.left_out.setdefault(why, []).append(item_id)
+                continue
+            result = _decide(
+                wb,
+                dataset=dataset,
+                reviewer=reviewer,
+                item_id=item_id,
+                item=lock_item(wb, item_id=item_id, dataset_id=dataset.pk, reviewer_id=reviewer.pk),
+                verdict=verdict,
+                reason=reason,
+                note=note,
+                via=Decision.Via.BULK,
+                seconds=None,
+                policy=policy,
+                now=now,
+            )
+            decided.append(item_id)
+            if remaining is not None:
+                remaining -= 1
+            if result.item_state == Item.State.QUEUED:
+                outcome.recorded.append(item_id)
+            else:
+                outcome.settled.append(item_id)
+        if decided:
+            wb.add(
                 day_count(
                     dataset_id=dataset.pk,
                     reviewer_id=reviewer.pk,
                     since=day_start(now),
                     change=len(decided),
                 )
-            ]
-        )
-        # A lease of this reviewer's own on a decided item has nothing left to guard.
-        Claim.objects.filter(item_id__in=decided, reviewer=reviewer).delete()
-    audit_append_many(events=events)
+            )
+            # A lease of this reviewer's own on a decided item has nothing left to guard.
+            Claim.objects.filter(item_id__in=decided, reviewer=reviewer).delete()
     return outcome

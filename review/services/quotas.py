@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -15,7 +16,7 @@ MAX_DAILY_LIMIT = 100_000
 
 @transaction.atomic
 def quota_set(
-    *, actor: Any, dataset: Dataset, reviewer: Any | None, daily_limit: int | None
+    *, actor: Any, dataset: Dataset, reviewer: User | None, daily_limit: int | None
 ) -> ReviewerQuota | None:
     """Set (or with ``daily_limit=None`` remove) the daily limit of one reviewer, or the dataset
     default when ``reviewer`` is None. Returns the row, None when removed. No change, no event."""

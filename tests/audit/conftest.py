@@ -129,6 +129,6 @@ class Guards:
 
 
 @pytest.fixture
-def guards(db) -> Iterator[Guards]:  # type: ignore[no-untyped-def]
+def guards(db) -> Iterator[Guards]:
     lifted = Guards()
     yield lifted

@@ -21,7 +21,7 @@ def _transactional(item: pytest.Item) -> bool:
     return bool(marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])))
 
 
-def _test_database(connection) -> bool:  # type: ignore[no-untyped-def]
+def _test_database(connection) -> bool:
     """Only ever touch the test database (a test that failed before setting it up leaves the
     connection pointing at the developer's own)."""
     settings = connection.settings_dict

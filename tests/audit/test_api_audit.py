@@ -13,7 +13,7 @@ from tests.audit.conftest import make_chain
 URL = "/api/v1/audit/"
 
 
-def _append(**kwargs):  # type: ignore[no-untyped-def]
+def _append(**kwargs):
     with transaction.atomic():
         return audit_append(**{"actor": SYSTEM, "object_type": "test", "object_id": 1, **kwargs})
 

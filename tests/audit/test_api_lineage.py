@@ -7,7 +7,7 @@ from tests.factories import ItemFactory
 
 
 @pytest.fixture
-def family(dataset):  # type: ignore[no-untyped-def]
+def family(dataset):
     """grandparent -> parent -> child -> grandchild, and parent -> sibling -> grandchild."""
     grandparent = ItemFactory(dataset=dataset, origin="human", generation=0)
     parent = ItemFactory(dataset=dataset, generation=1)
@@ -31,7 +31,7 @@ def family(dataset):  # type: ignore[no-untyped-def]
     }
 
 
-def _url(item, depth=None):  # type: ignore[no-untyped-def]
+def _url(item, depth=None):
     return f"/api/v1/items/{item.pk}/lineage/" + (f"?depth={depth}" if depth else "")
 
 

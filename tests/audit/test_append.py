@@ -38,8 +38,10 @@ def test_append_many_chains_a_batch_under_one_lock(db, django_assert_num_queries
     ]
 
     # Lock, insert events, update head: the batch costs the same few statements as one event
-    # (plus the savepoint pair of the atomic block).
-    with django_assert_num_queries(5), transaction.atomic():
+    # (plus the savepoint pair of the atomic block). On PostgreSQL the events go by COPY
+    # (corpus.db.copy_rows), which Django does not count as a query, as for every COPY writer.
+    expected = 4 if connection.vendor == "postgresql" else 5
+    with django_assert_num_queries(expected), transaction.atomic():
         events = audit_append_many(events=specs)
 
     assert [e.seq for e in events] == list(range(3, 53))

@@ -8,7 +8,7 @@ LOGIN = "/accounts/login/"
 
 
 @pytest.fixture(autouse=True)
-def _low_limit(settings):  # type: ignore[no-untyped-def]
+def _low_limit(settings):
     settings.SYNTHGATE_LOGIN_FAILURE_LIMIT = 3
 
 

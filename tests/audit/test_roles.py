@@ -11,7 +11,7 @@ from corpus.services.roles import RoleError, user_roles_set
 
 
 @pytest.fixture
-def roles(db):  # type: ignore[no-untyped-def]
+def roles(db):
     return {name: Group.objects.get_or_create(name=name)[0] for name in ("reviewer", "admin")}
 
 
@@ -55,7 +55,7 @@ def test_an_unknown_group_is_refused_and_nothing_changes(reviewer, roles):
 # --- the Django admin ----------------------------------------------------------------------------
 
 
-def _user_form(user, **changes):  # type: ignore[no-untyped-def]
+def _user_form(user, **changes):
     # The admin's date field has whole seconds: store it so, or every save would change it.
     user.date_joined = user.date_joined.replace(microsecond=0)
     user.save(update_fields=["date_joined"])

@@ -19,7 +19,7 @@ def reviewer(reviewer):  # type: ignore[no-untyped-def]
     return reviewer
 
 
-def _append(**kwargs):  # type: ignore[no-untyped-def]
+def _append(**kwargs):
     with transaction.atomic():
         return audit_append(**{"actor": SYSTEM, "object_type": "test", "object_id": 1, **kwargs})
 
@@ -169,7 +169,7 @@ def test_post_is_405(client, admin_user):
 
 
 @pytest.fixture
-def lineage(dataset):  # type: ignore[no-untyped-def]
+def lineage(dataset):
     parent = ItemFactory(dataset=dataset, origin="human", generation=0)
     item = ItemFactory(
         dataset=dataset,

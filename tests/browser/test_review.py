@@ -39,14 +39,14 @@ def press_and_wait(page: Any, *keys: str) -> str | None:
 
 
 @pytest.fixture
-def people(dataset, reviewer, reviewer2):  # type: ignore[no-untyped-def]
+def people(dataset, reviewer, reviewer2):
     add_to_group(reviewer, "reviewer")
     add_to_group(reviewer2, "reviewer")
     return reviewer, reviewer2
 
 
 @pytest.fixture
-def rich_queue(dataset, people):  # type: ignore[no-untyped-def]
+def rich_queue(dataset, people):
     """Six queued items; the first has full evidence, including a near-duplicate."""
     reference = make_item(
         dataset,

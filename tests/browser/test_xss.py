@@ -53,7 +53,7 @@ def assert_inert(page: Any, title: str) -> None:
 
 
 @pytest.fixture
-def hostile(dataset, reviewer, admin_user):  # type: ignore[no-untyped-def]
+def hostile(dataset, reviewer, admin_user):
     """One queued item per payload, with the payload in every field the pages show; each is the
     near-duplicate of a previous one so the side-by-side marks go through payloads too."""
     add_to_group(reviewer, "reviewer")

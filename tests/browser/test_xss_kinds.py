@@ -11,7 +11,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def hostile_kinds(dataset, reviewer):  # type: ignore[no-untyped-def]
+def hostile_kinds(dataset, reviewer):
     add_to_group(reviewer, "reviewer")
     messages = [
         {"role": "system", "content": PAYLOADS[0]},

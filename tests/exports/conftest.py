@@ -10,11 +10,12 @@ from corpus.models import Dataset, Export, Item
 from corpus.services.audit import SYSTEM
 from corpus.services.exports.build import export_build, export_request
 from corpus.services.items import item_outcome_set
+from corpus.services.write_batch import write_batch
 from tests.factories import ItemFactory, SourceFactory
 
 
 @pytest.fixture(autouse=True)
-def export_dirs(settings, tmp_path):  # type: ignore[no-untyped-def]
+def export_dirs(settings, tmp_path):
     settings.SYNTHGATE_EXPORT_STORAGE = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(tmp_path / "exports")},
@@ -24,12 +25,13 @@ def export_dirs(settings, tmp_path):  # type: ignore[no-untyped-def]
 
 
 def approve(items: Iterable[Item], reviewer_ids: list[int] | None = None) -> list[Item]:
-    return [
-        item_outcome_set(
-            item_id=item.pk, state=Item.State.APPROVED, reviewer_ids=reviewer_ids or [7]
-        )
-        for item in items
-    ]
+    items = list(items)
+    for item in items:
+        with write_batch() as wb:
+            item_outcome_set(
+                wb, item_id=item.pk, state=Item.State.APPROVED, reviewer_ids=reviewer_ids or [7]
+            )
+    return list(Item.objects.filter(pk__in=[i.pk for i in items]).order_by("pk"))
 
 
 def approved_items(

@@ -23,13 +23,13 @@ def download(export_id: int) -> str:
 
 
 @pytest.fixture
-def ready(dataset):  # type: ignore[no-untyped-def]
+def ready(dataset):
     approved_items(dataset, 5, origin="synthetic")
     approved_items(dataset, 3, source="web", origin="human")
     return build(dataset)
 
 
-def _body(response) -> bytes:  # type: ignore[no-untyped-def]
+def _body(response) -> bytes:
     return b"".join(response.streaming_content)
 
 

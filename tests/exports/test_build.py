@@ -20,6 +20,7 @@ from corpus.services.exports.merkle import merkle_root
 from corpus.services.items import ItemStateError, item_gold_set, item_outcome_reopen
 from corpus.services.policy import policy_set
 from corpus.services.retractions import item_retract
+from corpus.services.write_batch import write_batch
 from tests.exports.conftest import approve, approved_items, build
 from tests.factories import ItemFactory, SourceFactory
 
@@ -324,7 +325,8 @@ def test_a_failure_marks_the_export_failed_with_the_reason(dataset, monkeypatch,
     assert not ExportItem.objects.filter(export=export).exists()
     assert not list((export_dirs / "staging").iterdir())
     # its items can be undone again: a failed export holds nothing
-    item_outcome_reopen(item_id=items[0].pk)
+    with write_batch() as wb:
+        item_outcome_reopen(wb, item_id=items[0].pk)
 
 
 def test_a_stale_build_is_taken_over(dataset):
@@ -382,9 +384,10 @@ def test_undo_is_refused_once_the_item_is_exported(dataset):
     approve([later])
 
     # When review tries to undo both
-    with pytest.raises(ItemStateError, match="part of export .* retract"):
-        item_outcome_reopen(item_id=exported.pk)
-    reopened = item_outcome_reopen(item_id=later.pk)
+    with pytest.raises(ItemStateError, match="part of export .* retract"), write_batch() as wb:
+        item_outcome_reopen(wb, item_id=exported.pk)
+    with write_batch() as wb:
+        reopened = item_outcome_reopen(wb, item_id=later.pk)
 
     # Then only the item outside any export goes back to the queue
     assert Item.objects.get(pk=exported.pk).state == Item.State.APPROVED

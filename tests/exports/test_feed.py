@@ -5,13 +5,14 @@ import threading
 import time
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from rest_framework.test import APIClient
 
 from corpus.models import FeedEntry, Item
-from corpus.services.audit import SYSTEM, audit_append
+from corpus.services.audit import SYSTEM
 from corpus.services.items import item_gold_set, item_outcome_reopen, item_outcome_set
 from corpus.services.retractions import item_retract
+from corpus.services.write_batch import write_batch
 from tests.exports.conftest import approve, approved_items
 from tests.factories import ItemFactory
 
@@ -22,7 +23,7 @@ postgres_only = pytest.mark.skipif(
 )
 
 
-def _page(client, cursor=None, limit=100):  # type: ignore[no-untyped-def]
+def _page(client, cursor=None, limit=100):
     params = {"limit": limit}
     if cursor:
         params["cursor"] = cursor
@@ -58,10 +59,12 @@ def test_feed_reports_undos_and_retractions_and_hides_gold(api, consume_token, d
     gold = ItemFactory(dataset=dataset)
     item_gold_set(item_id=gold.pk, is_gold=True)
     approve([gold])
-    item_outcome_reopen(item_id=undone.pk)
+    with write_batch() as wb:
+        item_outcome_reopen(wb, item_id=undone.pk)
     item_retract(item_id=retracted.pk, reason="licence withdrawn", actor=SYSTEM)
     rejected = ItemFactory(dataset=dataset)
-    item_outcome_set(item_id=rejected.pk, state=Item.State.REJECTED, reviewer_ids=[1])
+    with write_batch() as wb:
+        item_outcome_set(wb, item_id=rejected.pk, state=Item.State.REJECTED, reviewer_ids=[1])
 
     results = _page(api.as_token(consume_token))["results"]
 
@@ -122,9 +125,9 @@ def test_feed_resume_has_no_gap_and_no_repeat_while_approvals_keep_arriving(
         rng = random.Random(worker)
         try:
             for item_id in items[worker::writers]:
-                with transaction.atomic():
-                    item_outcome_set(item_id=item_id, state="approved", reviewer_ids=[worker])
-                    audit_append(
+                with write_batch() as wb:
+                    item_outcome_set(wb, item_id=item_id, state="approved", reviewer_ids=[worker])
+                    wb.audit(
                         actor=f"user:{worker}:r",
                         action="decision.recorded",
                         object_type="item",

@@ -11,7 +11,7 @@ from tests.exports.conftest import approved_items, build
 
 
 @pytest.fixture
-def exports(dataset, export_dirs):  # type: ignore[no-untyped-def]
+def exports(dataset, export_dirs):
     # Items whose metadata keys and value types differ from row to row, scored and unscored:
     # the shapes that make naive JSON files unloadable.
     items = approved_items(dataset, 3, metadata={"lang": "en", "n": 1})
@@ -67,7 +67,7 @@ MESSAGES = [
 
 
 @pytest.fixture
-def mixed_kinds(dataset, export_dirs):  # type: ignore[no-untyped-def]
+def mixed_kinds(dataset, export_dirs):
     from corpus.scoring.kinds import transcript_text
 
     text = approved_items(dataset, 1)

@@ -14,7 +14,7 @@ HX = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture
-def admin_client(client, admin_user):  # type: ignore[no-untyped-def]
+def admin_client(client, admin_user):
     client.force_login(admin_user)
     return client
 

@@ -23,7 +23,7 @@ def _verify(*args: str) -> str:
 
 
 @pytest.fixture
-def jsonl(dataset):  # type: ignore[no-untyped-def]
+def jsonl(dataset):
     approved_items(dataset, 6)
     return build(dataset)
 

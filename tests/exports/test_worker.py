@@ -11,7 +11,7 @@ from tests.exports.conftest import approved_items
 
 
 @pytest.fixture
-def worker_export_dirs(monkeypatch, export_dirs):  # type: ignore[no-untyped-def]
+def worker_export_dirs(monkeypatch, export_dirs):
     """The worker subprocess reads its settings from the environment: point it at the same
     export folders as this process."""
     monkeypatch.setenv("SYNTHGATE_EXPORT_DIR", str(export_dirs / "exports"))

@@ -17,31 +17,31 @@ def add_to_group(user: Any, name: str) -> Any:
 
 
 @pytest.fixture
-def alice(reviewer):  # type: ignore[no-untyped-def]
+def alice(reviewer):
     """A reviewer of `demo`."""
     return add_to_group(reviewer, "reviewer")
 
 
 @pytest.fixture
-def bob(reviewer2):  # type: ignore[no-untyped-def]
+def bob(reviewer2):
     """A second reviewer of `demo`."""
     return add_to_group(reviewer2, "reviewer")
 
 
 @pytest.fixture
-def charlie(outsider):  # type: ignore[no-untyped-def]
+def charlie(outsider):
     """Has the reviewer role but reviews no dataset."""
     return add_to_group(outsider, "reviewer")
 
 
 @pytest.fixture
-def lead(db):  # type: ignore[no-untyped-def]
+def lead(db):
     """An admin through the `admin` group (not a superuser)."""
     return add_to_group(UserFactory(username="lead"), "admin")
 
 
 @pytest.fixture
-def review_dataset(dataset, alice, bob):  # type: ignore[no-untyped-def]
+def review_dataset(dataset, alice, bob):
     return dataset
 
 
@@ -57,13 +57,13 @@ def make_item(
 
 
 @pytest.fixture
-def queued(review_dataset):  # type: ignore[no-untyped-def]
+def queued(review_dataset):
     """Five queued items, priorities 5 (first in the queue) down to 1."""
     return [make_item(review_dataset, priority=float(p)) for p in (5, 4, 3, 2, 1)]
 
 
 @pytest.fixture
-def client_alice(client, alice):  # type: ignore[no-untyped-def]
+def client_alice(client, alice):
     client.force_login(alice)
     return client
 

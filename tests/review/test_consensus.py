@@ -10,7 +10,7 @@ from review.services.queue import item_claim
 from tests.review.conftest import make_item
 
 
-def _decide(dataset, user, verdict="approve", reason=""):  # type: ignore[no-untyped-def]
+def _decide(dataset, user, verdict="approve", reason=""):
     held = item_claim(dataset=dataset, reviewer=user).claim
     return decision_record(
         dataset=dataset, reviewer=user, item_id=held.item_id, verdict=verdict, reason=reason
@@ -18,7 +18,7 @@ def _decide(dataset, user, verdict="approve", reason=""):  # type: ignore[no-unt
 
 
 @pytest.fixture
-def policy(review_dataset):  # type: ignore[no-untyped-def]
+def policy(review_dataset):
     return ReviewPolicy.objects.create(
         dataset=review_dataset, consensus_approvals=2, consensus_min_detector=0.8
     )

@@ -13,7 +13,7 @@ from review.services.queue import item_claim
 from tests.review.conftest import make_item
 
 
-def _claim(dataset, user):  # type: ignore[no-untyped-def]
+def _claim(dataset, user):
     return item_claim(dataset=dataset, reviewer=user).claim
 
 
@@ -222,42 +222,35 @@ def test_consecutive_approvals_number_the_feed_in_order(review_dataset, alice, q
 
 
 def test_an_outcome_and_its_feed_entry_are_written_together_or_not_at_all(review_dataset, alice):
-    """On PostgreSQL the approval's feed entry is appended by the outcome's own UPDATE (one
-    statement): an entry only for an item the UPDATE moved, numbered after the feed's last."""
-    from django.db import transaction
-
+    """The approval's feed entry goes with the outcome's UPDATE (one round trip on PostgreSQL):
+    an entry only for an item the UPDATE moved, numbered after the feed's last; a refusal rolls
+    the unit of work back."""
     from corpus.models import FeedEntry
-    from corpus.services.audit import audit_lock
     from corpus.services.feed import feed_append
     from corpus.services.items import ItemStateError, item_outcome_set
+    from corpus.services.write_batch import write_batch
 
     first, second, third = (make_item(review_dataset) for _ in range(3))
-    with transaction.atomic():
-        audit_lock()
-        feed_append(dataset_id=review_dataset.pk, item_ids=[first.pk], kind="reopened")
+    with write_batch() as wb:
+        feed_append(
+            dataset_id=review_dataset.pk, item_ids=[first.pk], kind="reopened", audit_locked=True
+        )
         before = FeedEntry.objects.get().seq
-        approved = item_outcome_set(
-            item_id=second.pk, state="approved", reviewer_ids=[alice.pk], audit_locked=True
-        )
+        item_outcome_set(wb, item_id=second.pk, state="approved", reviewer_ids=[alice.pk])
         item_outcome_set(
-            item_id=third.pk,
-            state="rejected",
-            reviewer_ids=[alice.pk],
-            reason="off_topic",
-            audit_locked=True,
+            wb, item_id=third.pk, state="rejected", reviewer_ids=[alice.pk], reason="off_topic"
         )
-        with pytest.raises(ItemStateError, match="is approved, not queued"):
-            item_outcome_set(
-                item_id=second.pk, state="approved", reviewer_ids=[alice.pk], audit_locked=True
-            )
+    with pytest.raises(ItemStateError, match="is approved, not queued"), write_batch() as wb:
+        item_outcome_set(wb, item_id=second.pk, state="approved", reviewer_ids=[alice.pk])
 
+    approved = Item.objects.get(pk=second.pk)
     assert approved.state == "approved" and approved.decided_by == [alice.pk]
     entries = list(FeedEntry.objects.order_by("seq").values_list("seq", "item_id", "kind"))
     assert entries == [(before, first.pk, "reopened"), (before + 1, second.pk, "approved")]
     assert FeedEntry.objects.get(item_id=second.pk).created_at is not None
 
 
-def _decide_next(dataset, user, **kwargs):  # type: ignore[no-untyped-def]
+def _decide_next(dataset, user, **kwargs):
     from review.services.decisions import decision_record_and_next
 
     held = _claim(dataset, user)
@@ -347,10 +340,8 @@ def test_decide_and_next_rejects_with_the_reason(review_dataset, alice, queued):
 
 
 def test_the_next_lease_brings_its_item_with_it(review_dataset, alice, queued):
-    """On PostgreSQL the lease's round trip also reads the item the page shows; it is the
+    """The lease's round trip (one on PostgreSQL) also reads the item the page shows; it is the
     leased one, with its parents."""
-    from django.db import connection
-
     from corpus.models import ItemParent
 
     parent = make_item(review_dataset, state=Item.State.APPROVED)
@@ -359,9 +350,6 @@ def test_the_next_lease_brings_its_item_with_it(review_dataset, alice, queued):
     _, _, claimed = _decide_next(review_dataset, alice, verdict="approve")
 
     assert claimed.claim.item_id == queued[1].pk
-    if connection.vendor == "postgresql":
-        item, parent_ids = claimed.item
-        assert (item.pk, item.text, parent_ids) == (queued[1].pk, queued[1].text, [parent.pk])
-        assert item.source.pk == queued[1].source_id
-    else:
-        assert claimed.item is None
+    item, parent_ids = claimed.item
+    assert (item.pk, item.text, parent_ids) == (queued[1].pk, queued[1].text, [parent.pk])
+    assert item.source.pk == queued[1].source_id

@@ -3,7 +3,7 @@
 from review import evidence
 
 
-def _marked(segments):  # type: ignore[no-untyped-def]
+def _marked(segments):
     return [s.text for s in segments if s.shared]
 
 

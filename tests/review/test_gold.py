@@ -14,7 +14,7 @@ from tests.review.conftest import make_item
 
 
 @pytest.fixture
-def gold_item(review_dataset, lead):  # type: ignore[no-untyped-def]
+def gold_item(review_dataset, lead):
     item = make_item(review_dataset, priority=-10)
     gold_mark(actor=lead, dataset=review_dataset, item_id=item.pk, expected="reject")
     return item

@@ -8,7 +8,7 @@ from review.services.gold import gold_mark
 from tests.review.conftest import login, make_item
 
 
-def _ids(response):  # type: ignore[no-untyped-def]
+def _ids(response):
     return [row["id"] for row in response.context["page"].items]
 
 

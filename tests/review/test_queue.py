@@ -217,12 +217,12 @@ def test_a_lease_taken_over_after_expiry_audits_the_expiry_then_the_claim(
 
 
 def test_a_claim_that_fails_leaves_no_claim_event(review_dataset, alice, queued, monkeypatch):
-    from review.services import queue
+    from corpus.services import write_batch
 
-    def broken(**kwargs):  # type: ignore[no-untyped-def]
+    def broken(**kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(queue, "audit_append_many", broken)
+    monkeypatch.setattr(write_batch, "audit_append_many", broken)
     with pytest.raises(RuntimeError):
         item_claim(dataset=review_dataset, reviewer=alice)
 
@@ -234,26 +234,23 @@ def test_a_claim_that_fails_leaves_no_claim_event(review_dataset, alice, queued,
 def test_a_lease_taken_meanwhile_by_the_reviewers_other_tab_is_the_one_returned(
     review_dataset, alice, queued
 ):
-    from django.db import transaction
-
-    from corpus.services.audit import audit_append_many, audit_lock
+    from corpus.models import AuditEvent
+    from corpus.services.write_batch import write_batch
     from review.selectors import quota_status_get, review_policy_get
     from review.services.queue import item_claim_next
 
     other_tab = item_claim(dataset=review_dataset, reviewer=alice).claim
-    events: list = []
-    with transaction.atomic():
-        audit_lock()
+    events = AuditEvent.objects.count()
+    with write_batch() as wb:
         outcome = item_claim_next(
+            wb,
             dataset=review_dataset,
             reviewer=alice,
             policy=review_policy_get(dataset=review_dataset),
             quota=quota_status_get(dataset=review_dataset, reviewer=alice),
-            events=events,
         )
-        audit_append_many(events=events)
 
     assert outcome.status == "claimed"
     assert outcome.claim.item_id == other_tab.item_id
-    assert events == []  # no new lease, no event
+    assert AuditEvent.objects.count() == events  # no new lease, no event
     assert list(Claim.objects.values_list("item_id", flat=True)) == [other_tab.item_id]

@@ -13,7 +13,7 @@ from review.services.queue import item_claim
 from review.services.quotas import quota_set
 
 
-def _decide(dataset, user):  # type: ignore[no-untyped-def]
+def _decide(dataset, user):
     held = item_claim(dataset=dataset, reviewer=user).claim
     return decision_record(dataset=dataset, reviewer=user, item_id=held.item_id, verdict="approve")
 

@@ -1,7 +1,6 @@
 """Each review page: the allowed case, the wrong method, each refused role; query counts;
 htmx partials; security headers."""
 
-import itertools
 from pathlib import Path
 
 import pytest
@@ -9,7 +8,6 @@ from django.urls import reverse
 
 from corpus.models import AuditEvent, Item, ItemParent
 from review.models import Claim, Decision, ReviewPolicy
-from review.services.queue import item_claim
 from tests.factories import UserFactory
 from tests.review.conftest import login, make_item
 
@@ -18,7 +16,7 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture
-def listed_without_role(review_dataset):  # type: ignore[no-untyped-def]
+def listed_without_role(review_dataset):
     """On the dataset's reviewers but not in the reviewer group."""
     user = UserFactory(username="dave")
     review_dataset.reviewers.add(user)
@@ -47,7 +45,7 @@ ADMIN_WRITES = [
 ]
 
 
-def _url(name, slug, item=None):  # type: ignore[no-untyped-def]
+def _url(name, slug, item=None):
     args = [slug] + ([item.pk] if item is not None else [])
     return reverse(name, args=args)
 
@@ -308,73 +306,7 @@ def test_review_templates_and_code_never_mark_text_safe():
         assert "<script>" not in text, path
 
 
-# --- constant query counts -----------------------------------------------------------------------
-
-
-_serial = itertools.count()
-
-
-def _rich_item(dataset, parents=3):  # type: ignore[no-untyped-def]
-    n = next(_serial)
-    near = make_item(dataset, state=Item.State.APPROVED, text=f"the quick brown fox {n} jumps over")
-    item = make_item(
-        dataset,
-        priority=100,
-        text=f"so the quick brown fox {n} jumps over it again",
-        score={
-            "near_duplicate_of": near,
-            "near_duplicate_jaccard": 0.7,
-            "lexical": {"distinct_1": 0.8, "distinct_2": 0.9},
-            "detector_probability": 0.9,
-            "detector_name": "d",
-        },
-    )
-    for _ in range(parents):
-        ItemParent.objects.create(child=item, parent=make_item(dataset, state=Item.State.APPROVED))
-    return item
-
-
-def _triage_queries(client, django_assert_num_queries, n):  # type: ignore[no-untyped-def]
-    from django.db import connection
-
-    Claim.objects.all().delete()
-    with django_assert_num_queries(n[connection.vendor]):
-        assert client.get("/review/demo/").status_code == 200
-
-
-def test_triage_page_query_count_is_constant(review_dataset, alice, django_assert_num_queries):
-    client = login(alice)
-    make_item(review_dataset, text="plain")
-    client.get("/review/demo/")  # warms the reference-median cache
-    _triage_queries(client, django_assert_num_queries, TRIAGE_QUERIES)
-
-    _rich_item(review_dataset, parents=5)
-    for _ in range(20):
-        make_item(review_dataset)
-    _triage_queries(client, django_assert_num_queries, TRIAGE_QUERIES)
-
-
-def test_decide_and_next_query_count_is_constant(review_dataset, alice):
-    """Part of the count is the corpus's (outcome, feed, audit chain), so the test compares
-    runs over different amounts of data instead of pinning a number that is not all ours."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    from corpus.models import AuditHead
-
-    AuditHead.objects.get_or_create(pk=1)  # the chain's first append creates it: not our cost
-    client = login(alice)
-    counts = []
-    for size in (2, 30):
-        for _ in range(size):
-            _rich_item(review_dataset, parents=4)
-        held = item_claim(dataset=review_dataset, reviewer=alice).claim
-        client.get("/review/demo/")
-        url = _url("review:decide", "demo", Item.objects.get(pk=held.item_id))
-        with CaptureQueriesContext(connection) as queries:
-            assert client.post(url, {"verdict": "approve"}, **HTMX).status_code == 200
-        counts.append(len(queries))
-    assert counts[0] == counts[1] == DECIDE_QUERIES[connection.vendor]
+# The query counts of these pages are pinned in tests/review/test_round_trips.py.
 
 
 def test_the_triage_page_links_the_parents_in_order(review_dataset, alice):
@@ -389,34 +321,6 @@ def test_the_triage_page_links_the_parents_in_order(review_dataset, alice):
     assert response.context["parent_ids"] == [p.pk for p in parents]
     for parent in parents:
         assert f'href="/review/demo/items/{parent.pk}/"'.encode() in response.content
-
-
-def test_list_page_query_count_is_constant(review_dataset, alice, django_assert_num_queries):
-    client = login(alice)
-    make_item(review_dataset)
-    with django_assert_num_queries(LIST_QUERIES):
-        client.get("/review/demo/items/")
-    for _ in range(60):
-        _rich_item(review_dataset, parents=1)
-    with django_assert_num_queries(LIST_QUERIES):
-        response = client.get("/review/demo/items/")
-    assert len(response.context["page"].items) == 50
-
-
-# Session, user, the dataset (with its policy and the user's roles), then the page's own reads
-# (see the views); a new lease appends its audit event (head update, insert: the head row is
-# read once, by the lock the request takes before its row locks). On
-# PostgreSQL the statements review.sql sends as one query string count once, the next item
-# is picked and leased by one INSERT ... SELECT, an approval's feed entry is appended by the
-# outcome's UPDATE, a few audit events and the head update are one statement, and a decision
-# sends its audit lock with its reads, its INSERT and the outcome with the next lease's
-# statements, which also read the leased item for the page. A decision adds itself to the
-# reviewer's count of the day (what the quota reads: one row instead of a count of the day's
-# decisions): on PostgreSQL with the lease's statements, on SQLite one statement more.
-# One of them lists the item's near-duplicate matches (review.selectors.item_matches).
-TRIAGE_QUERIES = {"postgresql": 12, "sqlite": 16}
-DECIDE_QUERIES = {"postgresql": 9, "sqlite": 20}
-LIST_QUERIES = 5
 
 
 # --- admin pages ---------------------------------------------------------------------------------

@@ -218,10 +218,6 @@ class LearnedDetector:
         # Measured quality on the dataset it scores for (set by the service that loads it).
         self.quality: dict[str, float | int] | None = None
 
-    @property
-    def is_fitted(self) -> bool:
-        return self.fitted is not None
-
     def supports(self, kind: str) -> bool:
         return kind in self.supported_kinds
 
@@ -612,7 +608,7 @@ class LearnedDetector:
         arrays = self._arrays()
 
         def write(fh: BinaryIO) -> None:
-            np.savez_compressed(fh, meta=np.array(json.dumps(meta, allow_nan=True)), **arrays)
+            np.savez_compressed(fh, meta=np.array(json.dumps(meta, allow_nan=True)), **arrays)  # type: ignore[arg-type]
 
         if not isinstance(path, str | os.PathLike):
             write(path)

@@ -274,7 +274,7 @@ def load_causal_lm(path: Path, device: str) -> tuple[Any, Any]:
         directory = path
     tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True, **kwargs)
     model = AutoModelForCausalLM.from_pretrained(directory, local_files_only=True, **kwargs)
-    model.to(device).eval()
+    model.to(device).eval()  # type: ignore[arg-type]  # transformers types .to() for a dtype, not a device str
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     # Right padding keeps every text's tokens at positions 0..n-1, so slicing off the padding

@@ -82,10 +82,6 @@ class ExportRequestError(ValueError):
         self.errors = errors
 
 
-class ExportBlocked(Exception):
-    """The policy says ``block`` and a cap binds."""
-
-
 class ExportSuperseded(Exception):
     """Another attempt took the export over (this worker was presumed dead)."""
 
@@ -648,11 +644,11 @@ def _write_to(*, export: Export, attempt: str, fd: int, tmp_path: str) -> Writte
                 while chunk := fh.read(1 << 20):
                     sha.update(chunk)
         else:
-            with os.fdopen(fd, "wb") as fh:
+            with os.fdopen(fd, "wb") as out:
                 for block in blocks:
                     seen.add(block)
                     data = b"".join(block)
-                    fh.write(data)
+                    out.write(data)
                     sha.update(data)
                     tick(may_write)
     if seen.rows != total:

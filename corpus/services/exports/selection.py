@@ -25,6 +25,7 @@ import numpy as np
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
+from corpus.db.copy import copy_rows
 from corpus.models import Dataset, Export, ExportItem, FeedEntry, FeedKind, Item, Score
 from corpus.services.policy import (
     PolicySpec,
@@ -274,8 +275,10 @@ def export_items_write(*, export_id: int, dataset: Dataset, since: Since | None,
         after = batch[-1][0]
         ranks = item_ranks([row[0] for row in batch], spec.seed)
         out: list[tuple[int, int, bool, str]] = []
-        for (item_id, *key), rank in zip(batch, ranks, strict=True):
-            s = _stratum(*key)
+        for (item_id, origin, source, generator, generation), rank in zip(
+            batch, ranks, strict=True
+        ):
+            s = _stratum(origin, source, generator, generation)
             reason = ""
             if spec.max_generation is not None and s.generation > spec.max_generation:
                 reason = REASON_DEPTH
@@ -295,12 +298,7 @@ def _insert(rows: list[tuple[int, int, bool, str]]) -> None:
     if connection.vendor == "postgresql":
         # COPY is several times faster than multi-row INSERTs for a million rows, and this
         # runs while the audit chain lock is held.
-        table = ExportItem._meta.db_table
-        with connection.cursor() as cursor:
-            copy_sql = f"COPY {table} (export_id, item_id, included, reason) FROM STDIN"
-            with cursor.cursor.copy(copy_sql) as copy:
-                for row in rows:
-                    copy.write_row(row)
+        copy_rows(ExportItem, ("export_id", "item_id", "included", "reason"), rows)
         return
     ExportItem.objects.bulk_create(
         [ExportItem(export_id=e, item_id=i, included=inc, reason=r) for e, i, inc, r in rows],

@@ -1,3 +1,6 @@
+"""The REST API, version 1 (``/api/v1/``): one route per resource, each served by the API views
+of ``corpus/api/``."""
+
 from django.urls import path
 
 from corpus.api import audit as audit_api

@@ -5,8 +5,8 @@ sequence, and ``= ANY(array)`` lookups.
 value of every field prepared through the field API and rendered into one large SQL statement.
 For the ingest of 1000 items of 1 KB that was about 200 ms of CPU per request, several times what
 PostgreSQL needs to store them (bench/RESULTS.md). Here rows are plain dicts keyed by field
-``attname`` (fields left out take their default) and go through ``COPY ... FROM STDIN``, whose
-values psycopg renders with its C dumpers.
+``attname`` (fields left out take their default) and go through ``COPY ... FROM STDIN``
+(``corpus.db.copy.copy_rows``), whose values psycopg renders with its C dumpers.
 
 When every column is of a type listed in ``_BINARY`` (the item table's are), COPY uses the binary
 format: PostgreSQL then reads each value by its length instead of scanning it for delimiters and
@@ -23,18 +23,18 @@ psycopg a placeholder per key (building the lookup, then splitting and quoting t
 4 ms of CPU per ingest request); one array parameter per column costs about 1 ms.
 """
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import date, datetime, time
 from functools import partial
 from operator import attrgetter, is_not, itemgetter
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from django.db import connections, models, router
 from django.db.models.fields import NOT_PROVIDED
 from django.utils import timezone
-from psycopg.adapt import Dumper
-from psycopg.pq import Format
+
+from corpus.db.copy import column_of, copy_rows
 
 # Field types whose Python value psycopg writes in COPY's text format exactly as Django would
 # store it; any other field goes through its own get_db_prep_save.
@@ -108,18 +108,6 @@ def _needed(convert: Callable[[Any], Any], column: list[Any]) -> bool:
     return True
 
 
-class _JsonbBinaryDumper(Dumper):
-    """jsonb in COPY's binary format, for a column set_types() named jsonb: the format's version
-    byte, then orjson's encoding. One call per value; psycopg's own dumper makes three and
-    json.dumps is an order of magnitude slower than orjson."""
-
-    format = Format.BINARY
-    oid = 3802  # jsonb
-
-    def dump(self, obj: Any) -> bytes:
-        return b"\x01" + orjson.dumps(obj)
-
-
 def _converter(field: models.Field, connection: Any) -> Callable[[Any], Any] | None:
     """How a value of ``field`` becomes a COPY value; None when it goes as it is."""
     if isinstance(field, models.JSONField) and field.encoder is None:
@@ -178,8 +166,6 @@ def bulk_insert(model: type[models.Model], rows: Sequence[Mapping[str, Any]]) ->
     def converter(f: models.Field) -> Callable[[Any], Any] | None:
         return _binary_converter(f) if binary else _converter(f, connection)
 
-    # Values are picked out of each row in one C call; only the few fields that need it go
-    # through a Python converter. This loop is the hot path of ingest.
     pick = itemgetter(*(f.attname for f in present))
     single = len(present) == 1
     converters = [
@@ -195,10 +181,10 @@ def bulk_insert(model: type[models.Model], rows: Sequence[Mapping[str, Any]]) ->
         convert = converter(f)
         default = f.get_default()
         tail.append(default if convert is None else convert(default))
-    columns = [f.column for f in present] + [f.column for f in missing]
+    names = [f.attname for f in present] + [f.attname for f in missing]
     ids: list[int] = []
-    with connection.wrap_database_errors, connection.cursor() as cursor:
-        if auto_pk:
+    if auto_pk:
+        with connection.cursor() as cursor:
             # The sequence is looked up once, in a subquery: as an argument of nextval() the
             # (stable, not immutable) pg_get_serial_sequence ran for every row, about 2.5 ms of
             # the backend's CPU per 1,000 ids.
@@ -208,25 +194,21 @@ def bulk_insert(model: type[models.Model], rows: Sequence[Mapping[str, Any]]) ->
                 [meta.db_table, pk.column, len(rows)],
             )
             ids = sorted(row[0] for row in cursor.fetchall())
-            columns.insert(0, pk.column)
-            types.insert(0, _column_type(pk, connection))
-        names = ", ".join(connection.ops.quote_name(c) for c in columns)
-        table = connection.ops.quote_name(meta.db_table)
-        raw = cursor.cursor
-        if binary:
-            # For this cursor only, and only where a column's type says jsonb.
-            raw.adapters.register_dumper(None, _JsonbBinaryDumper)
-        sql = f"COPY {table} ({names}) FROM STDIN" + (" (FORMAT BINARY)" if binary else "")
-        with raw.copy(sql) as copy:
-            if binary:
-                copy.set_types(types)
-            for position, row in enumerate(rows):
-                values = [pick(row)] if single else list(pick(row))
-                for index, convert in converters:
-                    values[index] = convert(values[index])
-                if auto_pk:
-                    values.insert(0, ids[position])
-                copy.write_row(values + tail if tail else values)
+        names.insert(0, pk.attname)
+        types.insert(0, _column_type(pk, connection))
+
+    def values() -> Iterator[list[Any]]:
+        # Values are picked out of each row in one C call; only the few fields that need it go
+        # through a Python converter. This loop is the hot path of ingest.
+        for position, row in enumerate(rows):
+            out = [pick(row)] if single else list(pick(row))
+            for index, convert in converters:
+                out[index] = convert(out[index])
+            if auto_pk:
+                out.insert(0, ids[position])
+            yield out + tail if tail else out
+
+    copy_rows(model, names, values(), binary_types=cast(list[str], types) if binary else None)
     return ids
 
 
@@ -248,7 +230,7 @@ def values_in(model: type[models.Model], fields: Sequence[str], **where: Any) ->
     params: list[Any] = []
     for key, value in where.items():
         name, _, lookup = key.partition("__")
-        column = quote(meta.get_field(name).column)
+        column = quote(column_of(model, name))
         if lookup == "":
             conditions.append(f"{column} = %s")
             params.append(value)
@@ -261,7 +243,7 @@ def values_in(model: type[models.Model], fields: Sequence[str], **where: Any) ->
             params.append(list(value))
         else:  # isnull
             conditions.append(f"{column} IS {'' if value else 'NOT '}NULL")
-    columns = ", ".join(quote(meta.get_field(f).column) for f in fields)
+    columns = ", ".join(quote(column_of(model, f)) for f in fields)
     sql = f"SELECT {columns} FROM {quote(meta.db_table)}"
     if conditions:
         sql += " WHERE " + " AND ".join(conditions)
