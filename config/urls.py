@@ -14,6 +14,7 @@ urlpatterns = [
     path("admin/login/", admin_login_redirect),
     path("admin/", admin.site.urls),
     path("review/", include("review.urls")),
+    path("datasets/<slug:slug>/settings/", include("review.settings_urls")),
     path("api/v1/", include("corpus.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),

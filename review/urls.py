@@ -18,8 +18,5 @@ urlpatterns = [
     path("<slug:slug>/items/<int:item_id>/lease", views.renew, name="renew"),
     path("<slug:slug>/items/<int:item_id>/gold", views.gold, name="gold"),
     path("<slug:slug>/settings/", views.review_settings, name="settings"),
-    path("<slug:slug>/settings/policy", views.policy_save, name="policy"),
-    path("<slug:slug>/settings/reasons", views.reasons_save, name="reasons"),
-    path("<slug:slug>/settings/quota", views.quota_save, name="quota"),
     path("<slug:slug>/reviewers/", views.stats, name="stats"),
 ]

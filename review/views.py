@@ -10,7 +10,12 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponsePermanentRedirect,
+    HttpResponseRedirect,
+)
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -26,9 +31,6 @@ from review.forms import (
     DecisionForm,
     GoldForm,
     ListFilterForm,
-    PolicyForm,
-    QuotaForm,
-    ReasonsForm,
     StatsForm,
 )
 from review.models import Decision, Verdict
@@ -42,9 +44,7 @@ from review.services.decisions import (
     decisions_bulk,
 )
 from review.services.gold import gold_mark, gold_unmark
-from review.services.policy import reject_reasons_update, review_policy_update
 from review.services.queue import ClaimOutcome, claim_renew, item_claim, item_skip
-from review.services.quotas import quota_set
 
 STATUS_FOR = {"invalid": 400, "conflict": 409, "quota": 409}
 # htmx stops polling when it gets this status (the lease is gone; nothing left to renew).
@@ -415,97 +415,12 @@ def bulk(request: HttpRequest, slug: str) -> HttpResponse:
 # --- settings and statistics (admins) -----------------------------------------------------------
 
 
-def _settings_page(
-    request: HttpRequest, dataset: Dataset, *, status: int = 200, **forms: Any
-) -> HttpResponse:
-    policy = selectors.review_policy_get(dataset=dataset)
-    reviewers = selectors.reviewer_choices(dataset=dataset)
-    context = {
-        "dataset": dataset,
-        "policy": policy,
-        "policy_form": forms.get("policy_form")
-        or PolicyForm(
-            initial={
-                "consensus_approvals": policy.consensus_approvals,
-                "consensus_min_detector": policy.consensus_min_detector,
-                "consensus_min_generation": policy.consensus_min_generation,
-                "consensus_unknown_origin": policy.consensus_unknown_origin,
-                "gold_rate": policy.gold_rate,
-            }
-        ),
-        "reasons_form": forms.get("reasons_form")
-        or ReasonsForm(initial={"reasons": ReasonsForm.initial_text(policy.reject_reasons)}),
-        "quota_form": forms.get("quota_form") or QuotaForm(reviewers=reviewers),
-        "quotas": selectors.quota_list(dataset=dataset),
-        "gold_items": selectors.gold_list(dataset=dataset),
-        "error": forms.get("error", ""),
-    }
-    return render(request, "review/settings.html", context, status=status)
-
-
 @login_needed
 @require_GET
 def review_settings(request: HttpRequest, slug: str) -> HttpResponse:
+    """The settings moved to the dataset's settings page; old links and bookmarks follow."""
     dataset = selectors.dataset_for_admin(user=request.user, slug=slug)
-    return _settings_page(request, dataset)
-
-
-def _settings_saved(dataset: Dataset, request: HttpRequest, notice: str) -> HttpResponse:
-    messages.success(request, notice)
-    return _see_other(reverse("review:settings", args=[dataset.slug]))
-
-
-@login_needed
-@require_POST
-def policy_save(request: HttpRequest, slug: str) -> HttpResponse:
-    dataset = selectors.dataset_for_admin(user=request.user, slug=slug)
-    form = PolicyForm(request.POST)
-    if not form.is_valid():
-        return _settings_page(request, dataset, policy_form=form, status=400)
-    try:
-        review_policy_update(actor=request.user, dataset=dataset, **form.cleaned_data)
-    except ReviewError as exc:
-        form.add_error(exc.field, exc.message)
-        return _settings_page(request, dataset, policy_form=form, status=400)
-    return _settings_saved(dataset, request, "Review policy saved.")
-
-
-@login_needed
-@require_POST
-def reasons_save(request: HttpRequest, slug: str) -> HttpResponse:
-    dataset = selectors.dataset_for_admin(user=request.user, slug=slug)
-    form = ReasonsForm(request.POST)
-    if not form.is_valid():
-        return _settings_page(request, dataset, reasons_form=form, status=400)
-    try:
-        reject_reasons_update(
-            actor=request.user, dataset=dataset, reasons=form.cleaned_data["reasons"]
-        )
-    except ReviewError as exc:
-        form.add_error("reasons", exc.message)
-        return _settings_page(request, dataset, reasons_form=form, status=400)
-    return _settings_saved(dataset, request, "Reject reasons saved.")
-
-
-@login_needed
-@require_POST
-def quota_save(request: HttpRequest, slug: str) -> HttpResponse:
-    dataset = selectors.dataset_for_admin(user=request.user, slug=slug)
-    form = QuotaForm(request.POST, reviewers=selectors.reviewer_choices(dataset=dataset))
-    if not form.is_valid():
-        return _settings_page(request, dataset, quota_form=form, status=400)
-    reviewer_id = form.cleaned_data["reviewer"]
-    try:
-        quota_set(
-            actor=request.user,
-            dataset=dataset,
-            reviewer=form.reviewers[reviewer_id] if reviewer_id is not None else None,
-            daily_limit=form.cleaned_data["daily_limit"],
-        )
-    except ReviewError as exc:
-        form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-        return _settings_page(request, dataset, quota_form=form, status=400)
-    return _settings_saved(dataset, request, "Quota saved.")
+    return HttpResponsePermanentRedirect(reverse("settings:page", args=[dataset.slug]))
 
 
 @login_needed

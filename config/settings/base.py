@@ -95,6 +95,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "corpus.context_processors.audit_alert",
+                "review.context_processors.navigation",
             ],
         },
     },
