@@ -135,8 +135,12 @@ def _rule_filters(values: dict[str, Any]) -> dict[str, Q]:
     if values["reject_exact_duplicates"]:
         rules["exact duplicate"] = Q(score__exact_duplicate_of__isnull=False)
     if values["reject_near_duplicates"]:
+        # As the scorer's rule: only a near-duplicate of a reference or an approved item.
         rules["near duplicate"] = Q(
             score__near_duplicate_jaccard__gte=values["near_duplicate_threshold"]
+        ) & (
+            Q(score__near_duplicate_of__is_reference=True)
+            | Q(score__near_duplicate_of__state=Item.State.APPROVED)
         )
     if values["reject_degenerate"]:
         rules["degenerate"] = Q(score__degenerate=True)
