@@ -4,12 +4,15 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from corpus.health import healthz
 from corpus.views.auth import AuditedLoginView, AuditedLogoutView, admin_login_redirect
+from review.views import landing
 
 urlpatterns = [
     path("", include("corpus.ui_urls")),
     path("healthz", healthz, name="healthz"),
     # Audited: every login, failed login and logout appends an audit event.
     path("accounts/login/", AuditedLoginView.as_view(), name="login"),
+    # Where LOGIN_REDIRECT_URL points: each person's own starting page.
+    path("start/", landing, name="landing"),
     path("accounts/logout/", AuditedLogoutView.as_view(), name="logout"),
     path("admin/login/", admin_login_redirect),
     path("admin/", admin.site.urls),

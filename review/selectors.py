@@ -19,6 +19,7 @@ from django.db.models import (
     Exists,
     F,
     FloatField,
+    Min,
     OuterRef,
     Q,
     QuerySet,
@@ -532,6 +533,38 @@ def review_item_list(*, dataset: Dataset, user: Any, query: ListQuery) -> ItemPa
         row["long"] = len(row["preview"]) > PREVIEW_CHARS
         row["preview"] = row["preview"][:PREVIEW_CHARS]
     return ItemPage(items=rows, next_cursor=next_cursor)
+
+
+LIST_COUNT_CAP = 10_000
+
+
+def review_item_count(*, dataset: Dataset, user: Any, query: ListQuery) -> int:
+    """How many items match the list's filters, counted up to ``LIST_COUNT_CAP`` + 1 (one index
+    range scan at most that long, so a filter over a million items costs what a page does)."""
+    items = Item.objects.filter(dataset=dataset)
+    if not is_admin(user):
+        items = items.filter(is_gold=False)
+    return _list_filters(query, items).values("id")[: LIST_COUNT_CAP + 1].count()
+
+
+@dataclass
+class QueueProgress:
+    queued: int  # awaiting review (gold checks not counted)
+    pending: int  # waiting to be scored
+    oldest_pending: datetime | None
+
+
+def queue_progress(*, dataset: Dataset) -> QueueProgress:
+    """The queue left and the scoring backlog of a dataset, in one aggregate query over the
+    (dataset, state) index."""
+    row = Item.objects.filter(
+        dataset=dataset, state__in=[Item.State.QUEUED, Item.State.PENDING]
+    ).aggregate(
+        queued=Count("id", filter=Q(state=Item.State.QUEUED, is_gold=False)),
+        pending=Count("id", filter=Q(state=Item.State.PENDING)),
+        oldest_pending=Min("created_at", filter=Q(state=Item.State.PENDING)),
+    )
+    return QueueProgress(**row)
 
 
 def dataset_sources(*, dataset: Dataset) -> list[Source]:

@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("<slug:slug>/", views.triage, name="triage"),
     path("<slug:slug>/undo", views.undo, name="undo"),
+    path("<slug:slug>/progress", views.progress, name="progress"),
     path("<slug:slug>/items/", views.item_list, name="list"),
     path("<slug:slug>/items/bulk", views.bulk, name="bulk"),
     path("<slug:slug>/items/<int:item_id>/", views.item_detail, name="item"),

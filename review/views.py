@@ -25,6 +25,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from corpus.api_support import cursor_encode
 from corpus.models import Dataset, Item
+from corpus.templatetags.synthgate import dashboard_url
 from review import selectors
 from review.forms import (
     BulkForm,
@@ -38,6 +39,7 @@ from review.services import ReviewError
 from review.services.consensus import ItemFacts, consensus_reasons
 from review.services.decisions import (
     LEFT_OUT_REASONS,
+    MAX_BULK_ITEMS,
     DecisionOutcome,
     decision_record_and_next,
     decision_undo,
@@ -75,6 +77,30 @@ def _see_other(url: str) -> HttpResponseRedirect:
 
 def _form_error(form: Any) -> str:
     return " ".join(str(e) for errors in form.errors.values() for e in errors)
+
+
+# --- where people land --------------------------------------------------------------------------
+
+
+def landing_url(user: Any) -> str:
+    """Where a person starts after logging in: an admin on the dashboard of the one dataset
+    (several: the datasets list); a reviewer in the triage of their one dataset (several: the
+    list of their queues); someone without a dataset on the list, which says why it is empty."""
+    index = reverse("review:index")
+    if not user.is_authenticated:
+        return index
+    slugs = list(selectors.review_datasets(user=user).values_list("slug", flat=True)[:2])
+    if len(slugs) != 1:
+        return index
+    if selectors.is_admin(user):
+        return dashboard_url(slugs[0]) or index
+    return reverse("review:triage", args=slugs)
+
+
+@login_needed
+@require_GET
+def landing(request: HttpRequest) -> HttpResponse:
+    return HttpResponseRedirect(landing_url(request.user))
 
 
 # --- dashboard -----------------------------------------------------------------------------------
@@ -246,6 +272,16 @@ def undo(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_needed
+@require_GET
+def progress(request: HttpRequest, slug: str) -> HttpResponse:
+    """The queue left and the scoring backlog, polled by the triage page (its own request, so
+    the claim path pays nothing for the counts)."""
+    dataset = selectors.dataset_for_review(user=request.user, slug=slug)
+    context = {"dataset": dataset, "progress": selectors.queue_progress(dataset=dataset)}
+    return render(request, "review/_progress.html", context)
+
+
+@login_needed
 @require_POST
 def renew(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
     dataset = selectors.dataset_for_review(user=request.user, slug=slug)
@@ -343,9 +379,11 @@ def item_list(request: HttpRequest, slug: str) -> HttpResponse:
     page = None
     next_url = ""
     status = 200
+    total = None
     if form.is_valid():
         query = form.query()
         page = selectors.review_item_list(dataset=dataset, user=request.user, query=query)
+        total = selectors.review_item_count(dataset=dataset, user=request.user, query=query)
         if page.next_cursor is not None:
             params = data.copy()
             params["cursor"] = cursor_encode({**page.next_cursor, "sort": query.sort})
@@ -358,6 +396,9 @@ def item_list(request: HttpRequest, slug: str) -> HttpResponse:
         "controls": form.controls(),
         "items_url": reverse("review:list", args=[dataset.slug]),
         "page": page,
+        "total": total,
+        "total_capped": total is not None and total > selectors.LIST_COUNT_CAP,
+        "count_cap": selectors.LIST_COUNT_CAP,
         "next_url": next_url,
         "reasons": selectors.review_policy_get(dataset=dataset).reject_reasons,
         "is_admin": selectors.is_admin(request.user),
@@ -380,9 +421,14 @@ def bulk(request: HttpRequest, slug: str) -> HttpResponse:
     back = _safe_back(dataset, request.POST.get("back", ""))
     form = BulkForm(request.POST)
     reasons = selectors.review_policy_get(dataset=dataset).reject_reasons
-    context: dict[str, Any] = {"dataset": dataset, "form": form, "back": back}
+    context: dict[str, Any] = {"dataset": dataset, "form": form, "back": back, "reasons": reasons}
     if not form.is_valid():
+        # The selection stays: the page lists the chosen items, ticked, to decide again.
         context["error"] = _form_error(form)
+        context["selected"] = sorted(
+            {int(v) for v in request.POST.getlist("items") if v.isdigit()}
+        )[:MAX_BULK_ITEMS]
+        context["verdict"] = request.POST.get("verdict", "")
         return render(request, "review/bulk.html", context, status=400)
     data = form.cleaned_data
     context.update(
@@ -427,7 +473,9 @@ def review_settings(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def stats(request: HttpRequest, slug: str) -> HttpResponse:
     dataset = selectors.dataset_for_admin(user=request.user, slug=slug)
-    form = StatsForm(request.GET)
+    data = request.GET.copy()
+    data.setdefault("days", "30")  # the selector shows the period the table covers
+    form = StatsForm(data)
     days = form.period() if form.is_valid() else 30
     since = selectors.day_start(timezone.now()) - timedelta(days=days - 1)
     return render(
