@@ -25,6 +25,14 @@ def admin_page(page, login_as, context, dataset, admin_user):  # type: ignore[no
     return page
 
 
+def unexpected(page: Any, *statuses: int) -> list[str]:
+    """The page's problems, less the log lines of a refusal the test asked for (Chromium's, and
+    htmx's for an answer it does not swap)."""
+    expected = [f"the server responded with a status of {status}" for status in statuses]
+    expected += [f"Response Status Error Code {status} " for status in statuses]
+    return [p for p in page.problems if not any(e in p for e in expected)]
+
+
 def _submit(page: Any, form: str, button: str = "button.primary") -> None:
     page.locator(f"{form} {button}").click()
 
@@ -83,7 +91,7 @@ def test_every_settings_form_shows_its_error_in_place(admin_page, section, form,
     assert page.locator(f"{form} {fills[0][0]}").input_value() == fills[0][1]
     assert not ScoringRules.objects.exists() and not ExportPolicy.objects.exists()
     assert not ReviewPolicy.objects.exists()
-    assert page.problems == []
+    assert unexpected(page, 400) == []
 
 
 def test_a_saved_setting_shows_a_notice_and_is_audited(admin_page):
@@ -134,7 +142,7 @@ def test_the_exports_page_policy_box_and_retraction_show_their_errors(admin_page
     error = page.locator("#retract [role=alert]")
     error.wait_for(state="visible")
     assert "an item id (a number)" in error.inner_text()
-    assert page.problems == []
+    assert unexpected(page, 400) == []
 
 
 def test_a_bulk_reject_without_a_reason_shows_why_and_keeps_the_selection(
@@ -156,7 +164,7 @@ def test_a_bulk_reject_without_a_reason_shows_why_and_keeps_the_selection(
     page.click("form.confirm button[type=submit]")
     assert page.locator("#bulk-result").inner_text() == "Rejected 3 of 3 items."
     assert {i.state for i in Item.objects.filter(pk__in=[i.pk for i in items])} == {"rejected"}
-    assert page.problems == []
+    assert unexpected(page, 400) == []
 
 
 def test_a_refused_request_with_no_form_shows_a_notice(admin_page, dataset):
@@ -173,14 +181,13 @@ def test_a_refused_request_with_no_form_shows_a_notice(admin_page, dataset):
     flash = page.locator("#flash")
     flash.wait_for(state="visible")
     assert "HTTP 403" in flash.inner_text()
-    # the browser logs the refused request itself; nothing else went wrong
-    assert all("403" in p for p in page.problems), page.problems
+    assert unexpected(page, 403) == []
 
 
 def test_help_overlay_is_in_the_viewport(page, login_as, context, dataset, reviewer):
     add_to_group(reviewer, "reviewer")
     for i in range(3):
-        make_item(dataset, priority=float(i), text="A long enough text. " * 200)
+        make_item(dataset, priority=float(i), text=f"A long enough text {i}. " * 200)
     login_as(context, reviewer)
     page.goto("/review/demo/")
 
@@ -241,3 +248,42 @@ def test_login_lands_a_reviewer_in_triage(page, dataset, reviewer):
     page.locator("#queue-progress strong").first.wait_for()
     assert "in the queue" in page.locator("#queue-progress").inner_text()
     assert page.problems == []
+
+
+def test_the_csp_still_forbids_inline_script_and_no_page_breaks_it(
+    admin_page, dataset, reviewer
+):
+    from corpus.models import Export
+
+    page = admin_page
+    dataset.reviewers.add(reviewer)
+    make_item(dataset)
+    export = Export.objects.create(dataset=dataset)
+    pages = [
+        SETTINGS,
+        "/review/",
+        "/review/demo/",
+        "/review/demo/items/",
+        "/review/demo/reviewers/",
+        "/datasets/demo/exports/",
+        f"/datasets/demo/exports/{export.pk}/",
+    ]
+    for path in pages:
+        response = page.goto(path)
+        assert response.status == 200, path
+        policy = response.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    page.wait_for_load_state("networkidle")
+    assert page.problems == []  # no violation, no error, on any of them
+
+    directive = page.evaluate(
+        """() => new Promise(resolve => {
+            document.addEventListener('securitypolicyviolation', e => resolve(e.violatedDirective));
+            const script = document.createElement('script');
+            script.textContent = 'window.__inlineRan = true';
+            document.body.appendChild(script);
+            setTimeout(() => resolve(null), 3000);
+        })"""
+    )
+    assert directive is not None and directive.startswith("script-src")
+    assert page.evaluate("() => window.__inlineRan === true") is False
