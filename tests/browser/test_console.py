@@ -250,9 +250,7 @@ def test_login_lands_a_reviewer_in_triage(page, dataset, reviewer):
     assert page.problems == []
 
 
-def test_the_csp_still_forbids_inline_script_and_no_page_breaks_it(
-    admin_page, dataset, reviewer
-):
+def test_the_csp_still_forbids_inline_script_and_no_page_breaks_it(admin_page, dataset, reviewer):
     from corpus.models import Export
 
     page = admin_page

@@ -12,7 +12,7 @@ from tests.review.conftest import add_to_group, login, make_item
 pytestmark = pytest.mark.django_db
 
 
-# --- login landing ---------------------------------------------------------------------------------
+# --- login landing ----------------------------------------------------------------------------
 
 
 def _log_in(client, user):  # type: ignore[no-untyped-def]
@@ -147,7 +147,7 @@ def test_a_refused_bulk_reject_keeps_the_selection(review_dataset, alice, queued
     assert not Item.objects.filter(state=Item.State.REJECTED).exists()
 
 
-# --- progress --------------------------------------------------------------------------------------
+# --- progress -------------------------------------------------------------------------------------
 
 
 def test_triage_polls_the_queue_left_and_the_scoring_backlog(review_dataset, alice, queued):
