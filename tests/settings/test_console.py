@@ -155,3 +155,22 @@ def test_a_refused_save_without_htmx_renders_the_page_with_the_error(review_data
     assert response.status_code == 400
     assert b"<h1>" in response.content
     assert b"greater than or equal to 0.0" in response.content
+
+
+def test_the_django_admin_shows_scoring_rules_and_says_where_to_edit_them(
+    client, review_dataset, admin_user
+):
+    ScoringRules.objects.create(dataset=review_dataset)
+    client.force_login(admin_user)
+
+    response = client.get("/admin/corpus/scoringrules/")
+
+    assert response.status_code == 200
+    assert b"/datasets/&lt;slug&gt;/settings/" in response.content
+    assert b'href="/admin/corpus/scoringrules/add/"' not in response.content
+    rules = ScoringRules.objects.get()
+    change = client.post(
+        f"/admin/corpus/scoringrules/{rules.pk}/change/", {"near_duplicate_threshold": "0.1"}
+    )
+    assert change.status_code == 403
+    assert ScoringRules.objects.get().near_duplicate_threshold == 0.8
