@@ -10,7 +10,6 @@ from django import forms
 
 from corpus.services.policy import PolicyError, PolicySpec, policy_parse
 
-_SHARE = {"min_value": 0.0, "max_value": 1.0, "required": False}
 _CAP_LINE = re.compile(r"^(?P<name>.+?)\s*:\s*(?P<value>\d+(?:\.\d+)?)\s*(?P<pct>%?)$")
 
 
@@ -65,9 +64,15 @@ class ExportPolicyForm(forms.Form):
     """The export policy document as fields; shares are fractions (0.3 is 30 %)."""
 
     mode = forms.ChoiceField(choices=[("accumulate", "accumulate"), ("delta", "delta")])
-    max_synthetic_share = forms.FloatField(label="Synthetic share at most", **_SHARE)
-    max_unknown_share = forms.FloatField(label="Unknown-origin share at most", **_SHARE)
-    min_human_share = forms.FloatField(label="Human share at least", **_SHARE)
+    max_synthetic_share = forms.FloatField(
+        label="Synthetic share at most", min_value=0.0, max_value=1.0, required=False
+    )
+    max_unknown_share = forms.FloatField(
+        label="Unknown-origin share at most", min_value=0.0, max_value=1.0, required=False
+    )
+    min_human_share = forms.FloatField(
+        label="Human share at least", min_value=0.0, max_value=1.0, required=False
+    )
     source_caps = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 3}), label="Per-source caps"
     )
