@@ -19,7 +19,6 @@ from django.db.models import (
     Exists,
     F,
     FloatField,
-    Min,
     OuterRef,
     Q,
     QuerySet,
@@ -549,22 +548,33 @@ def review_item_count(*, dataset: Dataset, user: Any, query: ListQuery) -> int:
 
 @dataclass
 class QueueProgress:
-    queued: int  # awaiting review (gold checks not counted)
-    pending: int  # waiting to be scored
+    queued: int  # awaiting review (gold checks not counted), up to LIST_COUNT_CAP + 1
+    pending: int  # waiting to be scored, up to LIST_COUNT_CAP + 1
     oldest_pending: datetime | None
+    cap: int
+
+    @property
+    def queued_capped(self) -> bool:
+        return self.queued > self.cap
+
+    @property
+    def pending_capped(self) -> bool:
+        return self.pending > self.cap
 
 
 def queue_progress(*, dataset: Dataset) -> QueueProgress:
-    """The queue left and the scoring backlog of a dataset, in one aggregate query over the
-    (dataset, state) index."""
-    row = Item.objects.filter(
-        dataset=dataset, state__in=[Item.State.QUEUED, Item.State.PENDING]
-    ).aggregate(
-        queued=Count("id", filter=Q(state=Item.State.QUEUED, is_gold=False)),
-        pending=Count("id", filter=Q(state=Item.State.PENDING)),
-        oldest_pending=Min("created_at", filter=Q(state=Item.State.PENDING)),
+    """The queue left and the scoring backlog of a dataset. Counted up to ``LIST_COUNT_CAP`` + 1
+    each (short index range scans: an exact count of a million-item queue reads the whole
+    table); the oldest pending item is the one with the lowest id (ids grow with time)."""
+    items = Item.objects.filter(dataset=dataset)
+    queued = items.filter(state=Item.State.QUEUED, is_gold=False)
+    pending = items.filter(state=Item.State.PENDING)
+    return QueueProgress(
+        queued=queued.values("id")[: LIST_COUNT_CAP + 1].count(),
+        pending=pending.values("id")[: LIST_COUNT_CAP + 1].count(),
+        oldest_pending=pending.order_by("id").values_list("created_at", flat=True).first(),
+        cap=LIST_COUNT_CAP,
     )
-    return QueueProgress(**row)
 
 
 def dataset_sources(*, dataset: Dataset) -> list[Source]:

@@ -13,6 +13,7 @@ urlpatterns = [
     path("<slug:slug>/progress", views.progress, name="progress"),
     path("<slug:slug>/items/", views.item_list, name="list"),
     path("<slug:slug>/items/bulk", views.bulk, name="bulk"),
+    path("<slug:slug>/items/total", views.item_list_total, name="list-total"),
     path("<slug:slug>/items/<int:item_id>/", views.item_detail, name="item"),
     path("<slug:slug>/items/<int:item_id>/decide", views.decide, name="decide"),
     path("<slug:slug>/items/<int:item_id>/skip", views.skip, name="skip"),

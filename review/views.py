@@ -379,11 +379,9 @@ def item_list(request: HttpRequest, slug: str) -> HttpResponse:
     page = None
     next_url = ""
     status = 200
-    total = None
     if form.is_valid():
         query = form.query()
         page = selectors.review_item_list(dataset=dataset, user=request.user, query=query)
-        total = selectors.review_item_count(dataset=dataset, user=request.user, query=query)
         if page.next_cursor is not None:
             params = data.copy()
             params["cursor"] = cursor_encode({**page.next_cursor, "sort": query.sort})
@@ -396,9 +394,7 @@ def item_list(request: HttpRequest, slug: str) -> HttpResponse:
         "controls": form.controls(),
         "items_url": reverse("review:list", args=[dataset.slug]),
         "page": page,
-        "total": total,
-        "total_capped": total is not None and total > selectors.LIST_COUNT_CAP,
-        "count_cap": selectors.LIST_COUNT_CAP,
+        "filters": _filters_query(data),
         "next_url": next_url,
         "reasons": selectors.review_policy_get(dataset=dataset).reject_reasons,
         "is_admin": selectors.is_admin(request.user),
@@ -406,6 +402,31 @@ def item_list(request: HttpRequest, slug: str) -> HttpResponse:
     }
     template = "review/list.html#item-table" if request.htmx else "review/list.html"  # type: ignore[attr-defined]
     return render(request, template, context, status=status)
+
+
+def _filters_query(data: Any) -> str:
+    """The list's filters (not its page position) as a query string, for the total."""
+    params = data.copy()
+    params.pop("cursor", None)
+    return str(params.urlencode())
+
+
+@login_needed
+@require_GET
+def item_list_total(request: HttpRequest, slug: str) -> HttpResponse:
+    """How many items match the list's filters: loaded by the list page in its own request, so
+    the page itself pays nothing for the count (counted up to ``LIST_COUNT_CAP`` + 1)."""
+    dataset = selectors.dataset_for_review(user=request.user, slug=slug)
+    data = request.GET.copy()
+    if "state" not in data:
+        data["state"] = Item.State.QUEUED
+    form = ListFilterForm(data, sources=selectors.dataset_sources(dataset=dataset))
+    if not form.is_valid():
+        return render(request, "review/_list_total.html", {"invalid": True}, status=400)
+    total = selectors.review_item_count(dataset=dataset, user=request.user, query=form.query())
+    context = {"total": total, "capped": total > selectors.LIST_COUNT_CAP}
+    context["cap"] = selectors.LIST_COUNT_CAP
+    return render(request, "review/_list_total.html", context)
 
 
 def _safe_back(dataset: Dataset, back: str) -> str:

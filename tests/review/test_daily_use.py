@@ -110,10 +110,13 @@ def test_the_list_filters_by_source_name_and_shows_a_total(review_dataset, alice
     assert response.status_code == 200
     page = response.content.decode()
     assert [row["source_name"] for row in response.context["page"].items] == ["web"] * 3
-    assert "<strong>3</strong> items match these filters" in page
+    assert 'hx-get="/review/demo/items/total?source=web&amp;state=queued"' in page
     assert '<option value="web" selected>web</option>' in page
     assert "Declared origin" in page and "Detector score" in page  # labels, not field names
     assert 'data-select-all="items"' in page
+    total = login(alice).get("/review/demo/items/total?source=web&state=queued")
+    assert total.status_code == 200
+    assert b"<strong>3</strong> items match these filters" in total.content
 
 
 def test_an_unknown_source_name_is_a_400_naming_the_filter(review_dataset, alice):
@@ -128,8 +131,15 @@ def test_the_total_is_capped(review_dataset, alice, monkeypatch):
     monkeypatch.setattr(selectors, "LIST_COUNT_CAP", 2)
     for _ in range(4):
         make_item(review_dataset)
-    page = login(alice).get("/review/demo/items/").content.decode()
+    page = login(alice).get("/review/demo/items/total").content.decode()
     assert "More than 2 items match these filters" in page
+    one = login(alice).get("/review/demo/items/total?origin=human&state=").content.decode()
+    assert "<strong>0</strong> items match" in one
+
+
+def test_the_total_of_bad_filters_is_a_400(review_dataset, alice, charlie):
+    assert login(alice).get("/review/demo/items/total?source=nope").status_code == 400
+    assert login(charlie).get("/review/demo/items/total").status_code == 404
 
 
 def test_a_refused_bulk_reject_keeps_the_selection(review_dataset, alice, queued):
@@ -163,6 +173,15 @@ def test_triage_polls_the_queue_left_and_the_scoring_backlog(review_dataset, ali
     assert "<strong>5</strong> in the queue" in progress  # the gold check is not counted
     assert "<strong>1</strong> waiting to be scored" in progress
     assert "<time datetime=" in progress
+
+
+def test_the_progress_counts_are_capped(review_dataset, alice, queued, monkeypatch):
+    from review import selectors
+
+    monkeypatch.setattr(selectors, "LIST_COUNT_CAP", 3)
+    progress = login(alice).get("/review/demo/progress").content.decode()
+    assert "<strong>more than 3</strong> in the queue" in progress
+    assert "nothing waiting to be scored" in progress
 
 
 def test_progress_is_for_reviewers_of_the_dataset(client, review_dataset, charlie):

@@ -417,7 +417,7 @@ def test_list_page_query_count_is_constant(review_dataset, alice, django_assert_
 # decisions): on PostgreSQL with the lease's statements, on SQLite one statement more.
 TRIAGE_QUERIES = {"postgresql": 11, "sqlite": 15}
 DECIDE_QUERIES = {"postgresql": 8, "sqlite": 19}
-LIST_QUERIES = 6  # with the total of the filtered list (a capped count)
+LIST_QUERIES = 5
 
 
 # --- admin pages ---------------------------------------------------------------------------------
