@@ -16,6 +16,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SETTINGS = "/datasets/demo/settings/"
 
 
+@pytest.fixture(autouse=True)
+def _patient(context):  # type: ignore[no-untyped-def]
+    """A busy two-core CI runner can take more than the default 10 s to serve a first page."""
+    context.set_default_timeout(30_000)
+    context.set_default_navigation_timeout(30_000)
+
+
 @pytest.fixture
 def admin_page(page, login_as, context, dataset, admin_user):  # type: ignore[no-untyped-def]
     login_as(context, admin_user)
