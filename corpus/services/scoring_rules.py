@@ -12,10 +12,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
-from corpus.models import Dataset, DetectorModel, Item, ScoringRules
+from corpus.models import Dataset, DetectorModel, Item, NearDuplicate, ScoringRules
 from corpus.services.audit import audit_append, audit_lock
 
 # The fields an admin edits, in the order forms and the API show them.
@@ -135,13 +135,16 @@ def _rule_filters(values: dict[str, Any]) -> dict[str, Q]:
     if values["reject_exact_duplicates"]:
         rules["exact duplicate"] = Q(score__exact_duplicate_of__isnull=False)
     if values["reject_near_duplicates"]:
-        # As the scorer's rule: only a near-duplicate of a reference or an approved item.
-        rules["near duplicate"] = Q(
-            score__near_duplicate_jaccard__gte=values["near_duplicate_threshold"]
-        ) & (
-            Q(score__near_duplicate_of__is_reference=True)
-            | Q(score__near_duplicate_of__state=Item.State.APPROVED)
+        # As the scorer's rule (``near_duplicate_rule``): a match at or above the threshold
+        # with a reference item, an approved item, or an earlier-ingested item in any state.
+        qualifying = NearDuplicate.objects.filter(
+            item_id=OuterRef("pk"), jaccard__gte=values["near_duplicate_threshold"]
+        ).filter(
+            Q(other__is_reference=True)
+            | Q(other__state=Item.State.APPROVED)
+            | Q(other_id__lt=OuterRef("pk"))
         )
+        rules["near duplicate"] = Q(Exists(qualifying)) & Q(is_reference=False)
     if values["reject_degenerate"]:
         rules["degenerate"] = Q(score__degenerate=True)
     return rules

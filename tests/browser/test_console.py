@@ -63,7 +63,7 @@ SETTINGS_FORMS = [
     (
         "#scoring-rules",
         "#scoring-rules-form",
-        [("input[name=near_duplicate_threshold]", "0.3")],
+        [("input[name=near_duplicate_threshold]", "0.2")],
         "must not be above the near-duplicate threshold",
     ),
     (

@@ -173,4 +173,4 @@ def test_the_django_admin_shows_scoring_rules_and_says_where_to_edit_them(
         f"/admin/corpus/scoringrules/{rules.pk}/change/", {"near_duplicate_threshold": "0.1"}
     )
     assert change.status_code == 403
-    assert ScoringRules.objects.get().near_duplicate_threshold == 0.8
+    assert ScoringRules.objects.get().near_duplicate_threshold == 0.5
