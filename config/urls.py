@@ -8,6 +8,7 @@ from review.views import landing
 
 urlpatterns = [
     path("", include("corpus.ui_urls")),
+    path("", include("dashboard.urls")),
     path("healthz", healthz, name="healthz"),
     # Audited: every login, failed login and logout appends an audit event.
     path("accounts/login/", AuditedLoginView.as_view(), name="login"),

@@ -44,7 +44,6 @@ from review.services.quotas import quota_set
 from review.views import login_needed
 
 PAGE = "settings/page.html"
-ALERTS_FORM = "dashboard/_alerts_form.html"
 
 
 def _see_other(url: str) -> HttpResponseRedirect:
@@ -53,16 +52,16 @@ def _see_other(url: str) -> HttpResponseRedirect:
     return response
 
 
-def _has_alerts_form() -> bool:
-    """Helper ``dash``'s alerts form, once it exists; until then the page links to it."""
-    from django.template import TemplateDoesNotExist
-    from django.template.loader import get_template
+def _alerts_form(dataset: Dataset) -> Any:
+    """The alerts form of the dashboard app (``dashboard/_alerts_form.html``), unbound, when that
+    app is installed; else None and the page links to its alerts page."""
+    from django.apps import apps
 
-    try:
-        get_template(ALERTS_FORM)
-    except TemplateDoesNotExist:
-        return False
-    return True
+    if not apps.is_installed("dashboard"):
+        return None
+    from dashboard.views import alerts_form_context
+
+    return alerts_form_context(dataset)["alerts_form"]
 
 
 def _context(dataset: Dataset, **overrides: Any) -> dict[str, Any]:
@@ -98,7 +97,7 @@ def _context(dataset: Dataset, **overrides: Any) -> dict[str, Any]:
         "export_history": list(
             ExportPolicy.objects.filter(dataset=dataset).order_by("-version")[:10]
         ),
-        "alerts_form": _has_alerts_form(),
+        "alerts_form": _alerts_form(dataset),
     }
     context.update(overrides)
     return context
