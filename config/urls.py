@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from corpus.health import healthz
 from corpus.views.auth import AuditedLoginView, AuditedLogoutView, admin_login_redirect
+from review.views import landing
 
 urlpatterns = [
     path("", include("corpus.ui_urls")),
@@ -11,10 +12,13 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     # Audited: every login, failed login and logout appends an audit event.
     path("accounts/login/", AuditedLoginView.as_view(), name="login"),
+    # Where LOGIN_REDIRECT_URL points: each person's own starting page.
+    path("start/", landing, name="landing"),
     path("accounts/logout/", AuditedLogoutView.as_view(), name="logout"),
     path("admin/login/", admin_login_redirect),
     path("admin/", admin.site.urls),
     path("review/", include("review.urls")),
+    path("datasets/<slug:slug>/settings/", include("review.settings_urls")),
     path("api/v1/", include("corpus.api.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),

@@ -269,6 +269,21 @@ class RetractionAdmin(ReadOnlyAdmin):
 
 @admin.register(ScoringRules)
 class ScoringRulesAdmin(ReadOnlyAdmin):
+    """Shown, not edited: rules change on each dataset's settings page
+    (``/datasets/<slug>/settings/``) or through ``PUT /api/v1/datasets/<slug>/scoring-rules/``,
+    which validate and audit them. A dataset without a row here uses the defaults."""
+
+    def changelist_view(self, request, extra_context=None):
+        from django.contrib import messages
+
+        messages.info(
+            request,
+            "Scoring rules are edited on each dataset's settings page (/datasets/<slug>/"
+            "settings/) or with PUT /api/v1/datasets/<slug>/scoring-rules/; a dataset not "
+            "listed here uses the defaults.",
+        )
+        return super().changelist_view(request, extra_context)
+
     list_display = [
         "dataset",
         "reject_exact_duplicates",

@@ -37,6 +37,11 @@ urlpatterns = [
         name="export-row",
     ),
     path(
+        "datasets/<slug:slug>/exports/<int:export_id>/progress",
+        export_views.export_progress,
+        name="export-progress",
+    ),
+    path(
         "datasets/<slug:slug>/exports/<int:export_id>/download",
         export_views.export_download,
         name="export-download",

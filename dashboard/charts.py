@@ -100,7 +100,7 @@ def line_chart(
 
     lines = []
     for index, (name, vs) in enumerate(series.items()):
-        segments: list[list[tuple[float, float]]] = [[]]
+        segments: list[list[tuple[str, str]]] = [[]]
         for i, v in enumerate(vs):
             if v is None:
                 segments.append([])

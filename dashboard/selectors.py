@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.db.models import Count, F, Q
 from django.db.models.fields.json import KT
@@ -59,7 +59,7 @@ def _share(part: int | None, whole: int) -> float | None:
 
 
 def approved_share_chart(days: list[DashboardDay]) -> Chart:
-    rows = []
+    rows: list[list[Any]] = []
     for d in days:
         if d.approved_human is None:
             continue
@@ -101,14 +101,14 @@ def export_share_chart(dataset: Dataset) -> Chart:
         )[:EXPORTS_SHOWN]
     )
     exports.reverse()
-    rows = [
+    rows: list[list[Any]] = [
         [
             e["id"],
             e["finished_at"].isoformat() if e["finished_at"] else None,
             e["rows_written"],
             *(float(e[o]) if e[o] is not None else 0.0 for o in ORIGINS),
         ]
-        for e in exports
+        for e in cast(list[dict[str, Any]], exports)
     ]
     return Chart(
         "export_share",
@@ -150,7 +150,7 @@ DIVERSITY_CHARTS = (
 def diversity_charts(days: list[DashboardDay]) -> list[Chart]:
     out = []
     for key, title, explanation in DIVERSITY_CHARTS:
-        rows = [
+        rows: list[list[Any]] = [
             [d.day.isoformat(), getattr(d, f"approved_{key}"), getattr(d, f"reference_{key}")]
             for d in days
             if d.approved_human is not None
@@ -172,7 +172,9 @@ def diversity_charts(days: list[DashboardDay]) -> list[Chart]:
 
 
 def tail_coverage_chart(days: list[DashboardDay]) -> Chart:
-    rows = [[d.day.isoformat(), d.tail_coverage] for d in days if d.approved_human is not None]
+    rows: list[list[Any]] = [
+        [d.day.isoformat(), d.tail_coverage] for d in days if d.approved_human is not None
+    ]
     latest = next((r[1] for r in reversed(rows) if r[1] is not None), None)
     return Chart(
         "tail_coverage",
@@ -192,7 +194,7 @@ def detector_histogram_chart(figures: dict[str, Any]) -> Chart:
     rows_in = figures.get("detector_histogram", [])
     generators = sorted({r["generator"] for r in rows_in})
     counts = {(r["generator"], r["bin"]): r["items"] for r in rows_in}
-    rows = []
+    rows: list[list[Any]] = []
     for b in range(HISTOGRAM_BINS):
         low, high = b / HISTOGRAM_BINS, (b + 1) / HISTOGRAM_BINS
         rows.append([round(low, 2), round(high, 2), *(counts.get((g, b), 0) for g in generators)])
@@ -226,7 +228,7 @@ def depth_mix_chart(figures: dict[str, Any]) -> Chart:
 
 def near_duplicates_chart(figures: dict[str, Any]) -> Chart:
     near = figures.get("near_duplicates", {})
-    rows = [
+    rows: list[list[Any]] = [
         [g["generator"] or "(no generator)", g["scored"], g["near_duplicates"], g["rate"]]
         for g in near.get("generators", [])
     ]
@@ -272,7 +274,7 @@ def queue_chart(dataset: Dataset, figures: dict[str, Any], now: datetime) -> Cha
         .first()
     )
     age = round((now - oldest).total_seconds() / 60, 1) if oldest else 0.0
-    rows = [
+    rows: list[list[Any]] = [
         ["queue_left", queue.get("queued")],
         ["scoring_backlog", queue.get("pending")],
         ["oldest_unscored_minutes", age],
@@ -305,7 +307,9 @@ def throughput_chart(dataset: Dataset, now: datetime, reviewer: Any | None) -> C
     by_day: dict[str, dict[str, int]] = {}
     for day, name, decided in data:
         by_day.setdefault(day.isoformat(), {})[name] = decided
-    rows = [[day, *(values.get(n, 0) for n in names)] for day, values in by_day.items()]
+    rows: list[list[Any]] = [
+        [day, *(values.get(n, 0) for n in names)] for day, values in by_day.items()
+    ]
     return Chart(
         "throughput",
         "Decisions per reviewer per day" if reviewer is None else "Your decisions per day",
@@ -330,7 +334,7 @@ def agreement_chart(dataset: Dataset, figures: dict[str, Any], reviewer: Any | N
             if kappa is not None
             else "Cohen's kappa: not enough items with several votes"
         )
-        rows = [
+        rows: list[list[Any]] = [
             [p["reviewer"], p["answered"], p["correct"], round(p["correct"] / p["answered"], 6)]
             for p in per
             if p["answered"]

@@ -62,21 +62,29 @@ class BulkForm(forms.Form):
 
 
 class ListFilterForm(forms.Form):
-    state = forms.ChoiceField(choices=[("", "any")] + Item.State.choices, required=False)
-    source = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
-    origin = forms.ChoiceField(choices=[("", "any")] + Item.Origin.choices, required=False)
-    generator = forms.CharField(required=False, max_length=200)
-    band = forms.ChoiceField(choices=[("", "any"), *BANDS.items()], required=False)
-    near_duplicate = forms.ChoiceField(choices=YES_NO, required=False)
-    degenerate = forms.ChoiceField(choices=YES_NO, required=False)
-    sort = forms.ChoiceField(choices=list(SORTS.items()), required=False)
+    state = forms.ChoiceField(
+        choices=[("", "any")] + Item.State.choices, required=False, label="State"
+    )
+    # By name, as the API's ?source= takes it.
+    source = forms.ChoiceField(required=False, label="Source")
+    origin = forms.ChoiceField(
+        choices=[("", "any")] + Item.Origin.choices, required=False, label="Declared origin"
+    )
+    generator = forms.CharField(required=False, max_length=200, label="Generator model")
+    band = forms.ChoiceField(
+        choices=[("", "any"), *BANDS.items()], required=False, label="Detector score"
+    )
+    near_duplicate = forms.ChoiceField(choices=YES_NO, required=False, label="Near-duplicate")
+    degenerate = forms.ChoiceField(choices=YES_NO, required=False, label="Degenerate")
+    sort = forms.ChoiceField(choices=list(SORTS.items()), required=False, label="Sort by")
     cursor = forms.CharField(required=False, max_length=500)
 
     def __init__(self, *args: Any, sources: list[Any], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.source_ids = {s.name: s.pk for s in sources}
         source = self.fields["source"]
         assert isinstance(source, forms.ChoiceField)
-        source.choices = [("", "any")] + [(s.pk, s.name) for s in sources]
+        source.choices = [("", "any")] + [(s.name, s.name) for s in sources]
 
     def clean_cursor(self) -> dict[str, Any] | None:
         raw = self.cleaned_data.get("cursor") or ""
@@ -126,7 +134,7 @@ class ListFilterForm(forms.Form):
         cursor = data.get("cursor")
         return ListQuery(
             state=data.get("state") or "",
-            source=data.get("source"),
+            source=self.source_ids.get(data.get("source") or ""),
             origin=data.get("origin") or "",
             generator=data.get("generator") or "",
             band=data.get("band") or "",

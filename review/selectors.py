@@ -546,6 +546,49 @@ def review_item_list(*, dataset: Dataset, user: Any, query: ListQuery) -> ItemPa
     return ItemPage(items=rows, next_cursor=next_cursor)
 
 
+LIST_COUNT_CAP = 10_000
+
+
+def review_item_count(*, dataset: Dataset, user: Any, query: ListQuery) -> int:
+    """How many items match the list's filters, counted up to ``LIST_COUNT_CAP`` + 1 (one index
+    range scan at most that long, so a filter over a million items costs what a page does)."""
+    items = Item.objects.filter(dataset=dataset)
+    if not is_admin(user):
+        items = items.filter(is_gold=False)
+    return _list_filters(query, items).values("id")[: LIST_COUNT_CAP + 1].count()
+
+
+@dataclass
+class QueueProgress:
+    queued: int  # awaiting review (gold checks not counted), up to LIST_COUNT_CAP + 1
+    pending: int  # waiting to be scored, up to LIST_COUNT_CAP + 1
+    oldest_pending: datetime | None
+    cap: int
+
+    @property
+    def queued_capped(self) -> bool:
+        return self.queued > self.cap
+
+    @property
+    def pending_capped(self) -> bool:
+        return self.pending > self.cap
+
+
+def queue_progress(*, dataset: Dataset) -> QueueProgress:
+    """The queue left and the scoring backlog of a dataset. Counted up to ``LIST_COUNT_CAP`` + 1
+    each (short index range scans: an exact count of a million-item queue reads the whole
+    table); the oldest pending item is the one with the lowest id (ids grow with time)."""
+    items = Item.objects.filter(dataset=dataset)
+    queued = items.filter(state=Item.State.QUEUED, is_gold=False)
+    pending = items.filter(state=Item.State.PENDING)
+    return QueueProgress(
+        queued=queued.values("id")[: LIST_COUNT_CAP + 1].count(),
+        pending=pending.values("id")[: LIST_COUNT_CAP + 1].count(),
+        oldest_pending=pending.order_by("id").values_list("created_at", flat=True).first(),
+        cap=LIST_COUNT_CAP,
+    )
+
+
 def dataset_sources(*, dataset: Dataset) -> list[Source]:
     return list(Source.objects.filter(dataset=dataset).only("id", "name").order_by("name"))
 

@@ -10,7 +10,12 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponsePermanentRedirect,
+    HttpResponseRedirect,
+)
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -21,15 +26,13 @@ from django_htmx.http import HttpResponseClientRedirect
 from corpus.api_support import cursor_encode
 from corpus.http import UserHttpRequest
 from corpus.models import Dataset, Item
+from corpus.templatetags.synthgate import dashboard_url
 from review import selectors
 from review.forms import (
     BulkForm,
     DecisionForm,
     GoldForm,
     ListFilterForm,
-    PolicyForm,
-    QuotaForm,
-    ReasonsForm,
     StatsForm,
 )
 from review.models import Decision, Verdict
@@ -37,15 +40,14 @@ from review.services import ReviewError
 from review.services.consensus import ItemFacts, consensus_reasons
 from review.services.decisions import (
     LEFT_OUT_REASONS,
+    MAX_BULK_ITEMS,
     DecisionOutcome,
     decision_record_and_next,
     decision_undo,
     decisions_bulk,
 )
 from review.services.gold import gold_mark, gold_unmark
-from review.services.policy import reject_reasons_update, review_policy_update
 from review.services.queue import ClaimOutcome, claim_renew, item_claim, item_skip
-from review.services.quotas import quota_set
 
 STATUS_FOR = {"invalid": 400, "conflict": 409, "quota": 409}
 # htmx stops polling when it gets this status (the lease is gone; nothing left to renew).
@@ -76,6 +78,30 @@ def _see_other(url: str) -> HttpResponseRedirect:
 
 def _form_error(form: Any) -> str:
     return " ".join(str(e) for errors in form.errors.values() for e in errors)
+
+
+# --- where people land --------------------------------------------------------------------------
+
+
+def landing_url(user: Any) -> str:
+    """Where a person starts after logging in: an admin on the dashboard of the one dataset
+    (several: the datasets list); a reviewer in the triage of their one dataset (several: the
+    list of their queues); someone without a dataset on the list, which says why it is empty."""
+    index = reverse("review:index")
+    if not user.is_authenticated:
+        return index
+    slugs = list(selectors.review_datasets(user=user).values_list("slug", flat=True)[:2])
+    if len(slugs) != 1:
+        return index
+    if selectors.is_admin(user):
+        return dashboard_url(slugs[0]) or index
+    return reverse("review:triage", args=slugs)
+
+
+@login_needed
+@require_GET
+def landing(request: HttpRequest) -> HttpResponse:
+    return HttpResponseRedirect(landing_url(request.user))
 
 
 # --- dashboard -----------------------------------------------------------------------------------
@@ -247,6 +273,16 @@ def undo(request: UserHttpRequest, slug: str) -> HttpResponse:
 
 
 @login_needed
+@require_GET
+def progress(request: HttpRequest, slug: str) -> HttpResponse:
+    """The queue left and the scoring backlog, polled by the triage page (its own request, so
+    the claim path pays nothing for the counts)."""
+    dataset = selectors.dataset_for_review(user=request.user, slug=slug)
+    context = {"dataset": dataset, "progress": selectors.queue_progress(dataset=dataset)}
+    return render(request, "review/_progress.html", context)
+
+
+@login_needed
 @require_POST
 def renew(request: UserHttpRequest, slug: str, item_id: int) -> HttpResponse:
     dataset = selectors.dataset_for_review(user=request.user, slug=slug)
@@ -359,6 +395,7 @@ def item_list(request: HttpRequest, slug: str) -> HttpResponse:
         "controls": form.controls(),
         "items_url": reverse("review:list", args=[dataset.slug]),
         "page": page,
+        "filters": _filters_query(data),
         "next_url": next_url,
         "reasons": selectors.review_policy_get(dataset=dataset).reject_reasons,
         "is_admin": selectors.is_admin(request.user),
@@ -366,6 +403,31 @@ def item_list(request: HttpRequest, slug: str) -> HttpResponse:
     }
     template = "review/list.html#item-table" if request.htmx else "review/list.html"  # type: ignore[attr-defined]
     return render(request, template, context, status=status)
+
+
+def _filters_query(data: Any) -> str:
+    """The list's filters (not its page position) as a query string, for the total."""
+    params = data.copy()
+    params.pop("cursor", None)
+    return str(params.urlencode())
+
+
+@login_needed
+@require_GET
+def item_list_total(request: HttpRequest, slug: str) -> HttpResponse:
+    """How many items match the list's filters: loaded by the list page in its own request, so
+    the page itself pays nothing for the count (counted up to ``LIST_COUNT_CAP`` + 1)."""
+    dataset = selectors.dataset_for_review(user=request.user, slug=slug)
+    data = request.GET.copy()
+    if "state" not in data:
+        data["state"] = Item.State.QUEUED
+    form = ListFilterForm(data, sources=selectors.dataset_sources(dataset=dataset))
+    if not form.is_valid():
+        return render(request, "review/_list_total.html", {"invalid": True}, status=400)
+    total = selectors.review_item_count(dataset=dataset, user=request.user, query=form.query())
+    context = {"total": total, "capped": total > selectors.LIST_COUNT_CAP}
+    context["cap"] = selectors.LIST_COUNT_CAP
+    return render(request, "review/_list_total.html", context)
 
 
 def _safe_back(dataset: Dataset, back: str) -> str:
@@ -381,9 +443,14 @@ def bulk(request: UserHttpRequest, slug: str) -> HttpResponse:
     back = _safe_back(dataset, request.POST.get("back", ""))
     form = BulkForm(request.POST)
     reasons = selectors.review_policy_get(dataset=dataset).reject_reasons
-    context: dict[str, Any] = {"dataset": dataset, "form": form, "back": back}
+    context: dict[str, Any] = {"dataset": dataset, "form": form, "back": back, "reasons": reasons}
     if not form.is_valid():
+        # The selection stays: the page lists the chosen items, ticked, to decide again.
         context["error"] = _form_error(form)
+        context["selected"] = sorted(
+            {int(v) for v in request.POST.getlist("items") if v.isdigit()}
+        )[:MAX_BULK_ITEMS]
+        context["verdict"] = request.POST.get("verdict", "")
         return render(request, "review/bulk.html", context, status=400)
     data = form.cleaned_data
     context.update(
@@ -416,104 +483,21 @@ def bulk(request: UserHttpRequest, slug: str) -> HttpResponse:
 # --- settings and statistics (admins) -----------------------------------------------------------
 
 
-def _settings_page(
-    request: HttpRequest, dataset: Dataset, *, status: int = 200, **forms: Any
-) -> HttpResponse:
-    policy = selectors.review_policy_get(dataset=dataset)
-    reviewers = selectors.reviewer_choices(dataset=dataset)
-    context = {
-        "dataset": dataset,
-        "policy": policy,
-        "policy_form": forms.get("policy_form")
-        or PolicyForm(
-            initial={
-                "consensus_approvals": policy.consensus_approvals,
-                "consensus_min_detector": policy.consensus_min_detector,
-                "consensus_min_generation": policy.consensus_min_generation,
-                "consensus_unknown_origin": policy.consensus_unknown_origin,
-                "gold_rate": policy.gold_rate,
-            }
-        ),
-        "reasons_form": forms.get("reasons_form")
-        or ReasonsForm(initial={"reasons": ReasonsForm.initial_text(policy.reject_reasons)}),
-        "quota_form": forms.get("quota_form") or QuotaForm(reviewers=reviewers),
-        "quotas": selectors.quota_list(dataset=dataset),
-        "gold_items": selectors.gold_list(dataset=dataset),
-        "error": forms.get("error", ""),
-    }
-    return render(request, "review/settings.html", context, status=status)
-
-
 @login_needed
 @require_GET
 def review_settings(request: HttpRequest, slug: str) -> HttpResponse:
+    """The settings moved to the dataset's settings page; old links and bookmarks follow."""
     dataset = selectors.dataset_for_admin(user=request.user, slug=slug)
-    return _settings_page(request, dataset)
-
-
-def _settings_saved(dataset: Dataset, request: HttpRequest, notice: str) -> HttpResponse:
-    messages.success(request, notice)
-    return _see_other(reverse("review:settings", args=[dataset.slug]))
-
-
-@login_needed
-@require_POST
-def policy_save(request: HttpRequest, slug: str) -> HttpResponse:
-    dataset = selectors.dataset_for_admin(user=request.user, slug=slug)
-    form = PolicyForm(request.POST)
-    if not form.is_valid():
-        return _settings_page(request, dataset, policy_form=form, status=400)
-    try:
-        review_policy_update(actor=request.user, dataset=dataset, **form.cleaned_data)
-    except ReviewError as exc:
-        form.add_error(exc.field, exc.message)
-        return _settings_page(request, dataset, policy_form=form, status=400)
-    return _settings_saved(dataset, request, "Review policy saved.")
-
-
-@login_needed
-@require_POST
-def reasons_save(request: HttpRequest, slug: str) -> HttpResponse:
-    dataset = selectors.dataset_for_admin(user=request.user, slug=slug)
-    form = ReasonsForm(request.POST)
-    if not form.is_valid():
-        return _settings_page(request, dataset, reasons_form=form, status=400)
-    try:
-        reject_reasons_update(
-            actor=request.user, dataset=dataset, reasons=form.cleaned_data["reasons"]
-        )
-    except ReviewError as exc:
-        form.add_error("reasons", exc.message)
-        return _settings_page(request, dataset, reasons_form=form, status=400)
-    return _settings_saved(dataset, request, "Reject reasons saved.")
-
-
-@login_needed
-@require_POST
-def quota_save(request: HttpRequest, slug: str) -> HttpResponse:
-    dataset = selectors.dataset_for_admin(user=request.user, slug=slug)
-    form = QuotaForm(request.POST, reviewers=selectors.reviewer_choices(dataset=dataset))
-    if not form.is_valid():
-        return _settings_page(request, dataset, quota_form=form, status=400)
-    reviewer_id = form.cleaned_data["reviewer"]
-    try:
-        quota_set(
-            actor=request.user,
-            dataset=dataset,
-            reviewer=form.reviewers[reviewer_id] if reviewer_id is not None else None,
-            daily_limit=form.cleaned_data["daily_limit"],
-        )
-    except ReviewError as exc:
-        form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-        return _settings_page(request, dataset, quota_form=form, status=400)
-    return _settings_saved(dataset, request, "Quota saved.")
+    return HttpResponsePermanentRedirect(reverse("settings:page", args=[dataset.slug]))
 
 
 @login_needed
 @require_GET
 def stats(request: HttpRequest, slug: str) -> HttpResponse:
     dataset = selectors.dataset_for_admin(user=request.user, slug=slug)
-    form = StatsForm(request.GET)
+    data = request.GET.copy()
+    data.setdefault("days", "30")  # the selector shows the period the table covers
+    form = StatsForm(data)
     days = form.period() if form.is_valid() else 30
     since = selectors.day_start(timezone.now()) - timedelta(days=days - 1)
     return render(

@@ -8,6 +8,7 @@ from corpus.api import datasets, items
 from corpus.api import exports as exports_api
 from corpus.api import feed as feed_api
 from corpus.api import lineage as lineage_api
+from corpus.api import scoring_rules as scoring_rules_api
 
 app_name = "corpus"
 
@@ -41,6 +42,11 @@ urlpatterns = [
         "datasets/<slug:slug>/exports/<int:export_id>/download",
         exports_api.ExportDownloadApi.as_view(),
         name="export-download",
+    ),
+    path(
+        "datasets/<slug:slug>/scoring-rules/",
+        scoring_rules_api.ScoringRulesApi.as_view(),
+        name="scoring-rules",
     ),
     path("datasets/<slug:slug>/feed/", feed_api.FeedApi.as_view(), name="feed"),
     path("items/<int:item_id>/retract", exports_api.ItemRetractApi.as_view(), name="item-retract"),

@@ -185,6 +185,26 @@ def export_row(request: HttpRequest, slug: str, export_id: int) -> HttpResponse:
 
 @require_GET
 @admin_only
+def export_progress(request: HttpRequest, slug: str, export_id: int) -> HttpResponse:
+    """The progress bar of an export's page (rows written of rows selected), polled while it
+    builds. Once it is done: 286 (htmx stops polling) and a refresh, so the page shows the
+    manifest or the error."""
+    dataset = selectors.dataset_get(slug=slug)
+    export = get_object_or_404(
+        Export.objects.select_related("dataset"), pk=export_id, dataset=dataset
+    )
+    response = render(
+        request, "corpus/_export_progress.html", {"dataset": dataset, "export": export}
+    )
+    if export.is_done:
+        stop = HttpResponseStopPolling(response.content)
+        stop["HX-Refresh"] = "true"
+        return stop
+    return response
+
+
+@require_GET
+@admin_only
 def export_detail(request: HttpRequest, slug: str, export_id: int) -> HttpResponse:
     dataset = selectors.dataset_get(slug=slug)
     export = get_object_or_404(

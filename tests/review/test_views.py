@@ -37,11 +37,11 @@ WRITES = [
     ("review:renew", {"item": True}, {}),
     ("review:bulk", {}, {"items": ["1"], "verdict": "approve"}),
 ]
-ADMIN_READS = ["review:settings", "review:stats"]
+ADMIN_READS = ["settings:page", "review:stats"]
 ADMIN_WRITES = [
-    ("review:policy", {"consensus_approvals": 2, "gold_rate": 0}),
-    ("review:reasons", {"reasons": "duplicate: Duplicate"}),
-    ("review:quota", {"daily_limit": 10}),
+    ("settings:review-policy", {"consensus_approvals": 2, "gold_rate": 0}, "review-policy"),
+    ("settings:reasons", {"reasons": "duplicate: Duplicate"}, "reasons"),
+    ("settings:quota", {"daily_limit": 10}, "quotas"),
 ]
 
 
@@ -86,8 +86,10 @@ def test_admin_pages_are_for_admins(client, review_dataset, alice, charlie, lead
     assert login(admin_user).get(url).status_code == 200
 
 
-@pytest.mark.parametrize(("name", "data"), ADMIN_WRITES)
-def test_admin_writes_are_for_admins(client, review_dataset, alice, charlie, lead, name, data):
+@pytest.mark.parametrize(("name", "data", "section"), ADMIN_WRITES)
+def test_admin_writes_are_for_admins(
+    client, review_dataset, alice, charlie, lead, name, data, section
+):
     url = _url(name, "demo")
 
     assert client.post(url, data).status_code == 302
@@ -96,7 +98,7 @@ def test_admin_writes_are_for_admins(client, review_dataset, alice, charlie, lea
     assert login(lead).get(url).status_code == 405
     response = login(lead).post(url, data)
     assert response.status_code == 303
-    assert response["Location"] == "/review/demo/settings/"
+    assert response["Location"] == f"/datasets/demo/settings/#{section}"
 
 
 def test_gold_marking_is_for_admins(review_dataset, alice, lead, queued):
@@ -326,8 +328,16 @@ def test_the_triage_page_links_the_parents_in_order(review_dataset, alice):
 # --- admin pages ---------------------------------------------------------------------------------
 
 
-def test_settings_page_shows_the_forms(review_dataset, lead):
+def test_the_old_settings_address_redirects_to_the_settings_page(review_dataset, alice, lead):
+    assert login(alice).get("/review/demo/settings/").status_code == 403
     response = login(lead).get("/review/demo/settings/")
+
+    assert response.status_code == 301
+    assert response["Location"] == "/datasets/demo/settings/"
+
+
+def test_settings_page_shows_the_forms(review_dataset, lead):
+    response = login(lead).get("/datasets/demo/settings/")
 
     assert response.status_code == 200
     assert b"machine_written: Looks machine-written" in response.content
@@ -336,7 +346,7 @@ def test_settings_page_shows_the_forms(review_dataset, lead):
 
 def test_a_bad_policy_is_a_400_with_the_field_error(review_dataset, lead):
     response = login(lead).post(
-        "/review/demo/settings/policy", {"consensus_approvals": 12, "gold_rate": 0}
+        "/datasets/demo/settings/review-policy", {"consensus_approvals": 12, "gold_rate": 0}
     )
 
     assert response.status_code == 400
@@ -345,14 +355,16 @@ def test_a_bad_policy_is_a_400_with_the_field_error(review_dataset, lead):
 
 
 def test_a_bad_reason_list_is_a_400_with_the_line_at_fault(review_dataset, lead):
-    response = login(lead).post("/review/demo/settings/reasons", {"reasons": "dup\nx: y"})
+    response = login(lead).post("/datasets/demo/settings/reasons", {"reasons": "dup\nx: y"})
 
     assert response.status_code == 400
     assert b"Line 1: write it as" in response.content
 
 
 def test_saving_reasons_changes_the_triage_keys(review_dataset, alice, lead, queued):
-    login(lead).post("/review/demo/settings/reasons", {"reasons": "pii: Personal data\nspam: Spam"})
+    login(lead).post(
+        "/datasets/demo/settings/reasons", {"reasons": "pii: Personal data\nspam: Spam"}
+    )
 
     page = login(alice).get("/review/demo/")
 
