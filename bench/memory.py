@@ -152,7 +152,10 @@ def login(port: int, username: str, password: str) -> str:
         c.split("=", 1)[0]: c.split("=", 1)[1].split(";", 1)[0]
         for c in response.headers.get_all("Set-Cookie") or []
     }
-    token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', payload).group(1).decode()
+    match = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', payload)
+    if match is None:
+        raise SystemExit(f"no login form (HTTP {response.status}): {payload[:300]!r}")
+    token = match.group(1).decode()
     body = urllib.parse.urlencode(
         {"username": username, "password": password, "csrfmiddlewaretoken": token}
     )
@@ -211,6 +214,7 @@ def main() -> int:
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     try:
         manage(env, "migrate", "--noinput", "--verbosity", "0")
+        manage(env, "collectstatic", "--noinput", "--verbosity", "0")
         manage(env, "seed_demo")
         manage(env, "create_dataset", "bench")
         produce = manage(

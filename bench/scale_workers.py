@@ -196,7 +196,10 @@ def one_round(
     from corpus.services.audit import SYSTEM
     from corpus.services.maintenance import tables_analyze_stale
 
-    dataset = Dataset.objects.create(slug=f"bench-{label}", name=f"bench {label}")
+    datasets = [
+        Dataset.objects.create(slug=f"bench-{label}-{d}", name=f"bench {label} {d}")
+        for d in range(args.datasets)
+    ]
     rng = random.Random(count)
     held: list[list[int]] = []
     send = ingest._score_enqueue
@@ -208,7 +211,10 @@ def one_round(
                 for i in range(start, min(start + 1000, args.n))
             ]
             ingest.items_ingest(
-                dataset=dataset, items=ingest.items_parse(raw), actor=SYSTEM, default_source="b"
+                dataset=datasets[start // 1000 % len(datasets)],
+                items=ingest.items_parse(raw),
+                actor=SYSTEM,
+                default_source="b",
             )
     finally:
         ingest._score_enqueue = send
@@ -232,8 +238,8 @@ def one_round(
             start = time.perf_counter()
             for ids in held:
                 send(ids)
-            scored = AuditEvent.objects.filter(dataset=dataset, action="items.scored")
-            pending = Item.objects.filter(dataset=dataset, state=Item.State.PENDING)
+            scored = AuditEvent.objects.filter(dataset__in=datasets, action="items.scored")
+            pending = Item.objects.filter(dataset__in=datasets, state=Item.State.PENDING)
             while scored.count() < len(held) or pending.exists():
                 if time.perf_counter() - start > 1800:
                     raise SystemExit("timed out")
@@ -249,17 +255,18 @@ def one_round(
         moved = payload["queued"] + [int(i) for i in payload["auto_rejected"]]
         for item_id in moved + payload["score_failed"]:
             seen[item_id] = seen.get(item_id, 0) + 1
-    item_ids = set(Item.objects.filter(dataset=dataset).values_list("id", flat=True))
+    item_ids = set(Item.objects.filter(dataset__in=datasets).values_list("id", flat=True))
     twice = sorted(i for i, n in seen.items() if n > 1)
     missed = sorted(item_ids - seen.keys())
-    scores = Score.objects.filter(item__dataset=dataset)
+    scores = Score.objects.filter(item__dataset__in=datasets)
     bad_attempts = scores.exclude(attempts=1).count()
     score_rows = scores.count()
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM (SELECT item_id FROM corpus_score s JOIN corpus_item i "
-            "ON i.id = s.item_id WHERE i.dataset_id = %s GROUP BY item_id HAVING count(*) > 1) d",
-            [dataset.pk],
+            "ON i.id = s.item_id WHERE i.dataset_id = ANY(%s) GROUP BY item_id "
+            "HAVING count(*) > 1) d",
+            [[d.pk for d in datasets]],
         )
         duplicate_scores = cursor.fetchone()[0]
     by_worker = [log.read_text(errors="replace").count("succeeded in") for log in logs]
@@ -287,6 +294,12 @@ def main() -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--pool", choices=["threads", "solo", "prefork"], default="threads")
     parser.add_argument("--concurrency", type=int, default=2, help="tasks in flight per worker")
+    parser.add_argument(
+        "--datasets",
+        type=int,
+        default=1,
+        help="datasets the items are spread over (scoring holds a lock per dataset)",
+    )
     parser.add_argument("--netns", action="store_true", help="each worker in its own netns")
     parser.add_argument("--pin", action="store_true", help="pin worker i to CPU i mod CPUs")
     parser.add_argument(
@@ -357,6 +370,7 @@ def main() -> int:
                 "concurrency": args.concurrency,
                 "netns": args.netns,
                 "pin": args.pin,
+                "datasets": args.datasets,
                 "cpus": len(os.sched_getaffinity(0)),
                 "rounds": rounds,
             }
