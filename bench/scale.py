@@ -5,7 +5,8 @@
 Groundwork for issue 16.3 (1M and 10M items on one box). It
 
 1. builds a dataset of ``--n`` items of about 1 KB server-side (``INSERT ... SELECT`` over
-   ``generate_series``: no Python per row) with the product's own indexes in place: 60%
+   ``generate_series``, each text one of 1,000 prose texts after a unique "Item <n>." so that
+   every content hash differs: no Python per row) with the product's own indexes in place: 60%
    queued, 30% approved (each with its feed entry), 10% rejected; every item gets a score row
    copied from one of 200 items scored by the real scorer, so that row sizes are the product's;
    then ANALYZE. ``--reuse`` skips this when ``--database`` already holds ``--n`` items;
@@ -54,6 +55,16 @@ WORDS = [
 TEMPLATES = 200
 CHUNK = 250_000
 
+# Texts: "Item <g>. " + one of POOL prose texts of about 1 KB made once (word salad of WORDS),
+# so that a row costs PostgreSQL a join and a sha256, not 150 random() calls.
+POOL = 1000
+POOL_SQL = """
+CREATE TEMPORARY TABLE text_pool AS
+SELECT p AS n, array_to_string(ARRAY(
+    SELECT (%(words)s::text[])[1 + floor(random() * %(nwords)s)::int]
+    FROM generate_series(1, 140 + p %% 20)), ' ') AS text
+FROM generate_series(0, %(pool)s - 1) AS p
+"""
 ITEMS_SQL = """
 INSERT INTO corpus_item (
     text, content_hash, external_id, origin, generator_model, generator_version, prompt,
@@ -67,10 +78,7 @@ SELECT t.text, encode(sha256(convert_to(t.text, 'UTF8')), 'hex'), 'big-' || g, '
     %(source)s, false, 'text', 'en', NULL
 FROM generate_series(%(lo)s, %(hi)s) AS g
 CROSS JOIN LATERAL (
-    -- the inner series depends on g, so it is evaluated per row (not once, as an InitPlan)
-    SELECT 'Item ' || g || '. ' || array_to_string(ARRAY(
-        SELECT (%(words)s::text[])[1 + floor(random() * %(nwords)s)::int]
-        FROM generate_series(1, 140 + g %% 20)), ' ') AS text
+    SELECT 'Item ' || g || '. ' || text AS text FROM text_pool WHERE n = g %% %(pool)s
 ) AS t
 """
 
@@ -117,6 +125,8 @@ def build(n: int) -> dict:
     timings = {}
     start = time.perf_counter()
     with connection.cursor() as cursor:
+        cursor.execute(POOL_SQL, {"words": WORDS, "nwords": len(WORDS), "pool": POOL})
+        cursor.execute("CREATE UNIQUE INDEX ON text_pool (n)")
         for lo in range(1, n + 1, CHUNK):
             hi = min(lo + CHUNK - 1, n)
             cursor.execute(
@@ -126,8 +136,7 @@ def build(n: int) -> dict:
                     "source": source.pk,
                     "lo": lo,
                     "hi": hi,
-                    "words": WORDS,
-                    "nwords": len(WORDS),
+                    "pool": POOL,
                 },  # fmt: skip
             )
             print(f"  items {hi:,} / {n:,} ({time.perf_counter() - start:.0f} s)", flush=True)
