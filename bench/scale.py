@@ -17,6 +17,8 @@ Groundwork for issue 16.3 (1M and 10M items on one box). It
    - the API item list: the first page and 20 pages deep by the ``next`` cursor (limit 100),
      median ms per page; the same with ``?state=approved``;
    - the feed: the first page and 20 pages deep (limit 100), median ms per page;
+   - ingest's idempotency lookup of 1,000 keys in its old and new shape (``values_in``,
+     ``values_by_key``), for existing and for new keys;
    - table and index sizes (pg_relation_size, pg_indexes_size, TOAST included in the table)
      for the item, score and feed tables, in total and per million items;
 3. fills the near-duplicate index of a private redis-server (started here, under a temporary
@@ -209,6 +211,37 @@ def measure_ingest(dataset_slug: str) -> dict:
     }
 
 
+def measure_lookups(dataset_slug: str, n: int) -> dict:
+    """Ingest's idempotency lookup at this size, in its two shapes (median of 15 x 1,000 keys):
+    ``values_in`` (``source_id = ANY AND external_id = ANY``, planned on statistics) and
+    ``values_by_key`` (one unique-index probe per key), for keys that exist and keys that do
+    not (a batch of new items, the common case)."""
+    from corpus.bulk import values_by_key, values_in
+    from corpus.models import Item, Source
+
+    source = Source.objects.get(dataset__slug=dataset_slug, name="bench").pk
+    result = {}
+    for label, first in (("existing", n // 2), ("new", 10 * n)):
+        old, new = [], []
+        for r in range(15):
+            keys = {(source, f"big-{g}") for g in range(first + r * 1000, first + r * 1000 + 1000)}
+            start = time.perf_counter()
+            a = values_in(
+                Item,
+                ["source_id", "external_id", "id"],
+                source_id__in={source},
+                external_id__in={e for _, e in keys},
+            )
+            old.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            b = values_by_key(Item, ["source_id", "external_id"], keys, ["id"])
+            new.append(time.perf_counter() - start)
+            if sorted(a) != sorted(b):
+                raise SystemExit("the two lookup shapes disagree")
+        result[label] = {"values_in_ms": median_ms(old), "values_by_key_ms": median_ms(new)}
+    return result
+
+
 def measure_pages(client, path: str, key: str, pages: int = 20) -> dict:  # type: ignore[no-untyped-def]
     """Median ms of the first page (10 tries) and of ``pages`` pages followed by ``next``."""
     headers = {"HTTP_AUTHORIZATION": f"Token {key}"}
@@ -360,6 +393,8 @@ def main() -> int:
             print(f"{table}: table {figures['table_mb']} MB, indexes {figures['indexes_mb']} MB "
                   f"({figures['table_mb_per_million']} + {figures['indexes_mb_per_million']} MB "
                   "per million items)", flush=True)  # fmt: skip
+        result["lookups"] = measure_lookups("big", args.n)
+        print(f"idempotency lookup of 1,000 keys: {result['lookups']}", flush=True)
         result["ingest"] = measure_ingest("big")
         print(f"ingest of 100 x 1,000 at {args.n:,}: {result['ingest']}", flush=True)
         if index_items:
