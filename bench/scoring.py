@@ -15,6 +15,12 @@ Measures, on generated ~1 KB texts, in one run:
 3. LSH query latency with 10k and 1M items in the in-memory index. The Redis-backed index the
    application uses is measured by the application's own benchmark, not here: its cost is
    dominated by network round trips, not by anything in this package.
+4. Near-duplicates under edits (`corpus.scoring.edits`), on the shipped human paragraphs
+   (corpus/demo/reference.py) or, with `--edit-texts FILE.jsonl`, on the "text" of each line
+   (e.g. ../shared/data/detector-train.jsonl cut to 1 KB): recall of copies with 1/3/5/10/20%
+   of their words edited, at the auto-reject and report thresholds, the false-match rate on
+   unrelated pairs of the same texts' sentences, and Jaccard against containment for a
+   paragraph pasted into a text four times as long.
 
 Prints a table, then one JSON line (the last line of output) for machines. The process pins
 itself to one CPU (all its threads included), so the numbers are per core.
@@ -36,7 +42,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from corpus.scoring import SCORER_VERSION, lexical, lsh, minhash  # noqa: E402
+from corpus.scoring import SCORER_VERSION, edits, lexical, lsh, minhash  # noqa: E402
 from corpus.scoring.detectors import LearnedDetector  # noqa: E402
 from corpus.scoring.synthetic import ai_text, human_text, make_vocab, mutate  # noqa: E402
 from corpus.scoring.text import hash_normalized, prepare  # noqa: E402
@@ -92,9 +98,10 @@ def make_pairs(rng: np.random.Generator, vocab: list[str], n: int) -> list[tuple
 
 
 def datasketch_shingles(text: str) -> list[bytes]:
-    """The same word 5-grams we hash, as bytes for datasketch (same normalization)."""
+    """The same word n-grams we hash, as bytes for datasketch (same normalization)."""
     tokens = prepare(text).tokens
-    return [b" ".join(tokens[i : i + 5]) for i in range(len(tokens) - 4)]
+    n = minhash.SHINGLE_SIZE
+    return [b" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
 
 
 def bench_minhash(texts: list[str], pairs: list[tuple[str, str]]) -> dict[str, object]:
@@ -252,6 +259,62 @@ def bench_lsh(sizes: list[int], rng: np.random.Generator, n_queries: int = 2000)
     return out
 
 
+# The defaults of corpus.models.ScoringRules (read here without Django).
+REJECT_THRESHOLD = 0.5
+REPORT_THRESHOLD = 0.3
+EDIT_SHARES = (0.01, 0.03, 0.05, 0.10, 0.20)
+
+
+def edit_paragraphs(path: str | None) -> tuple[str, list[str]]:
+    if path is None:
+        import ast
+
+        # corpus/demo/reference.py without importing the Django app it sits in.
+        source = (Path(__file__).resolve().parent.parent / "corpus/demo/reference.py").read_text()
+        tree = ast.parse(source)
+        value = next(
+            node.value
+            for node in tree.body
+            if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "REFERENCE"
+        )
+        return "corpus/demo/reference.py", [t for _, _, t in ast.literal_eval(value)]
+    texts = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            text = json.loads(line)["text"]
+            cut = text[:1100]
+            if len(cut) >= 600:
+                texts.append(cut[: cut.rfind(" ")] if len(text) > 1100 else cut)
+    return path, texts
+
+
+def bench_edits(path: str | None, copies_per_base: int, pairs: int) -> dict[str, object]:
+    source, paragraphs = edit_paragraphs(path)
+    bases = edits.kilobyte_texts(paragraphs)
+    recall = edits.edit_recall(
+        bases,
+        EDIT_SHARES,
+        copies_per_base=copies_per_base,
+        reject_threshold=REJECT_THRESHOLD,
+        report_threshold=REPORT_THRESHOLD,
+        seed=12,
+    )
+    false = edits.false_matches(
+        paragraphs, n_pairs=pairs, report_threshold=REPORT_THRESHOLD, seed=12
+    )
+    pasted = edits.pasted_containment(paragraphs[:200], seed=12)
+    return {
+        "source": source,
+        "bases": len(bases),
+        "reject_threshold": REJECT_THRESHOLD,
+        "report_threshold": REPORT_THRESHOLD,
+        "recall": [vars(r) for r in recall],
+        "false_matches": {**vars(false), "rate": false.rate},
+        "pasted_mean_jaccard": float(np.mean([j for j, _ in pasted])),
+        "pasted_mean_containment": float(np.mean([c for _, c in pasted])),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=5000, help="texts per throughput measurement")
@@ -259,11 +322,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lsh-sizes", default="10000,1000000", help="index sizes, comma list")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     parser.add_argument("--json-only", action="store_true")
+    parser.add_argument(
+        "--edit-texts", help="JSONL with a 'text' per line (default: the shipped paragraphs)"
+    )
+    parser.add_argument("--edit-copies", type=int, default=20, help="edited copies per text")
+    parser.add_argument("--edit-pairs", type=int, default=5000, help="unrelated pairs")
+    parser.add_argument(
+        "--only-edits", action="store_true", help="only the near-duplicates-under-edits part"
+    )
     args = parser.parse_args(argv)
     global clock
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
 
     cpu = pin_to_one_cpu()
+    edit_res = bench_edits(args.edit_texts, args.edit_copies, args.edit_pairs)
+    if args.only_edits:
+        result = {"bench": "scoring", "scorer_version": SCORER_VERSION, "edits": edit_res}
+        if not args.json_only:
+            print_edits(edit_res)
+        print(json.dumps(result, sort_keys=True))
+        return
     rng = np.random.default_rng(0)
     vocab = make_vocab(rng, 5000)
     texts = make_texts(rng, vocab, args.n)
@@ -290,9 +368,11 @@ def main(argv: list[str] | None = None) -> None:
         "minhash": mh,
         "cheap_signals": pipe,
         "lsh_in_memory": lsh_res,
+        "edits": edit_res,
     }
     if not args.json_only:
         print_table(result)
+        print_edits(edit_res)
     print(json.dumps(result, sort_keys=True))
 
 
@@ -355,6 +435,28 @@ def print_table(r: dict) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
+
+
+def print_edits(e: dict) -> None:
+    print(
+        f"near-duplicates under edits: {e['bases']} texts of ~1 KB from {e['source']}, "
+        f"reject >= {e['reject_threshold']}, report >= {e['report_threshold']}"
+    )
+    print("  words edited  copies  recall (reject)  recall (report)  Jaccard p1 / mean")
+    for r in e["recall"]:
+        print(
+            f"  {r['share']:>11.0%}  {r['copies']:>6}  {r['recall_reject']:>15.4f}  "
+            f"{r['recall_report']:>15.4f}  {r['jaccard_p01']:.3f} / {r['jaccard_mean']:.3f}"
+        )
+    f = e["false_matches"]
+    print(
+        f"  unrelated pairs: {f['pairs']}, LSH candidates {f['candidates']}, reported "
+        f"{f['reported']} (rate {f['rate']:.4%}), max Jaccard {f['max_jaccard']:.3f}"
+    )
+    print(
+        f"  paragraph pasted into a 4x longer text: Jaccard {e['pasted_mean_jaccard']:.3f}, "
+        f"containment {e['pasted_mean_containment']:.3f} (means)"
+    )
 
 
 if __name__ == "__main__":

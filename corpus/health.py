@@ -1,5 +1,6 @@
 """/healthz: database, Redis and worker liveness as JSON; 503 when one is down. The audit
-verifier's verdict rides along: a broken chain is "degraded" with 200 (see ``_check_audit``)."""
+verifier's verdict rides along: a broken chain is "degraded" with 200 (see ``_check_audit``), and
+so is a near-duplicate index that is missing or behind the database."""
 
 import time
 
@@ -77,5 +78,14 @@ def healthz(request: HttpRequest) -> JsonResponse:
         checks["audit"] = _check_audit()
     except Exception as exc:  # noqa: BLE001 - reported, like the liveness checks
         checks["audit"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
-    status = "down" if not ok else ("ok" if checks["audit"]["ok"] else "degraded")
+    # Near-duplicate scoring without a whole index would let near-copies through: "degraded"
+    # (200) with the reason until a scorer has rebuilt it (corpus.services.scoring).
+    try:
+        from corpus.services.near_dup_index import index_health
+
+        checks["index"] = index_health()
+    except Exception as exc:  # noqa: BLE001 - reported, like the liveness checks
+        checks["index"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    whole = checks["audit"]["ok"] and checks["index"]["ok"]
+    status = "down" if not ok else ("ok" if whole else "degraded")
     return JsonResponse({"status": status, "checks": checks}, status=200 if ok else 503)

@@ -36,14 +36,18 @@ def items_score_task(item_ids: list[int]) -> dict[str, int]:
     return {key: len(ids) for key, ids in outcome.items()}
 
 
-@shared_task
+@shared_task(autoretry_for=TRANSIENT, retry_backoff=5, retry_kwargs={"max_retries": 3})
 def items_sweep_pending_task() -> int:
     """Re-enqueue items stuck in ``pending`` (a lost message, a broker that was down, a failure
-    that has retries left)."""
+    that has retries left); heal a near-duplicate index found missing or behind even when
+    nothing is being scored; auto-reject flagged items whose reviewer let the claim lapse."""
     from corpus.services import scoring
 
     ids = scoring.items_pending_stale(older_than_seconds=settings.SYNTHGATE_PENDING_GRACE_SECONDS)
     scoring.items_score_enqueue(item_ids=ids)
+    for dataset in Dataset.objects.order_by("pk"):
+        scoring.index_check(dataset=dataset)
+        scoring.items_flagged_reapply(dataset=dataset)
     return len(ids)
 
 

@@ -31,7 +31,7 @@ from django.http import Http404
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from corpus.models import Dataset, Item, Score, Source
+from corpus.models import Dataset, Item, NearDuplicate, Score, Source
 from review import evidence, rendering
 from review.models import (
     Claim,
@@ -254,8 +254,39 @@ def reference_medians(*, dataset: Dataset) -> dict[str, float]:
     return medians
 
 
+# Matches listed beside an item; the strongest first. An item copied many times lists the
+# closest; the count says how many there are.
+MATCHES_SHOWN = 8
+
+
+def item_matches(*, item_id: int) -> tuple[list[dict[str, Any]], int]:
+    """The item's stored near-duplicate matches (found whichever of the two was scored first),
+    strongest first, with the matched item's state: (the first ``MATCHES_SHOWN``, how many)."""
+    rows = list(
+        NearDuplicate.objects.filter(item_id=item_id)
+        .order_by("-jaccard", "other_id")
+        .values("other_id", "jaccard", "containment", "other__state", "other__is_reference")[
+            : MATCHES_SHOWN + 1
+        ]
+    )
+    total = len(rows)
+    if total > MATCHES_SHOWN:
+        total = NearDuplicate.objects.filter(item_id=item_id).count()
+    return [
+        {
+            "id": row["other_id"],
+            "jaccard": row["jaccard"],
+            "containment": row["containment"],
+            "state": row["other__state"],
+            "is_reference": row["other__is_reference"],
+        }
+        for row in rows[:MATCHES_SHOWN]
+    ], total
+
+
 def item_evidence(*, item: Item, reference: dict[str, float]) -> dict[str, Any]:
-    """Everything the item fragment shows, derived from rows already loaded."""
+    """Everything the item fragment shows, derived from rows already loaded, and the item's
+    near-duplicate matches (one query)."""
     score = getattr(item, "score", None)
     shown, folded = evidence.fold(item.text, FOLD_CHARS)
     near = None
@@ -270,6 +301,7 @@ def item_evidence(*, item: Item, reference: dict[str, float]) -> dict[str, Any]:
         # Code and transcripts line up line by line (turn by turn), not as running prose.
         near["aligned"] = rendering.aligned_lines(item.text, score.near_duplicate_of.text)
     lexical = score.lexical if score is not None and score.lexical else None
+    matches, matches_total = item_matches(item_id=item.pk)
     return {
         "turns": rendering.chat_turns(item.messages) if item.kind == Item.Kind.CHAT else None,
         "code_lines": (
@@ -287,6 +319,8 @@ def item_evidence(*, item: Item, reference: dict[str, float]) -> dict[str, Any]:
             score.detector_probability if score is not None else None
         ),
         "near": near,
+        "matches": matches,
+        "matches_total": matches_total,
         "lexical_rows": evidence.lexical_rows(lexical, reference) if lexical else None,
         "has_reference": bool(reference),
     }

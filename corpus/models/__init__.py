@@ -19,8 +19,16 @@ from corpus.models.exports import (
     FeedKind,
     Retraction,
 )
-from corpus.models.items import Item, ItemKind, ItemOrigin, ItemParent, ItemState, Score
-from corpus.models.scoring import DetectorModel, ScoringRules
+from corpus.models.items import (
+    Item,
+    ItemKind,
+    ItemOrigin,
+    ItemParent,
+    ItemState,
+    NearDuplicate,
+    Score,
+)
+from corpus.models.scoring import DetectorModel, NearDupIndexState, ScoringRules
 from corpus.models.tokens import ApiToken
 
 __all__ = [
@@ -45,6 +53,8 @@ __all__ = [
     "ItemOrigin",
     "ItemParent",
     "ItemState",
+    "NearDupIndexState",
+    "NearDuplicate",
     "Retraction",
     "Score",
     "ScoringRules",

@@ -162,6 +162,7 @@ class Score(models.Model):
         Item, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     near_duplicate_jaccard = models.FloatField(null=True, blank=True)
+    near_duplicate_containment = models.FloatField(null=True, blank=True)
     minhash = models.BinaryField(null=True, blank=True)
     lexical = models.JSONField(default=dict, blank=True)
     degenerate = models.BooleanField(default=False)
@@ -176,6 +177,34 @@ class Score(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     computed_at = models.DateTimeField(default=timezone.now)
+    # The near-duplicate index generation (``NearDupIndexState.generation``) of the batch that
+    # scored the item: a batch the index was lost under is found by it and rescored.
+    index_generation = models.BigIntegerField(default=0)
+    # An auto-reject rule that came to apply while a reviewer held the item under a live claim:
+    # shown to the reviewer instead of pulling the item away mid-decision (empty: none).
+    rule_flag = models.CharField(max_length=500, blank=True)
 
     def __str__(self) -> str:
         return f"score of item {self.item_id}"
+
+
+class NearDuplicate(models.Model):
+    """One verified near-duplicate match, stored in both directions (``item`` sees ``other``
+    and ``other`` sees ``item``), whichever of the two was scored first: the evidence of an
+    item does not depend on the order items were scored in."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="near_duplicates")
+    other = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
+    jaccard = models.FloatField()
+    # Share of the smaller text's shingles found in the larger one (a short text pasted whole
+    # into a long one has a low Jaccard but containment 1).
+    containment = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "other"], name="nearduplicate_unique_pair"),
+        ]
+        indexes = [models.Index(fields=["other"], name="nearduplicate_other")]
+
+    def __str__(self) -> str:
+        return f"{self.item_id} ~ {self.other_id} (J {self.jaccard:.2f})"

@@ -23,10 +23,11 @@ class ScoringRules(models.Model):
         "threshold.",
     )
     near_duplicate_threshold = models.FloatField(
-        default=0.8, help_text="Exact Jaccard on word 5-gram shingles, 0 to 1."
+        default=0.5,
+        help_text="Exact Jaccard on word-bigram shingles (code: token trigrams), 0 to 1.",
     )
     report_threshold = models.FloatField(
-        default=0.5,
+        default=0.3,
         help_text="Nearest matches at or above this Jaccard are shown to reviewers as evidence.",
     )
     reject_degenerate = models.BooleanField(
@@ -48,6 +49,29 @@ class ScoringRules(models.Model):
 
     def __str__(self) -> str:
         return f"scoring rules of {self.dataset}"
+
+
+class NearDupIndexState(models.Model):
+    """What the near-duplicate index in Redis should reflect, per dataset.
+
+    ``generation`` counts the scoring batches committed (each adds its items to the index);
+    Redis holds the generation its index reflects beside the buckets. A worker that finds the
+    Redis marker missing or behind records why in ``degraded_reason``, rebuilds the index from
+    the database and rescores the items of every batch after ``confirmed`` (the last generation
+    known to have been whole in Redis), then clears the reason.
+    """
+
+    dataset = models.OneToOneField(
+        Dataset, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    generation = models.BigIntegerField(default=0)
+    confirmed = models.BigIntegerField(default=0)
+    degraded_reason = models.CharField(max_length=300, blank=True)
+    degraded_since = models.DateTimeField(null=True, blank=True)
+    healed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"near-duplicate index of {self.dataset_id} at generation {self.generation}"
 
 
 class DetectorModel(models.Model):

@@ -27,7 +27,7 @@ __all__ = [
     "score_texts",
 ]
 
-SCORER_VERSION = "1"
+SCORER_VERSION = "2"  # 2: word-bigram shingles, 32 x 4 bands
 
 
 def score_texts(texts: Sequence[str]) -> list[dict[str, Any]]:

@@ -21,6 +21,8 @@ from pygments.lexers import get_lexer_by_name
 from pygments.token import Comment
 from pygments.util import ClassNotFound
 
+from . import minhash
+
 KINDS = ("text", "chat", "code")
 ROLES = ("system", "user", "assistant", "tool")
 
@@ -91,6 +93,12 @@ def code_repeated_blocks(code: str) -> tuple[bool, str | None]:
     if share >= MAX_REPEATED_LINE_SHARE:
         return True, f"repeated blocks: {share:.0%} of substantive lines repeat in blocks"
     return False, None
+
+
+def shingle_size(kind: str) -> int:
+    """Words per MinHash shingle for items of `kind` (see `minhash`): code tokens take one more
+    than prose, as short identifier runs recur across unrelated code."""
+    return minhash.CODE_SHINGLE_SIZE if kind == "code" else minhash.SHINGLE_SIZE
 
 
 def scoring_text(

@@ -1,15 +1,19 @@
 """MinHash signatures for near-duplicate detection, vectorized with numpy.
 
 Shingles
-    Word 5-grams of the normalized text (`text.prepare`), each hashed to 64 bits: every word is
-    hashed with xxh3_64 and the five hashes are combined arithmetically (`text.ngram_hashes`),
-    which is deterministic everywhere and avoids one Python call per shingle. Texts with fewer
-    than 5 words cannot form a word 5-gram, so they fall back to *character* 5-grams of their
-    words joined by single spaces (so "Hello, world" and "hello world" still match), and texts
-    shorter than 5 characters to a single shingle, the whole string. A short text therefore only
-    looks similar to another short text; that is acceptable because near-duplicates that short
-    are caught by the exact content hash or are too short to matter. Only an empty normalized
-    text has no shingles at all.
+    Word *bigrams* of the normalized text (`text.prepare`) for prose and chat, word *trigrams*
+    for code tokens (`kinds.shingle_size`), each hashed to 64 bits: every word is hashed with
+    xxh3_64 and the words of a shingle are combined arithmetically (`text.ngram_hashes`), which
+    is deterministic everywhere and avoids one Python call per shingle. Short shingles are what
+    lets a near-copy survive light edits: a changed word breaks `size` shingles, so editing 10% of
+    the words of a 1 KB English text keeps word-bigram Jaccard at 0.69 or more (1st percentile;
+    word 5-grams, used before, fell to 0.35 - 0.45), while unrelated texts of one domain stay
+    below 0.09 (bench/RESULTS.md, "Near-duplicates under edits"). Code shingles are one word
+    longer because identifier pairs ("self x", "return self") recur across unrelated functions.
+    Texts with fewer than 5 words fall back to *character* 5-grams of their words
+    joined by single spaces (so "Hello, world" and "hello world" still match), and texts shorter
+    than 5 characters to a single shingle, the whole string. Only an empty normalized text has
+    no shingles at all.
 
 Permutations
     `NUM_PERM` (128) affine maps h_k(x) = (a_k * x + b_k) mod 2**32, a_k odd, applied to the top
@@ -49,8 +53,11 @@ from .text import Doc, fmix64, ngram_hashes, prepare
 __all__ = [
     "EMPTY_SIGNATURE",
     "NUM_PERM",
+    "CODE_SHINGLE_SIZE",
     "SHINGLE_SIZE",
+    "SHINGLING_VERSION",
     "SIGNATURE_BYTES",
+    "containment",
     "doc_shingles",
     "estimate_jaccard",
     "exact_jaccard",
@@ -66,7 +73,14 @@ __all__ = [
 ]
 
 NUM_PERM = 128
-SHINGLE_SIZE = 5
+SHINGLE_SIZE = 2  # words, prose and chat
+CODE_SHINGLE_SIZE = 3  # code tokens
+_CHAR_SHINGLE_SIZE = 5  # the fallback for short texts
+# Fewer words than this: character shingles. One changed word of a three-word text would leave
+# its word bigrams nothing in common; character 5-grams still see the rest.
+_MIN_WORDS = 5
+# Part of the stored-signature contract (with _SEED): bump when shingles change.
+SHINGLING_VERSION = "w2c3"
 SIGNATURE_DTYPE = np.dtype("<u4")
 SIGNATURE_BYTES = NUM_PERM * SIGNATURE_DTYPE.itemsize
 
@@ -114,39 +128,40 @@ def _char_ngram_hashes(s: str, n: int, salt: int) -> np.ndarray:
     return ngram_hashes(fmix64(codepoints + np.uint64(salt)), n, salt)
 
 
-def _raw_shingles(doc: Doc) -> np.ndarray:
+def _raw_shingles(doc: Doc, size: int = SHINGLE_SIZE) -> np.ndarray:
     """Shingle hashes of `doc`, possibly with repeats (the minimum does not care)."""
-    if doc.n_words >= SHINGLE_SIZE:
-        return ngram_hashes(doc.hashes, SHINGLE_SIZE, _WORD_SALT)
+    if doc.n_words >= max(size, _MIN_WORDS):
+        return ngram_hashes(doc.hashes, size, _WORD_SALT)
     basis = b" ".join(doc.tokens).decode("utf-8") if doc.tokens else doc.normalized
-    if len(basis) >= SHINGLE_SIZE:
-        return _char_ngram_hashes(basis, SHINGLE_SIZE, _CHAR_SALT)
+    if len(basis) >= _CHAR_SHINGLE_SIZE:
+        return _char_ngram_hashes(basis, _CHAR_SHINGLE_SIZE, _CHAR_SALT)
     if basis:
         return _char_ngram_hashes(basis, len(basis), _WHOLE_SALT)
     return np.empty(0, dtype=np.uint64)
 
 
-def _raw_shingles_many(docs: Sequence[Doc]) -> list[np.ndarray]:
-    """`[_raw_shingles(doc) for doc in docs]`, the word shingles of all documents hashed in one
-    pass over their concatenated token hashes (a shingle's hash depends only on its own five
-    tokens, so each document's are a slice of it, the windows across two documents left out)
-    instead of a dozen numpy calls on small arrays per document."""
+def _raw_shingles_many(docs: Sequence[Doc], sizes: Sequence[int] | None = None) -> list[np.ndarray]:
+    """`[_raw_shingles(doc, size) for doc, size in zip(docs, sizes)]`, the word shingles of all
+    documents of one size hashed in one pass over their concatenated token hashes (a shingle's
+    hash depends only on its own tokens, so each document's are a slice of it, the windows
+    across two documents left out) instead of a dozen numpy calls on small arrays per
+    document. `sizes` defaults to `SHINGLE_SIZE` for every document."""
+    if sizes is None:
+        sizes = [SHINGLE_SIZE] * len(docs)
     parts: list[np.ndarray] = []
-    words: list[int] = []
-    for i, doc in enumerate(docs):
-        if doc.n_words >= SHINGLE_SIZE:
-            words.append(i)
+    by_size: dict[int, list[int]] = {}
+    for i, (doc, size) in enumerate(zip(docs, sizes, strict=True)):
+        if doc.n_words >= max(size, _MIN_WORDS):
+            by_size.setdefault(size, []).append(i)
             parts.append(_EMPTY)
         else:
-            parts.append(_raw_shingles(doc))
-    if words:
-        grams = ngram_hashes(
-            np.concatenate([docs[i].hashes for i in words]), SHINGLE_SIZE, _WORD_SALT
-        )
+            parts.append(_raw_shingles(doc, size))
+    for size, words in by_size.items():
+        grams = ngram_hashes(np.concatenate([docs[i].hashes for i in words]), size, _WORD_SALT)
         start = 0
         for i in words:
             n = docs[i].n_words
-            parts[i] = grams[start : start + n - SHINGLE_SIZE + 1]
+            parts[i] = grams[start : start + n - size + 1]
             start += n
     return parts
 
@@ -171,14 +186,15 @@ def _unique(x: np.ndarray) -> np.ndarray:
     return s[keep]
 
 
-def doc_shingles(doc: Doc) -> np.ndarray:
+def doc_shingles(doc: Doc, size: int = SHINGLE_SIZE) -> np.ndarray:
     """Sorted unique shingle hashes (uint64) of a prepared document."""
-    return _unique(_raw_shingles(doc))
+    return _unique(_raw_shingles(doc, size))
 
 
-def shingles(text: str) -> np.ndarray:
-    """Sorted unique shingle hashes (uint64) of `text` (see the module docstring)."""
-    return doc_shingles(prepare(text))
+def shingles(text: str, size: int = SHINGLE_SIZE) -> np.ndarray:
+    """Sorted unique shingle hashes (uint64) of `text` (see the module docstring); `size` is
+    the word-shingle length (`CODE_SHINGLE_SIZE` for code tokens)."""
+    return doc_shingles(prepare(text), size)
 
 
 def signature(shingle_hashes: np.ndarray) -> np.ndarray:
@@ -211,18 +227,23 @@ def signatures(texts: Iterable[str | Doc]) -> np.ndarray:
     )
 
 
-def signatures_and_shingles(docs: Sequence[Doc]) -> tuple[np.ndarray, list[np.ndarray]]:
+def signatures_and_shingles(
+    docs: Sequence[Doc], sizes: Sequence[int] | None = None
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """`signatures(docs)` and `[doc_shingles(d) for d in docs]`, hashing each doc's shingles
     once for both."""
-    sigs, raw = signatures_and_raw_shingles(docs)
+    sigs, raw = signatures_and_raw_shingles(docs, sizes)
     return sigs, [_unique(p) for p in raw]
 
 
-def signatures_and_raw_shingles(docs: Sequence[Doc]) -> tuple[np.ndarray, list[np.ndarray]]:
+def signatures_and_raw_shingles(
+    docs: Sequence[Doc], sizes: Sequence[int] | None = None
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """`signatures(docs)` and each doc's shingle hashes as hashed, repeats included and
     unsorted: the scoring pipeline needs a doc's set (`unique_shingles`) only to verify the
-    rare near-duplicate candidates, so it sorts only those."""
-    raw = _raw_shingles_many(docs)
+    rare near-duplicate candidates, so it sorts only those. `sizes`: word-shingle length per
+    doc (default `SHINGLE_SIZE`)."""
+    raw = _raw_shingles_many(docs, sizes)
     return _signatures_of(raw), raw
 
 
@@ -268,6 +289,19 @@ def exact_jaccard(shingles_a: np.ndarray, shingles_b: np.ndarray) -> float:
         return 1.0
     inter = np.intersect1d(shingles_a, shingles_b, assume_unique=True).size
     return inter / (shingles_a.size + shingles_b.size - inter)
+
+
+def containment(shingles_a: np.ndarray, shingles_b: np.ndarray) -> float:
+    """Share of the smaller set's shingles found in the larger one (exact, on unique arrays).
+
+    Jaccard divides by the union, so a short text pasted whole into a long one scores low on
+    it; containment says "all of the short text is in the long one" (1.0). Two empty sets: 1.0.
+    """
+    smaller = min(shingles_a.size, shingles_b.size)
+    if smaller == 0:
+        return 1.0 if shingles_a.size == shingles_b.size else 0.0
+    inter = np.intersect1d(shingles_a, shingles_b, assume_unique=True).size
+    return inter / smaller
 
 
 def to_bytes(sig: np.ndarray) -> bytes:

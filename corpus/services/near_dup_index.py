@@ -5,8 +5,15 @@ they are built from live in the database (``Score.minhash``), so ``rebuild_index
 index from scratch after a lost Redis. Keys carry the LSH layout version: a new band layout never
 matches old buckets.
 
-What is indexed: the items an incoming item is compared with, i.e. its dataset's reference corpus,
-approved items and items waiting in the queue. Rejected items are removed.
+What is indexed: every item scored successfully, whatever its state (reference, approved, queued,
+rejected), so that a match is found whichever of two items is scored second: near-duplicate
+evidence must not depend on the order items were scored in. The rules, not the index, decide
+which matches reject an item.
+
+Beside the buckets, a marker holds the generation of the index (``NearDupIndexState``): the
+number of scoring batches of the dataset it reflects. A flushed or restarted Redis loses the
+marker with the buckets, and a Redis restored from an old snapshot brings back an old marker;
+either way the scorer sees the index is not whole and heals it (``corpus.services.scoring``).
 """
 
 from collections.abc import Iterable, Sequence
@@ -16,6 +23,8 @@ from corpus.redis_client import redis_client
 from corpus.scoring import lsh, minhash
 
 PREFIX = f"sg:lsh:{lsh.LSH_VERSION}:"
+_ALL_VERSIONS = "sg:lsh:*"
+_MARKER = f"sg:lsh-generation:{lsh.LSH_VERSION}:"
 
 
 def _key(dataset_id: int, band_key: bytes) -> bytes:
@@ -231,4 +240,84 @@ def index_clear(dataset_id: int | None = None) -> int:
             batch.clear()
     if batch:
         removed += client.unlink(*batch)
+    if dataset_id is not None:
+        removed += client.unlink(_marker_key(dataset_id))
+    else:
+        removed += sum(client.unlink(k) for k in client.scan_iter(match=f"{_MARKER}*"))
     return removed
+
+
+def _marker_key(dataset_id: int) -> str:
+    return f"{_MARKER}{dataset_id}"
+
+
+def index_marker_get(dataset_id: int) -> int | None:
+    """The generation the dataset's index reflects, or None when Redis has no marker (an index
+    never built, flushed, or of another layout version)."""
+    value = redis_client().get(_marker_key(dataset_id))
+    return None if value is None else int(value)
+
+
+def index_marker_set(dataset_id: int, generation: int) -> None:
+    redis_client().set(_marker_key(dataset_id), int(generation))
+
+
+# ARGV: expected generation, new generation. 1 when the marker held the expected value.
+_ADVANCE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+def index_marker_advance(dataset_id: int, *, expected: int, new: int) -> bool:
+    """Move the marker from ``expected`` to ``new`` atomically; False when it held anything
+    else (missing: the index was lost since the batch checked it)."""
+    script = redis_client().register_script(_ADVANCE_SCRIPT)
+    return bool(script(keys=[_marker_key(dataset_id)], args=[int(expected), int(new)]))
+
+
+def index_clear_other_versions() -> int:
+    """Delete buckets and markers of other layout versions (left by an upgrade). Returns the
+    number of keys removed."""
+    client = redis_client()
+    removed = 0
+    for pattern, keep in ((_ALL_VERSIONS, PREFIX), ("sg:lsh-generation:*", _MARKER)):
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=pattern, count=1000):
+            if key.startswith(keep.encode()):
+                continue
+            batch.append(key)
+            if len(batch) >= 1000:
+                removed += client.unlink(*batch)
+                batch.clear()
+        if batch:
+            removed += client.unlink(*batch)
+    return removed
+
+
+def index_health() -> dict[str, object]:
+    """Whether every dataset's index is whole: no heal under way and a marker in Redis at the
+    generation the database counts. For ``/healthz`` ("degraded", with the reason, until it is).
+    """
+    from corpus.models import NearDupIndexState
+
+    problems: dict[str, str] = {}
+    states = NearDupIndexState.objects.select_related("dataset").order_by("pk")
+    for state in states:
+        if state.degraded_reason:
+            problems[state.dataset.slug] = f"healing: {state.degraded_reason}"
+            continue
+        marker = index_marker_get(state.dataset_id)
+        if marker is None and state.generation > 0:
+            problems[state.dataset.slug] = "index missing in Redis; a scorer will rebuild it"
+        elif marker is not None and marker != state.generation:
+            problems[state.dataset.slug] = (
+                f"index at generation {marker}, database at {state.generation}; "
+                "a scorer will rebuild it"
+            )
+    if problems:
+        return {"ok": False, "problem": "near-duplicate index incomplete", "datasets": problems}
+    return {"ok": True}

@@ -38,22 +38,23 @@ generations and undeclared origins carry the most collapse risk.
 import contextlib
 import json
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Min, Q
+from django.db.models import F, Min, Q, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
-from redis.exceptions import RedisError
+from redis.exceptions import LockError, RedisError
 
 from corpus.bulk import bulk_insert, values_in
-from corpus.models import Dataset, Item, Score, ScoringRules
+from corpus.models import Dataset, Item, NearDupIndexState, NearDuplicate, Score, ScoringRules
 from corpus.redis_client import redis_client
 from corpus.scoring import SCORER_VERSION, kinds, lexical, lsh, minhash
 from corpus.scoring.text import prepare
-from corpus.services import detectors, near_dup_index
+from corpus.services import detectors, holds, near_dup_index
 from corpus.services.audit import SYSTEM, audit_append
 
 logger = logging.getLogger(__name__)
@@ -154,10 +155,12 @@ class Evidence:
     degenerate_reason: str = ""
     exact_duplicate_of: int | None = None
     earlier_in_batch: set[int] = field(default_factory=set)  # ids sharing a band key
+    # Verified matches found by this run: (other id, Jaccard, containment), most similar first.
+    matches: list[tuple[int, float, float]] = field(default_factory=list)
     near_duplicate_of: int | None = None
     near_duplicate_jaccard: float | None = None
-    near_duplicate_state: str = ""
-    near_duplicate_is_reference: bool = False
+    near_duplicate_containment: float | None = None
+    shingle_size: int = minhash.SHINGLE_SIZE
     detector_name: str = ""
     detector_version: str = ""
     probability: float | None = None
@@ -220,7 +223,10 @@ def _signals(dataset: Dataset, items: list[ScoredItem]) -> list[Evidence]:
     # Whole-batch numpy passes (minhash, lexical, detector): besides saving numpy's per-call
     # overhead on small arrays, large arrays let numpy release the GIL, so the other thread of a
     # ``--pool threads`` worker runs meanwhile.
-    sigs, raw_shingles = minhash.signatures_and_raw_shingles(docs)
+    sizes = [kinds.shingle_size(ev.item.kind) for ev in ok]
+    for ev, size in zip(ok, sizes, strict=True):
+        ev.shingle_size = size
+    sigs, raw_shingles = minhash.signatures_and_raw_shingles(docs, sizes)
     stats = lexical.docs_stats(docs)
     signature_bytes = sigs.astype(minhash.SIGNATURE_DTYPE, copy=False).tobytes()
     size = minhash.SIGNATURE_BYTES
@@ -264,16 +270,27 @@ def _signals(dataset: Dataset, items: list[ScoredItem]) -> list[Evidence]:
     return evidence
 
 
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One stored near-duplicate match as the rules see it."""
+
+    other_id: int
+    jaccard: float
+    containment: float
+    other_state: str
+    other_is_reference: bool
+
+
 def _near_duplicates(dataset: Dataset, evidence: list[Evidence], rules: ScoringRules) -> None:
-    """The nearest indexed or earlier-in-batch item of each item, verified by exact Jaccard.
+    """Every indexed or earlier-in-batch item each item matches, verified by exact Jaccard.
 
     Needs the dataset's scoring lock: the index must hold every batch scored before this one.
+    Candidates are compared only with items scored successfully (a candidate whose scoring
+    transaction rolled back is still ``pending``, without a score, and is left out).
     """
     ok = [ev for ev in evidence if not ev.error]
     if not ok:
         return
-    # Candidates from the shared index plus earlier items of this same batch (found by
-    # ``_signals``), verified by exact Jaccard on shingles recomputed from the candidates' text.
     from_index = near_dup_index.candidates_many(dataset.pk, [ev.band_keys for ev in ok])
     batch_position: dict[int, Evidence] = {}
     candidate_sets: list[set[int]] = []
@@ -284,16 +301,17 @@ def _near_duplicates(dataset: Dataset, evidence: list[Evidence], rules: ScoringR
     wanted = set().union(*candidate_sets) - set(batch_position)
     others = {
         row["id"]: row
-        for row in Item.objects.filter(id__in=wanted)
-        .filter(Q(state__in=[Item.State.QUEUED, Item.State.APPROVED]) | Q(is_reference=True))
-        .values("id", "kind", "text", "messages", "language", "state", "is_reference")
+        for row in Item.objects.filter(
+            id__in=wanted, score__minhash__isnull=False, score__error=""
+        ).values("id", "kind", "text", "messages", "language")
     }
     shingle_cache: dict[int, Any] = {}
     for ev, cands in zip(ok, candidate_sets, strict=True):
         pool = {}
         for cid in cands:
             if cid in batch_position:
-                if cid < ev.item.id:  # only earlier items of the batch
+                # Each pair of the batch once, found by its later item; stored both ways.
+                if cid < ev.item.id:
                     pool[cid] = batch_position[cid].shingles
             elif cid in others:
                 if cid not in shingle_cache:
@@ -301,40 +319,81 @@ def _near_duplicates(dataset: Dataset, evidence: list[Evidence], rules: ScoringR
                     shingle_cache[cid] = minhash.shingles(
                         kinds.scoring_text(
                             row["kind"], row["text"], row["messages"], row["language"]
-                        )
+                        ),
+                        kinds.shingle_size(row["kind"]),
                     )
                 pool[cid] = shingle_cache[cid]
-        matches = lsh.near_duplicates(ev.shingles, pool, rules.report_threshold) if pool else []
-        if ev.exact_duplicate_of is not None:
-            matches = [m for m in matches if m[0] != ev.exact_duplicate_of] or matches
-        if matches:
-            best_id, best_j = matches[0]
-            ev.near_duplicate_of, ev.near_duplicate_jaccard = best_id, round(best_j, 6)
-            if best_id in others:
-                ev.near_duplicate_state = others[best_id]["state"]
-                ev.near_duplicate_is_reference = others[best_id]["is_reference"]
-            else:
-                other_item = batch_position[best_id].item
-                ev.near_duplicate_state = other_item.state
-                ev.near_duplicate_is_reference = other_item.is_reference
+        ev.matches = [
+            (cid, round(j, 6), round(c, 6))
+            for cid, j, c in (
+                lsh.near_duplicate_matches(ev.shingles, pool, rules.report_threshold)
+                if pool
+                else []
+            )
+        ]
 
 
-def _rule(ev: Evidence, rules: ScoringRules) -> str | None:
+def _nearest(
+    matches: list[tuple[int, float, float]], exact_duplicate_of: int | None
+) -> tuple[int, float, float] | None:
+    """The match shown as "the" near-duplicate: most similar, then smallest id; the exact
+    duplicate (already shown as such) only when nothing else matches. A function of the set of
+    matches alone, so it does not depend on the order they were found in."""
+    ranked = sorted(matches, key=lambda m: (-m[1], m[0]))
+    if exact_duplicate_of is not None:
+        ranked = [m for m in ranked if m[0] != exact_duplicate_of] or ranked
+    return ranked[0] if ranked else None
+
+
+def near_duplicate_rule(
+    *, item_id: int, is_reference: bool, matches: Iterable[Match], rules: ScoringRules
+) -> str | None:
+    """The near-duplicate rule a set of matches triggers, naming the matched item, or None.
+
+    An item is a rejected near-copy when a match at or above the threshold is a reference item,
+    an approved item, or an earlier-ingested item (smaller id) whatever its state: of two new
+    near-copies of each other the earlier ingested survives and the later is rejected. Ids are
+    fixed at ingest, so the outcome does not depend on which was scored first or by which
+    worker. The match named is the most similar qualifying one (then the smallest id).
+    """
+    if not rules.reject_near_duplicates or is_reference:
+        return None
+    qualifying = sorted(
+        (
+            m
+            for m in matches
+            if m.jaccard >= rules.near_duplicate_threshold
+            and (
+                m.other_is_reference or m.other_state == Item.State.APPROVED or m.other_id < item_id
+            )
+        ),
+        key=lambda m: (-m.jaccard, m.other_id),
+    )
+    if not qualifying:
+        return None
+    m = qualifying[0]
+    what = (
+        "reference"
+        if m.other_is_reference
+        else "approved"
+        if m.other_state == Item.State.APPROVED
+        else "earlier"
+    )
+    return (
+        f"near_duplicate: Jaccard {m.jaccard:.2f} with {what} item {m.other_id} "
+        f"(threshold {rules.near_duplicate_threshold:.2f})"
+    )
+
+
+def _rule(ev: Evidence, rules: ScoringRules, matches: Iterable[Match]) -> str | None:
     """The auto-reject rule this evidence triggers, named, or None."""
     if rules.reject_exact_duplicates and ev.exact_duplicate_of is not None:
         return f"exact_duplicate: same normalized text as item {ev.exact_duplicate_of}"
-    if (
-        rules.reject_near_duplicates
-        and ev.near_duplicate_of is not None
-        and ev.near_duplicate_jaccard is not None
-        and ev.near_duplicate_jaccard >= rules.near_duplicate_threshold
-        and (ev.near_duplicate_is_reference or ev.near_duplicate_state == Item.State.APPROVED)
-    ):
-        return (
-            f"near_duplicate: Jaccard {ev.near_duplicate_jaccard:.2f} with "
-            f"{'reference' if ev.near_duplicate_is_reference else 'approved'} item "
-            f"{ev.near_duplicate_of} (threshold {rules.near_duplicate_threshold:.2f})"
-        )
+    rule = near_duplicate_rule(
+        item_id=ev.item.id, is_reference=ev.item.is_reference, matches=matches, rules=rules
+    )
+    if rule:
+        return rule
     if rules.reject_degenerate and ev.degenerate:
         return f"degenerate: {ev.degenerate_reason}"
     return None
@@ -371,13 +430,50 @@ def _items_load(item_ids: list[int]) -> list[ScoredItem]:
     return items
 
 
-def items_score(*, item_ids: list[int]) -> dict[str, list[int]]:
-    """Score a batch. Returns the ids per outcome: queued, auto_rejected, rescored, failed."""
+@contextlib.contextmanager
+def _scoring_lock(dataset: Dataset) -> Iterator[None]:
+    """One scorer per dataset at a time from the index query to the index insert: two workers
+    scoring concurrent batches would each miss the other's items (neither is in the index yet).
+    Held until the batch is committed and indexed; it expires by itself if a worker dies
+    holding it. Signals that need no lock are computed before taking it, so a worker (or a
+    thread of one) computes its next batch while another batch holds the lock for its I/O.
+
+    The lock lives in the Redis that holds the index: a Redis flushed or restarted while a
+    batch held it has lost the lock too. Its release then finds no lock to release, which is
+    no error of the batch (committed by then; the index marker tells whether it was whole).
+    """
+    lock = redis_client().lock(
+        f"sg:score-lock:{dataset.pk}",
+        timeout=600,
+        blocking_timeout=900,
+        # redis-py polls a held lock every 100 ms by default: as long as a whole batch's I/O,
+        # so a waiting scorer would idle that long after the holder was done.
+        sleep=LOCK_POLL_SECONDS,
+    )
+    if not lock.acquire():
+        raise LockError(f"scoring lock of dataset {dataset.pk} not acquired in 900 s")
+    try:
+        yield
+    finally:
+        try:
+            lock.release()
+        except RedisError as exc:  # LockNotOwnedError, or Redis down: it expires by itself
+            logger.warning("scoring lock of dataset %s not released: %s", dataset.pk, exc)
+
+
+def items_score(*, item_ids: list[int], force: bool = False) -> dict[str, list[int]]:
+    """Score a batch. Returns the ids per outcome: queued, auto_rejected, rescored, failed,
+    and reapplied / flagged (items outside or inside the batch, already queued, that a new
+    match made a rule apply to: auto-rejected, or flagged to the reviewer holding them).
+
+    Items already scored with this scorer version are skipped unless ``force``.
+    """
     items = _items_load(item_ids)
     todo = [
         item
         for item in items
-        if item.state == Item.State.PENDING
+        if force
+        or item.state == Item.State.PENDING
         or item.scorer_version != SCORER_VERSION
         or item.score_error
     ]
@@ -386,6 +482,8 @@ def items_score(*, item_ids: list[int]) -> dict[str, list[int]]:
         "auto_rejected": [],
         "rescored": [],
         "failed": [],
+        "reapplied": [],
+        "flagged": [],
     }
     by_dataset: dict[int, list[ScoredItem]] = {}
     for item in todo:
@@ -394,42 +492,152 @@ def items_score(*, item_ids: list[int]) -> dict[str, list[int]]:
         dataset = Dataset.objects.get(pk=dataset_id)
         rules = scoring_rules_get(dataset=dataset)
         evidence = _signals(dataset, batch)
-        # One scorer per dataset at a time from the index query to the index insert: two workers
-        # scoring concurrent batches would each miss the other's items (neither is in the index
-        # yet), and a near-copy of a reference text scored beside it would slip into the queue.
-        # The lock is held until the batch is committed and indexed; it expires by itself if a
-        # worker dies holding it. The signals above need no lock, so a worker (or a thread of
-        # one) computes its next batch while another batch holds the lock for its I/O.
-        with redis_client().lock(
-            f"sg:score-lock:{dataset.pk}",
-            timeout=600,
-            blocking_timeout=900,
-            # redis-py polls a held lock every 100 ms by default: as long as a whole batch's
-            # I/O, so a waiting scorer would idle that long after the holder was done.
-            sleep=LOCK_POLL_SECONDS,
-        ):
+        with _scoring_lock(dataset):
+            checked = _index_ensure(dataset, rules)
             _near_duplicates(dataset, evidence, rules)
-            result = _store(dataset, evidence, rules)
+            result, whole = _store(dataset, evidence, rules, confirmed=checked)
+            if not whole:
+                # Redis lost the index while this batch queried it: its items may have missed
+                # matches. Rebuild and rescore them (and any other unconfirmed batch) now.
+                _index_heal(dataset, rules, reason="index lost during a scoring batch")
         for key, ids in result.items():
             outcome[key].extend(ids)
     return outcome
 
 
-def _store(dataset: Dataset, evidence: list[Evidence], rules: ScoringRules) -> dict[str, list[int]]:
-    """Write the batch's scores, states and audit event in one transaction, and index it.
+def _index_state(dataset: Dataset) -> NearDupIndexState:
+    state, _ = NearDupIndexState.objects.get_or_create(dataset=dataset)
+    return state
+
+
+def _index_ensure(dataset: Dataset, rules: ScoringRules) -> int:
+    """Make sure the dataset's index is whole before a batch queries it; heal it if not.
+    Returns the generation it is known whole at. Needs the scoring lock."""
+    state = _index_state(dataset)
+    marker = near_dup_index.index_marker_get(dataset.pk)
+    if marker == state.generation and not state.degraded_reason:
+        return state.generation
+    if marker is None and state.generation == 0 and not state.degraded_reason:
+        # A dataset never scored (or an installation upgraded to this index): nothing to
+        # rescore, only whatever was scored with this scorer version to index.
+        _index_fill(dataset, generation=0)
+        return 0
+    reason = state.degraded_reason or (
+        "index missing in Redis"
+        if marker is None
+        else f"index at generation {marker}, database at {state.generation}"
+    )
+    return _index_heal(dataset, rules, reason=reason)
+
+
+def _index_fill(dataset: Dataset, *, generation: int, batch_size: int = 5000) -> int:
+    """Recreate the dataset's index from the signatures in the database (every item scored with
+    this scorer version), then set its marker to ``generation``. Returns how many items."""
+    near_dup_index.index_clear(dataset.pk)
+    eligible = Score.objects.filter(
+        item__dataset=dataset, minhash__isnull=False, error="", scorer_version=SCORER_VERSION
+    )
+    total = 0
+    last = 0
+    while True:
+        rows = list(
+            eligible.filter(item_id__gt=last)
+            .order_by("item_id")
+            .values_list("item_id", "minhash")[:batch_size]
+        )
+        if not rows:
+            break
+        total += near_dup_index.index_add_many(dataset.pk, ((i, bytes(m)) for i, m in rows))
+        last = rows[-1][0]
+    near_dup_index.index_marker_set(dataset.pk, generation)
+    return total
+
+
+def _index_heal(dataset: Dataset, rules: ScoringRules, *, reason: str) -> int:
+    """Rebuild a dataset's index from the database and rescore every item of a batch not known
+    to have been indexed whole (``Score.index_generation`` past ``confirmed``), re-applying the
+    rules to those still queued. Needs the scoring lock. Returns the generation it ends at.
+
+    The reason is recorded first, in its own commit: ``/healthz`` says "degraded" until the
+    heal completes, and a worker that dies halfway leaves it for the next one to redo.
+    """
+    now = timezone.now()
+    NearDupIndexState.objects.filter(pk=dataset.pk).update(
+        degraded_reason=reason[:300], degraded_since=Coalesce(F("degraded_since"), Value(now))
+    )
+    logger.warning("near-duplicate index of dataset %s: %s; healing", dataset.slug, reason)
+    state = _index_state(dataset)
+    indexed = _index_fill(dataset, generation=state.generation)
+    suspects = list(
+        Score.objects.filter(item__dataset=dataset, index_generation__gt=state.confirmed)
+        .order_by("item_id")
+        .values_list("item_id", flat=True)
+    )
+    changed: dict[str, list[int]] = {"auto_rejected": [], "reapplied": [], "flagged": []}
+    for chunk in _chunks(suspects, settings.SYNTHGATE_SCORE_BATCH):
+        items = _items_load(chunk)
+        evidence = _signals(dataset, items)
+        _near_duplicates(dataset, evidence, rules)
+        result, whole = _store(dataset, evidence, rules, confirmed=None)
+        if not whole:
+            raise RedisError("the near-duplicate index was lost again while being healed")
+        for key in changed:
+            changed[key].extend(result.get(key, []))
+    with transaction.atomic():
+        state = NearDupIndexState.objects.select_for_update().get(pk=dataset.pk)
+        state.confirmed = state.generation
+        state.degraded_reason = ""
+        state.degraded_since = None
+        state.healed_at = timezone.now()
+        state.save()
+        audit_append(
+            actor=SYSTEM,
+            action="index.healed",
+            object_type="dataset",
+            object_id=dataset.slug,
+            dataset=dataset,
+            payload={
+                "reason": reason[:300],
+                "indexed": indexed,
+                "rescored": len(suspects),
+                "auto_rejected": sorted(changed["auto_rejected"] + changed["reapplied"]),
+                "flagged": sorted(changed["flagged"]),
+                "generation": state.generation,
+            },
+        )
+    return state.generation
+
+
+def index_check(*, dataset: Dataset) -> int:
+    """Heal the dataset's index if it is missing or behind (the periodic sweep calls it, so an
+    index lost while nothing is being scored heals too). Returns its generation."""
+    rules = scoring_rules_get(dataset=dataset)
+    with _scoring_lock(dataset):
+        return _index_ensure(dataset, rules)
+
+
+def _store(
+    dataset: Dataset, evidence: list[Evidence], rules: ScoringRules, *, confirmed: int | None
+) -> tuple[dict[str, list[int]], bool]:
+    """Write the batch's scores, matches, states and audit event in one transaction, and index
+    it. Returns the outcome, and whether the index stayed whole throughout (its generation
+    marker moved from the one this batch started at to the one it committed).
+
+    ``confirmed``: the generation the index was checked whole at before this batch (recorded
+    with it), or None while healing, which confirms nothing until it is done.
 
     The index additions go to Redis before the state UPDATE and their reply is read after the
-    commit: Redis inserts the batch's 10,000 band keys while PostgreSQL updates and commits
-    (about 17 ms each per 500 items, on the other core), instead of one after the other. Both
-    finish before the caller releases the scoring lock, so the next batch's query sees this one.
-    Should the transaction roll back, the index holds ids of items still ``pending``: harmless,
-    as candidates are only compared with queued, approved and reference items (the rows decide,
-    not the index), and the retry adds the same ids again (SADD).
+    commit: Redis inserts the batch's band keys while PostgreSQL updates and commits, instead
+    of one after the other. Both finish before the caller releases the scoring lock, so the
+    next batch's query sees this one. Should the transaction roll back, the index holds ids of
+    items still ``pending``: harmless, as candidates without a successful score are skipped,
+    and the retry adds the same ids again (SADD).
     """
     sent: list[near_dup_index.IndexAdd] = []
     try:
         with transaction.atomic():
-            result = _store_rows(dataset, evidence, rules, sent)
+            generation = _generation_next(dataset, confirmed=confirmed)
+            result = _store_rows(dataset, evidence, rules, sent, generation)
     except BaseException:
         for pending in sent:
             with contextlib.suppress(Exception):
@@ -437,7 +645,59 @@ def _store(dataset: Dataset, evidence: list[Evidence], rules: ScoringRules) -> d
         raise
     for pending in sent:
         pending.wait()
-    return result
+    whole = near_dup_index.index_marker_advance(dataset.pk, expected=generation - 1, new=generation)
+    return result, whole
+
+
+def _generation_next(dataset: Dataset, *, confirmed: int | None) -> int:
+    """Count one more batch into the dataset's index generation (row-locked until commit)."""
+    updates: dict[str, Any] = {"generation": F("generation") + 1}
+    if confirmed is not None:
+        updates["confirmed"] = Greatest(F("confirmed"), Value(confirmed))
+    if not NearDupIndexState.objects.filter(pk=dataset.pk).update(**updates):
+        NearDupIndexState.objects.get_or_create(dataset=dataset)
+        NearDupIndexState.objects.filter(pk=dataset.pk).update(**updates)
+    return NearDupIndexState.objects.values_list("generation", flat=True).get(pk=dataset.pk)
+
+
+def _matches_replace(evidence: list[Evidence], rescored: Collection[int]) -> set[int]:
+    """Store the batch's matches in both directions, first dropping those of items scored
+    before (a rescore recomputes them). Returns the ids outside the batch whose matches
+    changed."""
+    batch_ids = {ev.item.id for ev in evidence}
+    touched: set[int] = set()
+    if rescored:
+        stale = NearDuplicate.objects.filter(Q(item_id__in=rescored) | Q(other_id__in=rescored))
+        for item_id, other_id in stale.values_list("item_id", "other_id"):
+            touched.update((item_id, other_id))
+        stale.delete()
+    rows: dict[tuple[int, int], NearDuplicate] = {}
+    for ev in evidence:
+        for other_id, j, c in ev.matches:
+            touched.add(other_id)
+            for a, b in ((ev.item.id, other_id), (other_id, ev.item.id)):
+                rows[(a, b)] = NearDuplicate(item_id=a, other_id=b, jaccard=j, containment=c)
+    if rows:
+        NearDuplicate.objects.bulk_create(
+            list(rows.values()),
+            update_conflicts=True,
+            unique_fields=["item", "other"],
+            update_fields=["jaccard", "containment"],
+        )
+    return touched - batch_ids
+
+
+def _matches_of(item_ids: Collection[int]) -> dict[int, list[Match]]:
+    """Every stored match of the given items, with the matched item's state."""
+    out: dict[int, list[Match]] = {i: [] for i in item_ids}
+    if not item_ids:
+        return out
+    rows = NearDuplicate.objects.filter(item_id__in=item_ids).values_list(
+        "item_id", "other_id", "jaccard", "containment", "other__state", "other__is_reference"
+    )
+    for item_id, other_id, j, c, state, is_ref in rows:
+        out[item_id].append(Match(other_id, j, c, state, is_ref))
+    return out
 
 
 def _store_rows(
@@ -445,12 +705,17 @@ def _store_rows(
     evidence: list[Evidence],
     rules: ScoringRules,
     sent: list[near_dup_index.IndexAdd],
+    generation: int,
 ) -> dict[str, list[int]]:
     now = timezone.now()
     max_attempts = settings.SYNTHGATE_SCORE_MAX_ATTEMPTS
     previous_attempts = _scores_attempts([ev.item.id for ev in evidence])
+    outsiders = _matches_replace(evidence, rescored=list(previous_attempts))
+    matches = _matches_of([ev.item.id for ev in evidence if not ev.error])
     scores: list[dict[str, Any]] = []
     decisions: dict[int, tuple[str, str, float]] = {}  # id -> (new state, reason, priority)
+    rule_of: dict[int, str] = {}  # rescored items: the rule their new evidence triggers
+    renamed: dict[int, str] = {}  # auto-rejected near-copies whose best qualifying match changed
     failed: dict[int, str] = {}
     for ev in evidence:
         item = ev.item
@@ -464,11 +729,18 @@ def _store_rows(
                     "attempts": attempts,
                     "error": ev.error[:2000],
                     "computed_at": now,
+                    "index_generation": generation,
                 }
             )
             if attempts >= max_attempts:
                 decisions[item.id] = (Item.State.SCORE_FAILED, ev.error[:500], 0.0)
             continue
+        found = matches[item.id]
+        nearest = _nearest(
+            [(m.other_id, m.jaccard, m.containment) for m in found], ev.exact_duplicate_of
+        )
+        if nearest is not None:
+            ev.near_duplicate_of, ev.near_duplicate_jaccard, ev.near_duplicate_containment = nearest
         priority = review_priority(
             probability=ev.probability,
             nearest_jaccard=ev.near_duplicate_jaccard,
@@ -482,6 +754,7 @@ def _store_rows(
                 "exact_duplicate_of_id": ev.exact_duplicate_of,
                 "near_duplicate_of_id": ev.near_duplicate_of,
                 "near_duplicate_jaccard": ev.near_duplicate_jaccard,
+                "near_duplicate_containment": ev.near_duplicate_containment,
                 "minhash": ev.signature,
                 "lexical": ev.lexical,
                 "degenerate": ev.degenerate,
@@ -494,25 +767,27 @@ def _store_rows(
                 "attempts": attempts,
                 "error": "",
                 "computed_at": now,
+                "index_generation": generation,
+                "rule_flag": "",
             }
         )
-        rule = _rule(ev, rules)
-        if rule:
-            decisions[item.id] = (Item.State.AUTO_REJECTED, rule, priority)
+        rule = _rule(ev, rules, found)
+        if item.state == Item.State.PENDING:
+            decisions[item.id] = (
+                (Item.State.AUTO_REJECTED, rule, priority)
+                if rule
+                else (Item.State.QUEUED, "", priority)
+            )
         else:
-            decisions[item.id] = (Item.State.QUEUED, "", priority)
+            decisions[item.id] = (item.state, "", priority)
+            if rule and item.state == Item.State.QUEUED:
+                rule_of[item.id] = rule
+            elif _renamed(item.state, item.state_reason, rule):
+                renamed[item.id] = rule or ""
     _scores_upsert(scores, existing=previous_attempts.keys())
-    # Index what later items are compared with: the items this batch queues and the rescored
-    # ones already queued or approved (reference). Sent now, read by ``_store`` after commit.
-    to_index = [
-        (ev.item.id, ev.band_keys)
-        for ev in evidence
-        if ev.signature
-        and (
-            (ev.item.state == Item.State.PENDING and decisions[ev.item.id][0] == Item.State.QUEUED)
-            or ev.item.state in (Item.State.QUEUED, Item.State.APPROVED)
-        )
-    ]
+    # Index every item scored successfully, whatever its state: a later item finds its match in
+    # any of them. Sent now, read by ``_store`` after commit.
+    to_index = [(ev.item.id, ev.band_keys) for ev in evidence if ev.signature]
     if to_index:
         sent.append(near_dup_index.index_add_keys_send(dataset.pk, to_index))
     # Only rows still pending change state (a conditional UPDATE), so a rerun, or a second worker
@@ -520,8 +795,6 @@ def _store_rows(
     pending = _items_transition(
         [(item_id, *decision) for item_id, decision in decisions.items()], now
     )
-    # Items past pending (reference, rescored) keep their state; their priority follows the new
-    # evidence only while they wait in the queue.
     rescored = [
         ev.item.id for ev in evidence if ev.item.id not in pending and ev.item.id not in failed
     ]
@@ -538,6 +811,13 @@ def _store_rows(
         if ev.item.id in rescored_set and ev.item.state == Item.State.QUEUED
     ]
     _items_reprioritize(requeued, now)
+    # Items outside the batch that a match of this batch touched: their nearest match, their
+    # priority while queued, and the rules again.
+    due, outsiders_renamed = _outsiders_update(outsiders, rules, now)
+    rule_of.update(due)
+    renamed.update(outsiders_renamed)
+    reapplied, flagged = _rules_reapply(rule_of, now)
+    _reasons_rename(renamed, now)
     auto_rejected = {str(i): decisions[i][1] for i in moved[Item.State.AUTO_REJECTED]}
     audit_append(
         actor=SYSTEM,
@@ -552,6 +832,13 @@ def _store_rows(
             "score_failed": sorted(moved[Item.State.SCORE_FAILED]),
             "errors": {str(k): v[:200] for k, v in failed.items()},
             "rescored": sorted(rescored),
+            # Queued items a new match sent to auto_rejected, and the rule (naming the match);
+            # those a reviewer held are flagged to the reviewer instead.
+            "reapplied": {str(i): rule_of[i] for i in sorted(reapplied)},
+            "flagged": {str(i): rule_of[i] for i in sorted(flagged)},
+            # Near-copies already auto-rejected whose rule now names a closer qualifying match
+            # (the reason is a function of all matches, whatever order they were found in).
+            "reasons": {str(i): renamed[i] for i in sorted(renamed)},
         },
     )
     scored = [ev.item.id for ev in evidence if not ev.error]
@@ -564,7 +851,135 @@ def _store_rows(
         "auto_rejected": moved[Item.State.AUTO_REJECTED],
         "rescored": rescored,
         "failed": sorted(failed),
+        "reapplied": sorted(reapplied),
+        "flagged": sorted(flagged),
     }
+
+
+def _renamed(state: str, reason: str, rule: str | None) -> bool:
+    """Whether an auto-rejected near-copy's reason should become ``rule`` (its near-duplicate
+    rule over all its matches now); other auto-reject reasons are left alone."""
+    return (
+        state == Item.State.AUTO_REJECTED
+        and reason.startswith("near_duplicate:")
+        and rule is not None
+        and rule.startswith("near_duplicate:")
+        and rule != reason
+    )
+
+
+def _reasons_rename(renamed: dict[int, str], now: Any) -> None:
+    for item_id, reason in sorted(renamed.items()):
+        Item.objects.filter(pk=item_id, state=Item.State.AUTO_REJECTED).update(
+            state_reason=reason[:500], updated_at=now
+        )
+
+
+def _outsiders_update(
+    item_ids: set[int], rules: ScoringRules, now: Any
+) -> tuple[dict[int, str], dict[int, str]]:
+    """Bring the stored nearest match (and, while queued, the priority) of items outside the
+    batch up to date with their matches. Returns the rule each queued one now triggers, and
+    the new reason of auto-rejected near-copies whose best qualifying match changed."""
+    if not item_ids:
+        return {}, {}
+    rows = list(
+        Score.objects.filter(item_id__in=item_ids, error="").values_list(
+            "item_id",
+            "exact_duplicate_of_id",
+            "detector_probability",
+            "item__state",
+            "item__state_reason",
+            "item__is_reference",
+            "item__generation",
+            "item__origin",
+        )
+    )
+    matches = _matches_of([r[0] for r in rows])
+    updates: list[Score] = []
+    priorities: list[tuple[int, float]] = []
+    rules_due: dict[int, str] = {}
+    renamed: dict[int, str] = {}
+    for item_id, exact_of, probability, state, reason, is_ref, generation, origin in rows:
+        found = matches[item_id]
+        nearest = _nearest([(m.other_id, m.jaccard, m.containment) for m in found], exact_of)
+        near_id, near_j, near_c = nearest if nearest is not None else (None, None, None)
+        priority = review_priority(
+            probability=probability, nearest_jaccard=near_j, generation=generation, origin=origin
+        )
+        updates.append(
+            Score(
+                item_id=item_id,
+                near_duplicate_of_id=near_id,
+                near_duplicate_jaccard=near_j,
+                near_duplicate_containment=near_c,
+                priority=priority,
+            )
+        )
+        if state in (Item.State.QUEUED, Item.State.AUTO_REJECTED):
+            rule = near_duplicate_rule(
+                item_id=item_id, is_reference=is_ref, matches=found, rules=rules
+            )
+            if state == Item.State.QUEUED:
+                priorities.append((item_id, priority))
+                if rule:
+                    rules_due[item_id] = rule
+            elif _renamed(state, reason, rule):
+                renamed[item_id] = rule or ""
+    Score.objects.bulk_update(
+        updates,
+        ["near_duplicate_of", "near_duplicate_jaccard", "near_duplicate_containment", "priority"],
+    )
+    _items_reprioritize(priorities, now)
+    return rules_due, renamed
+
+
+def _rules_reapply(rule_of: dict[int, str], now: Any) -> tuple[list[int], list[int]]:
+    """Auto-reject queued items a rule now applies to (conditional UPDATE on ``queued``), except
+    those a reviewer holds under a live claim: their score carries the rule as a flag for the
+    reviewer instead. Returns (auto-rejected ids, flagged ids)."""
+    if not rule_of:
+        return [], []
+    held = holds.items_held(list(rule_of))
+    flagged = sorted(held)
+    for item_id in flagged:
+        Score.objects.filter(item_id=item_id).update(rule_flag=rule_of[item_id][:500])
+    free = [i for i in rule_of if i not in held]
+    rejected: list[int] = []
+    for item_id in sorted(free):
+        if Item.objects.filter(pk=item_id, state=Item.State.QUEUED).update(
+            state=Item.State.AUTO_REJECTED, state_reason=rule_of[item_id][:500], updated_at=now
+        ):
+            rejected.append(item_id)
+    return rejected, flagged
+
+
+def items_flagged_reapply(*, dataset: Dataset) -> list[int]:
+    """Auto-reject queued items whose rule was flagged while a reviewer held them and that
+    nobody holds any more (the claim lapsed without a decision). Audited. The sweep calls it."""
+    flagged = dict(
+        Score.objects.filter(item__dataset=dataset, item__state=Item.State.QUEUED)
+        .exclude(rule_flag="")
+        .values_list("item_id", "rule_flag")
+    )
+    if not flagged:
+        return []
+    held = holds.items_held(list(flagged))
+    due = {i: rule for i, rule in flagged.items() if i not in held}
+    if not due:
+        return []
+    with transaction.atomic():
+        rejected, _ = _rules_reapply(due, timezone.now())
+        if rejected:
+            audit_append(
+                actor=SYSTEM,
+                action="items.rules_reapplied",
+                object_type="dataset",
+                object_id=dataset.slug,
+                dataset=dataset,
+                payload={"auto_rejected": {str(i): due[i] for i in rejected}},
+            )
+    return rejected
 
 
 # What a failed attempt stores besides its error: every evidence field at its model default, so
@@ -574,6 +989,7 @@ _ERROR_SCORE: dict[str, Any] = {
     "exact_duplicate_of_id": None,
     "near_duplicate_of_id": None,
     "near_duplicate_jaccard": None,
+    "near_duplicate_containment": None,
     "minhash": None,
     "lexical": {},
     "degenerate": False,
@@ -583,6 +999,7 @@ _ERROR_SCORE: dict[str, Any] = {
     "detector_probability": None,
     "detectors": {},
     "priority": 0.0,
+    "rule_flag": "",
 }
 
 
@@ -719,26 +1136,21 @@ def items_pending_stale(*, older_than_seconds: int, limit: int = 50_000) -> list
     )
 
 
-def index_rebuild(*, dataset: Dataset | None = None, batch_size: int = 5000) -> int:
-    """Recreate the near-duplicate index from the signatures stored in the database."""
-    datasets = [dataset] if dataset is not None else list(Dataset.objects.all())
+def index_rebuild(*, dataset: Dataset | None = None) -> int:
+    """Recreate the near-duplicate index from the signatures stored in the database, dropping
+    buckets of other layout versions, and rescore the items of any batch the index was not
+    known whole for. Takes each dataset's scoring lock. Returns how many items were indexed."""
+    datasets = [dataset] if dataset is not None else list(Dataset.objects.order_by("pk"))
+    if dataset is None:
+        near_dup_index.index_clear_other_versions()
     total = 0
     for ds in datasets:
-        near_dup_index.index_clear(ds.pk)
-        eligible = Score.objects.filter(item__dataset=ds, minhash__isnull=False).filter(
-            Q(item__state__in=[Item.State.QUEUED, Item.State.APPROVED]) | Q(item__is_reference=True)
-        )
-        last = 0
-        while True:
-            rows = list(
-                eligible.filter(item_id__gt=last)
-                .order_by("item_id")
-                .values_list("item_id", "minhash")[:batch_size]
-            )
-            if not rows:
-                break
-            total += near_dup_index.index_add_many(ds.pk, ((i, bytes(m)) for i, m in rows))
-            last = rows[-1][0]
+        rules = scoring_rules_get(dataset=ds)
+        with _scoring_lock(ds):
+            _index_heal(ds, rules, reason="rebuild_index")
+        total += Score.objects.filter(
+            item__dataset=ds, minhash__isnull=False, error="", scorer_version=SCORER_VERSION
+        ).count()
     return total
 
 

@@ -1,9 +1,11 @@
 """Pins what scoring stores for a mixed batch, so that making the pipeline faster cannot change
 an item's evidence or its resulting state.
 
-The expected values in ``data/golden_batch.json`` were recorded with the scorer before the
-pipeline was reworked for throughput (COPY-based ``Score`` write, one Redis script per batch,
-shared band keys). Item ids differ between runs and databases, so ids are replaced by the
+The expected values in ``data/golden_batch.json`` were first recorded with the scorer before
+the pipeline was reworked for throughput (COPY-based ``Score`` write, one Redis script per batch,
+shared band keys), and re-recorded deliberately for SCORER_VERSION 2 (word-bigram shingles,
+32 x 4 bands, matches stored both ways, the earlier-ingested survivor rule, thresholds 0.5 and
+0.3). Item ids differ between runs and databases, so ids are replaced by the
 item's label everywhere (evidence, state reasons, the audit payload). Floats are compared to
 1e-9 relative: exact on one machine, and immune to last-bit differences of another CPU's BLAS.
 
@@ -23,7 +25,7 @@ from typing import Any
 import pytest
 from django.test import TestCase
 
-from corpus.models import AuditEvent, Item, Score
+from corpus.models import AuditEvent, Item, NearDuplicate, Score
 from corpus.scoring import lsh, minhash
 from corpus.services import near_dup_index, scoring
 from corpus.services.audit import SYSTEM
@@ -167,6 +169,12 @@ def snapshot(labels: dict[int, str], outcome: dict[str, list[int]]) -> dict[str,
                 "exact_duplicate_of": lab(s.exact_duplicate_of_id),
                 "near_duplicate_of": lab(s.near_duplicate_of_id),
                 "near_duplicate_jaccard": s.near_duplicate_jaccard,
+                "near_duplicate_containment": s.near_duplicate_containment,
+                "matches": sorted(
+                    [lab(m.other_id), m.jaccard, m.containment]
+                    for m in NearDuplicate.objects.filter(item_id=item.pk)
+                ),
+                "rule_flag": s.rule_flag,
                 "minhash_sha256": hashlib.sha256(sig).hexdigest(),
                 "lexical": s.lexical,
                 "degenerate": s.degenerate,
@@ -187,6 +195,8 @@ def snapshot(labels: dict[int, str], outcome: dict[str, list[int]]) -> dict[str,
         lab(int(k)): _relabel(v, labels) for k, v in payload["auto_rejected"].items()
     }
     payload["rescored"] = sorted(lab(i) for i in payload["rescored"])
+    for key in ("reapplied", "flagged"):
+        payload[key] = {lab(int(k)): _relabel(v, labels) for k, v in payload[key].items()}
     return {
         "items": by_label,
         "outcome": {k: sorted(lab(i) for i in v) for k, v in outcome.items()},

@@ -117,17 +117,43 @@ def test_near_duplicate_of_reference_is_auto_rejected(dataset):
     assert Item.objects.get(pk=ref[0]).state == Item.State.APPROVED
 
 
-def test_near_duplicate_of_a_queued_item_is_evidence_not_a_rejection(dataset):
+def test_of_two_new_near_copies_the_earlier_ingested_survives(dataset):
+    # given two near-copies of each other, neither reference nor approved
     base = _varied(30, words=200)
     words = base.split()
     words[10] = "different"
     first = ingest(dataset, [base])
     score(first)
     second = ingest(dataset, [" ".join(words)])
+    # when the later-ingested one is scored
     score(second)
+    # then it is rejected naming the earlier, which stays queued and sees the match too
     item = Item.objects.get(pk=second[0])
-    assert item.state == Item.State.QUEUED
+    assert item.state == Item.State.AUTO_REJECTED
+    assert item.state_reason.startswith("near_duplicate: Jaccard 0.9")
+    assert f"with earlier item {first[0]} " in item.state_reason
     assert item.score.near_duplicate_of_id == first[0]
+    assert Item.objects.get(pk=first[0]).state == Item.State.QUEUED
+    assert Score.objects.get(item_id=first[0]).near_duplicate_of_id == second[0]
+
+
+def test_an_earlier_copy_scored_second_still_rejects_the_later_one(dataset):
+    # given the later-ingested copy scored (and queued) first
+    base = _varied(32, words=200)
+    words = base.split()
+    words[10] = "different"
+    first, second = ingest(dataset, [base]), ingest(dataset, [" ".join(words)])
+    score(second)
+    assert Item.objects.get(pk=second[0]).state == Item.State.QUEUED
+    # when the earlier one is scored
+    outcome = score(first)
+    # then the later one is auto-rejected all the same, audited with the rule and the match
+    later = Item.objects.get(pk=second[0])
+    assert later.state == Item.State.AUTO_REJECTED
+    assert f"with earlier item {first[0]} " in later.state_reason
+    assert outcome["queued"] == first and outcome["reapplied"] == second
+    event = AuditEvent.objects.filter(action="items.scored").latest("seq")
+    assert event.payload["reapplied"] == {str(second[0]): later.state_reason}
 
 
 def test_near_duplicates_within_one_batch_are_found(dataset):
@@ -170,7 +196,14 @@ def test_scoring_twice_changes_nothing(dataset):
     before = list(Score.objects.order_by("item_id").values())
     events = AuditEvent.objects.count()
     outcome = score(ids)
-    assert outcome == {"queued": [], "auto_rejected": [], "rescored": [], "failed": []}
+    assert outcome == {
+        "queued": [],
+        "auto_rejected": [],
+        "rescored": [],
+        "failed": [],
+        "reapplied": [],
+        "flagged": [],
+    }
     assert list(Score.objects.order_by("item_id").values()) == before
     assert AuditEvent.objects.count() == events
 

@@ -37,10 +37,13 @@ def near_duplicate_pairs(rng, vocab, n, low, high):
 
 def test_band_layout_meets_the_recall_and_threshold_targets():
     assert lsh.NUM_BANDS * lsh.ROWS_PER_BAND <= minhash.NUM_PERM
-    assert lsh.candidate_probability(0.8) >= 0.95
-    assert lsh.candidate_probability(0.3) <= 0.02
+    # Word-bigram Jaccard of a copy with <= 10% of its words edited is >= 0.69 (1st percentile,
+    # tests/scoring/test_near_duplicate_edits.py); unrelated texts sit near 0.01 to 0.03.
+    assert lsh.candidate_probability(0.69) >= 0.999
+    assert lsh.candidate_probability(0.5) >= 0.85
+    assert lsh.candidate_probability(0.03) <= 1e-4
     threshold = (1 / lsh.NUM_BANDS) ** (1 / lsh.ROWS_PER_BAND)
-    assert 0.5 <= threshold <= 0.7
+    assert 0.35 <= threshold <= 0.5
 
 
 def test_band_keys_are_one_compact_key_per_band(rng, vocab):
