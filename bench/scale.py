@@ -100,7 +100,7 @@ def build(n: int) -> dict:
     """The corpus: items, their scores (copied from real ones) and the feed of the approved."""
     from django.db import connection
 
-    from corpus.models import Dataset, Source
+    from corpus.models import Dataset, Score, Source
     from corpus.services import scoring
     from corpus.services.audit import SYSTEM
     from corpus.services.ingest import items_ingest, items_parse
@@ -144,11 +144,8 @@ def build(n: int) -> dict:
             print(f"  items {hi:,} / {n:,} ({time.perf_counter() - start:.0f} s)", flush=True)
         timings["items_s"] = round(time.perf_counter() - start, 1)
         start = time.perf_counter()
-        columns = [
-            "scorer_version", "near_duplicate_jaccard", "minhash", "lexical", "degenerate",
-            "degenerate_reason", "detector_name", "detector_version", "detector_probability",
-            "priority", "attempts", "error", "computed_at", "detectors",
-        ]  # fmt: skip
+        # Every column of the score row but its item: follows the model as it changes.
+        columns = [f.column for f in Score._meta.concrete_fields if f.column != "item_id"]
         cols = ", ".join(columns)
         cursor.execute(
             f"INSERT INTO corpus_score (item_id, {cols}) "
