@@ -330,7 +330,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only-edits", action="store_true", help="only the near-duplicates-under-edits part"
     )
+    parser.add_argument(
+        "--detector-file",
+        type=Path,
+        default=None,
+        help="instead of the speed benchmarks: the detector AUROC table (baseline, learned, "
+        "learned + LM) on this labelled JSONL file (e.g. ../shared/data/detector-train.jsonl)",
+    )
+    parser.add_argument(
+        "--with-lm", action="store_true", help="with --detector-file: add learned + LM features"
+    )
     args = parser.parse_args(argv)
+    if args.detector_file is not None:
+        from detector_table import main as detector_main  # the detector section, kept apart
+
+        detector_main(args.detector_file, with_lm=args.with_lm, json_only=args.json_only)
+        return
     global clock
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
 

@@ -7,6 +7,7 @@ from corpus.views.auth import AuditedLoginView, AuditedLogoutView, admin_login_r
 
 urlpatterns = [
     path("", include("corpus.ui_urls")),
+    path("", include("dashboard.urls")),
     path("healthz", healthz, name="healthz"),
     # Audited: every login, failed login and logout appends an audit event.
     path("accounts/login/", AuditedLoginView.as_view(), name="login"),

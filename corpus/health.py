@@ -86,6 +86,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
         checks["index"] = index_health()
     except Exception as exc:  # noqa: BLE001 - reported, like the liveness checks
         checks["index"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
-    whole = checks["audit"]["ok"] and checks["index"]["ok"]
+    # Open dataset alerts (the dashboard's thresholds): "degraded" with their reasons.
+    from dashboard.services.alerts import health_check_alerts
+
+    checks["alerts"] = health_check_alerts()
+    whole = checks["audit"]["ok"] and checks["index"]["ok"] and checks["alerts"]["ok"]
     status = "down" if not ok else ("ok" if whole else "degraded")
     return JsonResponse({"status": status, "checks": checks}, status=200 if ok else 503)

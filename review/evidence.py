@@ -143,9 +143,72 @@ def detector_explanation(probability: float | None) -> str:
         return "not scored yet"
     if probability >= 0.8:
         return "chance it is machine-written; the detector is fairly sure."
-    if probability >= 0.5:
+    if probability >= 0.65:
         return "chance it is machine-written; the detector leans that way but is unsure."
+    if probability > 0.35:
+        return "chance it is machine-written; no clear evidence either way."
     return "chance it is machine-written; the detector sees mostly human-like text."
+
+
+DETECTOR_LABELS = {"learned": "Learned detector", "fast-detectgpt": "Language-model detector"}
+ABSTENTIONS = {
+    "out_of_distribution": "outside this detector's scope: the text is unlike what it was "
+    "trained on, so it gives no probability",
+    "too_short": "too short for this detector to judge",
+    "sampled_out": "not run on this item: the learned detector was confident, and this "
+    "detector sees only a sample of such items",
+    "backlog": "not run on this item: its queue was too far behind, so the item went to review "
+    "with the other evidence alone",
+}
+
+
+def detector_quality_text(quality: dict[str, Any] | None) -> str:
+    """The detector's measured quality on this dataset, in words."""
+    if not quality or quality.get("auroc") is None:
+        return "quality on this dataset not yet measured"
+    return (
+        f"held-out AUROC {quality['auroc']:.2f} on this dataset, measured on "
+        f"{quality['n_items']} reviewed items"
+    )
+
+
+def detector_rows(
+    detectors: dict[str, Any] | None, legacy: tuple[str, str, float | None] | None = None
+) -> list[dict[str, Any]]:
+    """One row per detector that left evidence: its probability, or why it gives none, and its
+    measured quality. A detector that abstains is shown as abstaining, never as "not scored".
+
+    `legacy` (name, version, probability) covers scores stored before per-detector entries.
+    """
+    if not detectors and legacy is not None and legacy[2] is not None:
+        detectors = {legacy[0] or "detector": {"version": legacy[1], "probability": legacy[2]}}
+    rows = []
+    for name, entry in sorted((detectors or {}).items()):
+        if not isinstance(entry, dict):
+            continue
+        probability = entry.get("probability")
+        if probability is not None:
+            status = ""
+        elif entry.get("unsupported"):
+            status = f"outside this detector's scope: it is not trained on {entry['unsupported']}"
+        elif entry.get("too_short"):
+            status = ABSTENTIONS["too_short"]
+        elif entry.get("skipped"):
+            status = ABSTENTIONS.get(entry["skipped"], "not run on this item")
+        else:
+            status = ABSTENTIONS.get(entry.get("abstained", ""), "gave no probability")
+        rows.append(
+            {
+                "name": name,
+                "label": DETECTOR_LABELS.get(name, name),
+                "version": entry.get("version", ""),
+                "probability": probability,
+                "band": detector_band(probability) if probability is not None else "unscored",
+                "text": detector_explanation(probability) if probability is not None else status,
+                "quality": detector_quality_text(entry.get("quality")),
+            }
+        )
+    return rows
 
 
 def lexical_rows(

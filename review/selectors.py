@@ -318,6 +318,12 @@ def item_evidence(*, item: Item, reference: dict[str, float]) -> dict[str, Any]:
         "detector_band": evidence.detector_band(
             score.detector_probability if score is not None else None
         ),
+        "detector_rows": evidence.detector_rows(
+            score.detectors if score is not None else None,
+            legacy=(score.detector_name, score.detector_version, score.detector_probability)
+            if score is not None
+            else None,
+        ),
         "near": near,
         "matches": matches,
         "matches_total": matches_total,

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from review.models import ReviewerDay
 
-PROJECT_APPS = ("corpus", "review")
+PROJECT_APPS = ("corpus", "review", "dashboard")
 
 
 def _project_models() -> list:

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "template_partials",
     "corpus",
     "review",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -95,6 +96,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "corpus.context_processors.audit_alert",
+                "dashboard.context_processors.dataset_alerts",
             ],
         },
     },
@@ -176,6 +178,10 @@ CELERY_BEAT_SCHEDULE = {
     "audit-verify": {
         "task": "corpus.tasks.audit_verify_task",
         "schedule": envint("SYNTHGATE_AUDIT_VERIFY_SECONDS", 60),
+    },
+    "dashboard-rollup": {
+        "task": "dashboard.tasks.dashboard_rollup_all_task",
+        "schedule": envint("SYNTHGATE_DASHBOARD_ROLLUP_SECONDS", 300),
     },
     "audit-verify-full": {
         "task": "corpus.tasks.audit_verify_task",
@@ -323,3 +329,23 @@ SYNTHGATE_LOGIN_FAILURE_LIMIT = envint("SYNTHGATE_LOGIN_FAILURE_LIMIT", 10)
 SYNTHGATE_LOGIN_FAILURE_WINDOW_SECONDS = envint("SYNTHGATE_LOGIN_FAILURE_WINDOW_SECONDS", 300)
 # Fast-DetectGPT on a local causal LM (requirements-lm.txt); its tasks run on the "lm" queue.
 SYNTHGATE_LM_DETECTOR = envbool("SYNTHGATE_LM_DETECTOR", "false")
+# Dataset dashboard (dashboard app): the rollup's period, the tail n-gram hash sample (keep 1 in
+# N; 1 keeps all), and the alert webhook (signed with HMAC-SHA256 under this secret; no secret,
+# no webhook).
+SYNTHGATE_DASHBOARD_ROLLUP_SECONDS = envint("SYNTHGATE_DASHBOARD_ROLLUP_SECONDS", 300)
+SYNTHGATE_TAIL_SAMPLE = envint("SYNTHGATE_TAIL_SAMPLE", 4)
+SYNTHGATE_ALERT_WEBHOOK_SECRET = os.environ.get("SYNTHGATE_ALERT_WEBHOOK_SECRET", "")
+SYNTHGATE_ALERT_WEBHOOK_TIMEOUT = envint("SYNTHGATE_ALERT_WEBHOOK_TIMEOUT", 5)
+SYNTHGATE_ALERT_WEBHOOK_RETRIES = envint("SYNTHGATE_ALERT_WEBHOOK_RETRIES", 5)
+# What the "lm" queue takes (corpus/services/lm_scoring.py; README, "AI-detector confidence"):
+# every text item the learned detector is unsure about (probability within UNSURE_BAND of 0.5)
+# or abstained on, plus a deterministic random SAMPLE_SHARE of the rest; an item whose cheap
+# scoring is older than MAX_WAIT_SECONDS when its turn comes keeps the cheap evidence alone.
+# Items never wait in `pending` for the LM: they are queued for review at once and the LM
+# verdict joins later.
+SYNTHGATE_LM_UNSURE_BAND = envfloat("SYNTHGATE_LM_UNSURE_BAND", 0.3)
+SYNTHGATE_LM_SAMPLE_SHARE = envfloat("SYNTHGATE_LM_SAMPLE_SHARE", 0.1)
+SYNTHGATE_LM_MAX_WAIT_SECONDS = envint("SYNTHGATE_LM_MAX_WAIT_SECONDS", 3600)
+# Measured texts/s per core of the LM tier on this hardware (bench/lm_detector.py); with the
+# worker's cores it gives the share of ingest the queue keeps up with (`lm_capacity`).
+SYNTHGATE_LM_TEXTS_PER_SECOND_PER_CORE = envfloat("SYNTHGATE_LM_TEXTS_PER_SECOND_PER_CORE", 1.5)

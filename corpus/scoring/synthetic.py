@@ -100,3 +100,113 @@ def mutate(rng: np.random.Generator, text: str, vocab: list[str], replace_rate: 
     for i in hits:
         tokens[i] = vocab[rng.integers(len(vocab))]
     return " ".join(tokens)
+
+
+# Generator families for the detector tests: each writes on the same topics as the human texts
+# it is paired with, but with its own habits (sentence length and its spread, connectives,
+# punctuation). "delta" also draws its words from another syllable inventory (another domain
+# or language): the family the tests hold out of training.
+_FAMILIES: dict[str, dict[str, object]] = {
+    "alpha": {"mean": 17.0, "sd": 2.0, "connectives": _AI_CONNECTIVES[:4], "comma": 0.8},
+    "beta": {"mean": 13.0, "sd": 1.5, "connectives": _AI_CONNECTIVES[3:], "comma": 0.5},
+    "gamma": {"mean": 21.0, "sd": 3.0, "connectives": _AI_CONNECTIVES[::2], "comma": 0.9},
+    "delta": {"mean": 30.0, "sd": 1.0, "connectives": ["whereupon", "thus"], "comma": 0.2},
+}
+FAMILIES = tuple(_FAMILIES)
+_DELTA_ONSETS = ["q", "x", "zv", "kx", "vj", "yq"]
+_DELTA_VOWELS = ["y", "aa", "uu", "ee"]
+
+
+def _family_text(
+    rng: np.random.Generator, topic: list[str], common: list[str], family: str, n_words: int
+) -> str:
+    style = _FAMILIES[family]
+    out: list[str] = []
+    i = 0
+    while i < n_words:
+        length = max(6, int(rng.normal(style["mean"], style["sd"])))  # type: ignore[call-overload]
+        words = [
+            topic[rng.integers(len(topic))]
+            if rng.random() < 0.35
+            else common[rng.integers(len(common))]
+            for _ in range(length)
+        ]
+        i += length
+        connectives: list[str] = style["connectives"]  # type: ignore[assignment]
+        if rng.random() < 0.15:
+            words.insert(0, connectives[rng.integers(len(connectives))] + ",")
+        if rng.random() < style["comma"] and len(words) > 6:  # type: ignore[operator]
+            words[len(words) // 2] += ","
+        if family == "delta":
+            words[-1] += f"; {int(rng.integers(10, 999))}"
+        out.append(" ".join(words).capitalize() + ".")
+    return " ".join(out)
+
+
+def _human_paired(
+    rng: np.random.Generator, topic: list[str], common: list[str], n_words: int
+) -> str:
+    out: list[str] = []
+    i = 0
+    while i < n_words:
+        length = max(3, int(rng.lognormal(2.5, 0.7)))
+        words = [
+            topic[rng.integers(len(topic))]
+            if rng.random() < 0.35
+            else common[rng.integers(len(common))]
+            for _ in range(length)
+        ]
+        i += length
+        if rng.random() < 0.1:
+            words.insert(0, _HUMAN_FILLERS[rng.integers(len(_HUMAN_FILLERS))] + ",")
+        if rng.random() < 0.3 and len(words) > 4:
+            words[int(rng.integers(1, len(words) - 1))] += ","
+        end = [".", ".", "!", "?", "...", ";", " -"][rng.integers(7)]
+        out.append(" ".join(words).capitalize() + end)
+    return " ".join(out)
+
+
+def labelled_corpus(
+    seed: int, n_pairs: int = 120, families: tuple[str, ...] = ("alpha", "beta", "gamma")
+) -> list[dict[str, object]]:
+    """Rows like a labelled detector file: text, label (human|ai), generator, pair_id.
+
+    Each pair is a topic (a draw of content words) with one human text and one text of a
+    generator family (families in turn), so topic words say nothing about the label: only the
+    writing habits do. Texts are 60-220 words.
+    """
+    rng = np.random.default_rng(seed)
+    vocab = make_vocab(rng, 6000)
+    common = vocab[:300]  # the function-word-like head shared by every writer
+    rows: list[dict[str, object]] = []
+    for pair in range(n_pairs):
+        family = families[pair % len(families)]
+        topic = [vocab[int(i)] for i in rng.choice(np.arange(300, len(vocab)), 40, replace=False)]
+        ai_topic, ai_common = topic, common
+        if family == "delta":
+            ai_topic = [
+                "".join(
+                    _DELTA_ONSETS[rng.integers(len(_DELTA_ONSETS))]
+                    + _DELTA_VOWELS[rng.integers(len(_DELTA_VOWELS))]
+                    for _ in range(int(rng.integers(2, 4)))
+                )
+                for _ in range(40)
+            ]
+            ai_common = ai_topic[:20]
+        rows.append(
+            {
+                "text": _human_paired(rng, topic, common, int(rng.integers(60, 220))),
+                "label": "human",
+                "generator": "human",
+                "pair_id": f"p{seed}-{pair}",
+            }
+        )
+        rows.append(
+            {
+                "text": _family_text(rng, ai_topic, ai_common, family, int(rng.integers(60, 220))),
+                "label": "ai",
+                "generator": family,
+                "pair_id": f"p{seed}-{pair}",
+            }
+        )
+    return rows

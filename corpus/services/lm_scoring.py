@@ -4,15 +4,36 @@ Fast-DetectGPT needs torch and a causal LM: an install may not have them (requir
 optional), and a GPU worker should take this work while CPU workers do the cheap signals. So the
 scoring service only enqueues ``items_lm_score_task`` when ``SYNTHGATE_LM_DETECTOR`` is on, and
 this service adds one more entry to ``Score.detectors``; it never changes an item's state.
+
+Keeping up with ingest
+    One CPU core scores SYNTHGATE_LM_TEXTS_PER_SECOND_PER_CORE texts/s (measured by
+    bench/lm_detector.py), orders of magnitude below the cheap signals, so the LM does not see
+    every item. ``lm_sample`` takes every text item the learned detector is unsure about
+    (probability within SYNTHGATE_LM_UNSURE_BAND of 0.5) or abstained on (out of its scope, too
+    short) -- where a second opinion changes a reviewer's view -- plus a deterministic random
+    SYNTHGATE_LM_SAMPLE_SHARE of the confident rest, which keeps measuring how the two detectors
+    agree. ``lm_capacity`` states the share of an ingest rate the queue keeps up with.
+    Items are queued for review as soon as the cheap signals are in: they never wait for the
+    LM. An item whose cheap scoring is older than SYNTHGATE_LM_MAX_WAIT_SECONDS when the LM
+    reaches it (a backlog) is skipped and keeps the cheap evidence alone; either skip is
+    recorded, so the panel says why there is no LM verdict.
 """
 
+import hashlib
+import logging
+import os
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from corpus.models import Score
 from corpus.scoring import kinds
+
+logger = logging.getLogger(__name__)
 
 
 def lm_detector() -> Any:
@@ -22,11 +43,34 @@ def lm_detector() -> Any:
     return lm.load_default()
 
 
+def lm_capacity(*, ingest_items_per_second: float, cores: int | None = None) -> dict[str, float]:
+    """What the lm queue keeps up with: texts/s per core x cores, and that as a share of ingest."""
+    cores = cores or len(os.sched_getaffinity(0))
+    per_second = settings.SYNTHGATE_LM_TEXTS_PER_SECOND_PER_CORE * cores
+    share = 1.0 if ingest_items_per_second <= 0 else min(1.0, per_second / ingest_items_per_second)
+    return {"texts_per_second": per_second, "cores": cores, "share_of_ingest": share}
+
+
+def _random_share(item_id: int) -> float:
+    """A uniform number in [0, 1) fixed per item, so every worker samples the same items."""
+    digest = hashlib.blake2b(str(item_id).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def lm_sample(*, probability: float | None, item_id: int) -> bool:
+    """Whether the LM scores an item the learned detector gave `probability` (None: abstained)."""
+    if probability is None:
+        return True
+    if abs(probability - 0.5) < settings.SYNTHGATE_LM_UNSURE_BAND:
+        return True
+    return _random_share(item_id) < settings.SYNTHGATE_LM_SAMPLE_SHARE
+
+
 @transaction.atomic
 def items_lm_score(*, item_ids: list[int], detector: Any = None) -> int:
     """Record the LM detector's verdict for items that have a score. Returns how many changed.
 
-    Safe to run twice: an item already scored by this detector version is skipped.
+    Safe to run twice: an item already given a verdict by this detector version is skipped.
     """
     detector = detector if detector is not None else lm_detector()
     scores = list(
@@ -40,15 +84,23 @@ def items_lm_score(*, item_ids: list[int], detector: Any = None) -> int:
     ]
     if not todo:
         return 0
-    supported = [s for s in todo if detector.supports(s.item.kind)]
+    oldest = timezone.now() - timedelta(seconds=settings.SYNTHGATE_LM_MAX_WAIT_SECONDS)
+    verdict: dict[int, dict[str, Any]] = {}
+    supported = []
+    for s in todo:
+        if not detector.supports(s.item.kind):
+            verdict[s.item_id] = {"version": detector.version, "unsupported": s.item.kind}
+        elif s.computed_at < oldest:
+            verdict[s.item_id] = {"version": detector.version, "skipped": "backlog"}
+        elif not lm_sample(probability=s.detector_probability, item_id=s.item_id):
+            verdict[s.item_id] = {"version": detector.version, "skipped": "sampled_out"}
+        else:
+            supported.append(s)
     texts = [
         kinds.scoring_text(s.item.kind, s.item.text, s.item.messages, s.item.language)
         for s in supported
     ]
     probabilities = np.asarray(detector.predict_proba(texts), dtype=np.float64) if texts else []
-    verdict: dict[int, dict[str, Any]] = {
-        s.item_id: {"version": detector.version, "unsupported": s.item.kind} for s in todo
-    }
     for s, p in zip(supported, probabilities, strict=True):
         verdict[s.item_id] = (
             {"version": detector.version, "probability": float(p)}
@@ -67,8 +119,4 @@ def lm_enqueue(*, item_ids: list[int]) -> None:
     try:
         items_lm_score_task.delay(item_ids)
     except Exception:  # evidence, not state: a lost message only means a missing LM verdict
-        import logging
-
-        logging.getLogger(__name__).warning(
-            "could not enqueue LM scoring of %d items", len(item_ids)
-        )
+        logger.warning("could not enqueue LM scoring of %d items", len(item_ids))

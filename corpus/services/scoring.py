@@ -247,15 +247,26 @@ def _signals(dataset: Dataset, items: list[ScoredItem]) -> list[Evidence]:
     # when a kind is outside what it was trained on instead of inventing a confident score.
     detector = detectors.detector_for_dataset(dataset.pk)
     supported = [i for i, ev in enumerate(ok) if detector.supports(ev.item.kind)]
-    probabilities = detector.predict_proba_prepared(
+    assessment = detector.assess_prepared(
         [docs[i] for i in supported], [stats[i] for i in supported]
     )
     for ev in ok:
         ev.detector_name, ev.detector_version = detector.name, detector.version
         ev.detectors[detector.name] = {"version": detector.version, "unsupported": ev.item.kind}
-    for i, p in zip(supported, probabilities, strict=True):
-        ok[i].probability = float(p)
-        ok[i].detectors[detector.name] = {"version": detector.version, "probability": float(p)}
+    for i, p, status in zip(supported, assessment.probability, assessment.status, strict=True):
+        if status == "ok":
+            ok[i].probability = float(p)
+            ok[i].detectors[detector.name] = {
+                "version": detector.version,
+                "probability": float(p),
+                "quality": detector.quality,
+            }
+        else:  # too short, or unlike anything it was trained on: it abstains
+            ok[i].detectors[detector.name] = {
+                "version": detector.version,
+                "abstained": status,
+                "quality": detector.quality,
+            }
 
     # Exact duplicates: the earliest item with the same text, which ingest stored already.
     by_id = {ev.item.id: ev for ev in ok}

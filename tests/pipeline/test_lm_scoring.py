@@ -29,7 +29,8 @@ class LengthDetector:
         return np.array([np.nan if len(t) < 20 else min(len(t) / 1000, 1.0) for t in texts])
 
 
-def test_lm_verdicts_are_added_to_the_evidence_without_moving_items(api, produce_token):
+def test_lm_verdicts_are_added_to_the_evidence_without_moving_items(api, produce_token, settings):
+    settings.SYNTHGATE_LM_SAMPLE_SHARE = 1.0  # every item, confident or not
     response = post(
         api, produce_token, [{"text": LONG_ANSWER}, {"text": "too short"}, chat(LONG_ANSWER)]
     )
@@ -78,3 +79,36 @@ def test_real_fast_detectgpt_scores_an_item(api, produce_token):
     assert lm_scoring.items_lm_score(item_ids=ids) == 1
     verdict = Score.objects.get(item_id=ids[0]).detectors["fast-detectgpt"]
     assert 0.0 <= verdict["probability"] <= 1.0
+
+
+def test_lm_samples_unsure_and_abstained_items_plus_a_random_share(settings):
+    settings.SYNTHGATE_LM_UNSURE_BAND = 0.3
+    settings.SYNTHGATE_LM_SAMPLE_SHARE = 0.1
+    # unsure (0.2 < p < 0.8) or abstained (None): always
+    assert lm_scoring.lm_sample(probability=0.5, item_id=1)
+    assert lm_scoring.lm_sample(probability=0.75, item_id=1)
+    assert lm_scoring.lm_sample(probability=None, item_id=1)
+    # confident: about the random share, and the same items in every process
+    confident = [i for i in range(10_000) if lm_scoring.lm_sample(probability=0.97, item_id=i)]
+    assert 0.08 <= len(confident) / 10_000 <= 0.12
+    again = [i for i in range(10_000) if lm_scoring.lm_sample(probability=0.01, item_id=i)]
+    assert again == confident
+
+
+def test_items_past_the_wait_limit_keep_the_cheap_evidence_alone(api, produce_token, settings):
+    settings.SYNTHGATE_LM_SAMPLE_SHARE = 1.0
+    ids = [r["id"] for r in post(api, produce_token, [{"text": LONG_ANSWER}]).json()["results"]]
+    score(ids)
+    settings.SYNTHGATE_LM_MAX_WAIT_SECONDS = -1  # everything scored so far is too old
+    detector = LengthDetector()
+    assert lm_scoring.items_lm_score(item_ids=ids, detector=detector) == 1
+    verdict = Score.objects.get(item_id=ids[0]).detectors["fast-detectgpt"]
+    assert verdict == {"version": "test-1", "skipped": "backlog"}
+    assert detector.calls == 0
+
+
+def test_lm_capacity_states_the_share_of_ingest_it_keeps_up_with(settings):
+    settings.SYNTHGATE_LM_TEXTS_PER_SECOND_PER_CORE = 5.0
+    c = lm_scoring.lm_capacity(ingest_items_per_second=100.0, cores=4)
+    assert c == {"texts_per_second": 20.0, "cores": 4, "share_of_ingest": 0.2}
+    assert lm_scoring.lm_capacity(ingest_items_per_second=0, cores=1)["share_of_ingest"] == 1.0

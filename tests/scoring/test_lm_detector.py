@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import copy
 import importlib.util
+import io
 import json
 import math
 from pathlib import Path
@@ -189,7 +190,10 @@ def test_default_detector_is_a_detector_named_by_model_hash_and_calibration(dete
     assert isinstance(detector, Detector)
     assert detector.name == "fast-detectgpt"
     assert stored is not None
-    assert detector.version == f"{sha[:12]}-{stored.version}"
+    suffix = "" if detector.precision == "fp32" else f"-{detector.precision}"
+    assert detector.version == f"{sha[:12]}-{stored.version}{suffix}"
+    # float32 on the CPU (int8 loses AUROC: opt-in), bf16 on a GPU
+    assert detector.precision == ("fp32" if detector.device == "cpu" else "bf16")
     assert detector.supports("text")
     assert not detector.supports("code")
     assert not detector.supports("chat")
@@ -315,3 +319,44 @@ def test_a_separate_reference_model_changes_the_criterion(detector, tiny_model_d
 def test_a_missing_model_path_is_a_clear_error(torch, tmp_path):
     with pytest.raises(FileNotFoundError, match="not found"):
         lm.LMDetector(tmp_path / "nope.gguf", num_threads=1)
+
+
+def test_an_unknown_precision_is_refused_before_loading(torch):
+    with pytest.raises(ValueError, match="precision must be one of"):
+        lm.LMDetector(precision="fp8")
+    with pytest.raises(ValueError, match="CPU only"):
+        lm.LMDetector(precision="int8", device="cuda")
+
+
+def test_lm_features_are_four_statistics_per_text(detector):
+    texts = ["Hi", "The committee met on Tuesday to discuss the budget for the coming year."]
+    f = detector.features(texts)
+    assert f.shape == (2, 4)
+    assert np.isnan(f[0]).all()
+    ll, log_rank, entropy, crit = f[1]
+    assert ll < 0 and log_rank >= 0 and entropy > 0
+    assert crit == pytest.approx(detector.criteria(texts[1:])[0][0])
+
+
+def test_evaluate_detector_lm_reports_a_three_token_text_instead_of_crashing(
+    detector, tmp_path, monkeypatch
+):
+    # Given a file with a 3-token text among scoreable ones (and the loaded one-thread model)
+    from django.core.management import call_command
+
+    monkeypatch.setenv(lm.ENV_THREADS, "1")
+    assert lm.load_default() is detector
+
+    rows = read_shipped()[:3] + read_shipped()[-3:]
+    rows.append({"text": "Hello there friend", "label": "human"})
+    path = tmp_path / "with-short.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = io.StringIO()
+    # When evaluating the LM detector on it
+    call_command("evaluate_detector", str(path), "--detector", "lm", stdout=out)
+    result = json.loads(out.getvalue())
+    # Then it finishes, names the short text and scores the rest
+    assert result["abstained"] == {"too_short": 1}
+    assert result["too_short_lines"] == [7]
+    assert result["scored_only"]["n"] == 6
+    assert 0.0 <= result["brier"] <= 1.0

@@ -33,10 +33,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--group-field",
             default=None,
-            help="rows sharing this field never straddle the held-out split (default: "
-            "a stratified split by label)",
+            help="rows sharing this field never straddle the held-out split nor the "
+            "calibration folds (e.g. source or generator: the probabilities are then calibrated "
+            "for sources the model has not seen; default: stratified by label)",
         )
-        parser.add_argument("--test-size", type=float, default=0.2)
+        parser.add_argument(
+            "--test-size",
+            type=float,
+            default=0.2,
+            help="share held out for the report (0: train on every row)",
+        )
         parser.add_argument("--seed", type=int, default=0)
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -56,6 +62,8 @@ class Command(BaseCommand):
                 raise CommandError(str(exc)) from None
             self.stdout.write(json.dumps({"version": model.version, **model.report}, indent=2))
             return
+        if not 0.0 <= options["test_size"] < 1.0:
+            raise CommandError("--test-size must be in [0, 1)")
         path: Path = options["file"]
         if not path.is_file():
             raise CommandError(f"no such file: {path}")
@@ -77,13 +85,17 @@ class Command(BaseCommand):
                 if options["group_field"]:
                     groups.append(str(row.get(options["group_field"], number)))
         detector = LearnedDetector()
-        report = detector.fit(
-            texts,
-            np.array(labels),
-            groups=groups or None,
-            test_size=options["test_size"],
-            seed=options["seed"],
-        )
+        try:
+            report = detector.fit(
+                texts,
+                np.array(labels),
+                groups=groups or None,
+                test_size=options["test_size"],
+                seed=options["seed"],
+                mixed_calibration=bool(groups),
+            )
+        except ValueError as exc:
+            raise CommandError(f"training failed: {exc}") from None
         options["output"].parent.mkdir(parents=True, exist_ok=True)
         detector.save(options["output"])
         self.stdout.write(json.dumps(report.as_dict(), indent=2, default=str))

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
-__all__ = ["evaluate", "tpr_at_fpr"]
+__all__ = ["evaluate", "split_indices", "stratified_sample", "tpr_at_fpr"]
 
 
 def tpr_at_fpr(y_true: np.ndarray, y_score: np.ndarray, target_fpr: float) -> float:
@@ -56,3 +57,55 @@ def evaluate(
         "tpr_at_fpr_5pct": tpr_at_fpr(y, s, 0.05) if both else nan,
         "brier": float(np.mean((s - y) ** 2)) if y.size else nan,
     }
+
+
+def split_indices(
+    labels: Sequence[int] | np.ndarray,
+    groups: Sequence[object] | np.ndarray | None = None,
+    test_size: float = 0.2,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) index arrays: grouped when `groups` is given, else stratified by label.
+
+    With groups, every group lands entirely on one side, so `test_size` is approximate (it is the
+    share of groups, not of rows).
+    """
+    y = np.asarray(labels).astype(np.int64)
+    idx = np.arange(y.size)
+    if groups is not None:
+        g = np.asarray([str(v) for v in groups])
+        if g.shape != y.shape:
+            raise ValueError("groups must have one entry per label")
+        splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
+        train, test = next(splitter.split(idx, y, groups=g))
+        return np.sort(train), np.sort(test)
+    train, test = train_test_split(idx, test_size=test_size, random_state=seed, stratify=y)
+    return np.sort(train), np.sort(test)
+
+
+def stratified_sample(strata: Sequence[object], limit: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of `limit` rows drawn evenly across `strata` (e.g. label x generator).
+
+    Each stratum gets limit / n_strata rows (all of it when smaller; the rows left over go to
+    the larger strata in turn), drawn at random with `seed`: a file sorted by label or source
+    is sampled as a whole, not by its first rows.
+    """
+    keys = [str(s) for s in strata]
+    if limit >= len(keys):
+        return np.arange(len(keys))
+    rng = np.random.default_rng(seed)
+    members: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        members.setdefault(key, []).append(i)
+    pools = {k: list(rng.permutation(v)) for k, v in sorted(members.items())}
+    chosen: list[int] = []
+    while len(chosen) < limit:
+        live = [k for k, pool in pools.items() if pool]
+        share = max(1, (limit - len(chosen)) // len(live))
+        for key in live:
+            take = min(share, limit - len(chosen))
+            chosen.extend(pools[key][:take])
+            pools[key] = pools[key][take:]
+            if len(chosen) >= limit:
+                break
+    return np.sort(np.asarray(chosen, dtype=np.int64))

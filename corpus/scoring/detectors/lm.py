@@ -50,6 +50,7 @@ noise, and a caller should store no score rather than a meaningless one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -91,6 +92,9 @@ ENV_MAX_TOKENS = "SYNTHGATE_LM_MAX_TOKENS"
 ENV_BATCH_SIZE = "SYNTHGATE_LM_BATCH_SIZE"
 ENV_DEVICE = "SYNTHGATE_LM_DEVICE"
 ENV_THREADS = "SYNTHGATE_LM_THREADS"
+
+PRECISIONS = ("fp32", "int8", "bf16")
+ENV_PRECISION = "SYNTHGATE_LM_PRECISION"
 
 _WEIGHT_SUFFIXES = (".gguf", ".safetensors", ".bin", ".pt", ".pth")
 
@@ -230,6 +234,29 @@ def analytic_criterion(
     return crit, ll, var_sum
 
 
+def _rank_entropy(logits: Any, labels: Any) -> tuple[float, float]:
+    """(mean log-rank of the observed tokens, mean entropy of the predictive distributions)."""
+    torch = _torch()
+    lprobs = torch.log_softmax(logits.float(), dim=-1)
+    observed = lprobs.gather(-1, labels.unsqueeze(-1))
+    rank = (lprobs > observed).sum(-1).float() + 1.0
+    entropy = -(lprobs.exp() * lprobs).sum(-1)
+    return float(rank.log().mean()), float(entropy.mean())
+
+
+def _with_precision(model: Any, precision: str) -> Any:
+    """int8: torch dynamic quantization of every Linear layer (weights int8, activations
+    quantized per batch); bf16 runs under autocast (`LMDetector._autocast`).
+
+    int8 is opt-in on the CPU: it doubles throughput but costs AUROC (1.00 -> 0.91 on the
+    shipped texts; keeping lm_head in float32 does not help: per-tensor activation quantization
+    of the blocks is what hurts), see bench/RESULTS.md, "LM detector"."""
+    if precision != "int8":
+        return model
+    torch = _torch()
+    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
 def load_causal_lm(path: Path, device: str) -> tuple[Any, Any]:
     """(tokenizer, model in eval mode on `device`) from a .gguf file or a model directory."""
     _torch()
@@ -282,6 +309,7 @@ class LMDetector:
         device: str | None = None,
         num_threads: int | None = None,
         calibration: Calibration | None = None,
+        precision: str | None = None,
     ) -> None:
         if max_tokens < 2:
             raise ValueError("max_tokens must be at least 2")
@@ -297,7 +325,13 @@ class LMDetector:
             threads = num_threads or len(os.sched_getaffinity(0))
             if torch.get_num_threads() != threads:
                 torch.set_num_threads(threads)
+        self.precision = precision or ("bf16" if self.device.startswith("cuda") else "fp32")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
+        if self.precision == "int8" and self.device != "cpu":
+            raise ValueError("int8 (dynamic quantization) runs on the CPU only")
         self.tokenizer, self.model = load_causal_lm(self.model_path, self.device)
+        self.model = _with_precision(self.model, self.precision)
         self.reference_model = None
         self.model_sha256 = model_sha256(self.model_path)
         model_id = self.model_sha256[:12]
@@ -305,6 +339,7 @@ class LMDetector:
             ref_tokenizer, self.reference_model = load_causal_lm(
                 Path(reference_model_path), self.device
             )
+            self.reference_model = _with_precision(self.reference_model, self.precision)
             probe = "Tokenizers must agree, 123 times over."
             if ref_tokenizer(probe).input_ids != self.tokenizer(probe).input_ids:
                 raise ValueError("the reference model's tokenizer differs from the scoring model's")
@@ -314,18 +349,37 @@ class LMDetector:
             if self.reference_model is None:
                 calibration = stored_calibration(self.model_sha256) or PUBLISHED_CALIBRATION
         self.calibration = calibration
-        self.version = f"{model_id}-{calibration.version}"
+        # fp32 keeps the historical version string; other precisions change the criterion a
+        # little, so they are named.
+        suffix = "" if self.precision == "fp32" else f"-{self.precision}"
+        self.version = f"{model_id}-{calibration.version}{suffix}"
+
+    def _autocast(self) -> Any:
+        torch = _torch()
+        if self.precision == "bf16":
+            return torch.autocast(device_type=self.device.split(":")[0], dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def supports(self, kind: str) -> bool:
         return kind in self.supported_kinds
 
     def criteria(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """The raw criterion and the number of scored tokens of each text (NaN when too short)."""
+        stats, n_scored = self._statistics(texts)
+        return stats[:, 3].copy(), n_scored
+
+    def features(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), 4) LM statistics for the learned detector's fusion, NaN rows when too
+        short: mean log-likelihood, mean log-rank of the observed token, mean entropy of the
+        predictive distribution, and the Fast-DetectGPT criterion (`learned.LM_FEATURES`)."""
+        return self._statistics(texts)[0]
+
+    def _statistics(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         torch = _torch()
-        crit = np.full(len(texts), np.nan, dtype=np.float64)
+        stats = np.full((len(texts), 4), np.nan, dtype=np.float64)
         n_scored = np.zeros(len(texts), dtype=np.int64)
         if not texts:
-            return crit, n_scored
+            return stats, n_scored
         encoded = self.tokenizer(
             [t.strip() for t in texts],
             truncation=True,
@@ -342,21 +396,24 @@ class LMDetector:
                 padded = self.tokenizer.pad(
                     {"input_ids": [encoded[i] for i in batch]}, return_tensors="pt"
                 ).to(self.device)
-                logits = self.model(**padded).logits
-                ref_logits = (
-                    self.reference_model(**padded).logits
-                    if self.reference_model is not None
-                    else None
-                )
+                with self._autocast():
+                    logits = self.model(**padded).logits
+                    ref_logits = (
+                        self.reference_model(**padded).logits
+                        if self.reference_model is not None
+                        else None
+                    )
                 for row, i in enumerate(batch):
                     n = int(lengths[i])
                     labels = padded["input_ids"][row, 1:n]
-                    crit[i] = analytic_criterion(
-                        logits[row, : n - 1],
+                    row_logits = logits[row, : n - 1]
+                    crit, ll, _ = analytic_criterion(
+                        row_logits,
                         labels,
                         ref_logits[row, : n - 1] if ref_logits is not None else None,
-                    )[0]
-        return crit, n_scored
+                    )
+                    stats[i] = (ll / (n - 1), *_rank_entropy(row_logits, labels), crit)
+        return stats, n_scored
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Calibrated P(AI-written) per text, float64 of len(texts); NaN for too-short texts."""
@@ -385,11 +442,13 @@ def load_default(
     batch_size: int | None = None,
     device: str | None = None,
     num_threads: int | None = None,
+    precision: str | None = None,
 ) -> LMDetector:
     """The process-wide detector, loaded once per configuration (a worker loads it once).
 
     Arguments left as None come from SYNTHGATE_LM_MODEL, SYNTHGATE_LM_MAX_TOKENS,
-    SYNTHGATE_LM_BATCH_SIZE, SYNTHGATE_LM_DEVICE and SYNTHGATE_LM_THREADS, then the defaults.
+    SYNTHGATE_LM_BATCH_SIZE, SYNTHGATE_LM_DEVICE, SYNTHGATE_LM_THREADS and
+    SYNTHGATE_LM_PRECISION, then the defaults (fp32 on the CPU, bf16 on a GPU).
     """
     path = model_path or os.environ.get(ENV_MODEL) or None
     key = (
@@ -398,12 +457,18 @@ def load_default(
         batch_size or _env_int(ENV_BATCH_SIZE, DEFAULT_BATCH_SIZE),
         device or os.environ.get(ENV_DEVICE) or None,
         num_threads or _env_int(ENV_THREADS, 0) or None,
+        precision or os.environ.get(ENV_PRECISION) or None,
     )
     with _default_lock:
         detector = _default.get(key)
         if detector is None:
             detector = LMDetector(
-                key[0], max_tokens=key[1], batch_size=key[2], device=key[3], num_threads=key[4]
+                key[0],
+                max_tokens=key[1],
+                batch_size=key[2],
+                device=key[3],
+                num_threads=key[4],
+                precision=key[5],
             )
             _default[key] = detector
         return detector
