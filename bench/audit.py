@@ -309,7 +309,7 @@ def main() -> int:
     django.setup()
     from django.core.management import call_command
 
-    from corpus.services.audit import audit_verify
+    from corpus.services.audit_verify import audit_verify
 
     call_command("migrate", verbosity=0)
     results: dict = {"database": url.rsplit("/", 1)[1], "cpus": os.cpu_count()}

@@ -289,6 +289,8 @@ def serving(args: argparse.Namespace, *, worker: bool = False, beat_seconds: int
         "DJANGO_SETTINGS_MODULE": "config.settings.prod",
         "SECRET_KEY": "bench-only-secret-key-" + "x" * 40,
         "SYNTHGATE_SECURE_COOKIES": "false",
+        # Plain HTTP on 127.0.0.1, no TLS proxy in front: no redirect to https.
+        "SYNTHGATE_SSL_REDIRECT": "false",
         "DATABASE_URL": dsn,
         "REDIS_URL": f"unix://{embedded_redis.socket_path(redis_dir)}",
         "SYNTHGATE_VAR_DIR": str(workdir),

@@ -202,6 +202,7 @@ def main() -> int:
         "DJANGO_SETTINGS_MODULE": "config.settings.prod",
         "SECRET_KEY": "bench-only-secret-key-" + "x" * 40,
         "SYNTHGATE_SECURE_COOKIES": "false",
+        "SYNTHGATE_SSL_REDIRECT": "false",
         "DATABASE_URL": dsn,
         "REDIS_URL": f"unix://{embedded_redis.socket_path(workdir / 'redis')}",
         "SYNTHGATE_VAR_DIR": str(workdir),

@@ -1,6 +1,7 @@
 """`make run`: migrate, seed the demo, start Redis (embedded unless REDIS_URL is set), a Celery
-worker, Celery beat and gunicorn on 127.0.0.1:$PORT; print the URL and the demo logins; on
-Ctrl-C or SIGTERM stop everything it started, leaving no process behind.
+worker, Celery beat and gunicorn on 127.0.0.1:$PORT; print the URL and the demo logins; restart
+a crashed worker or beat with backoff (saying why it stopped); on Ctrl-C or SIGTERM stop
+everything it started, leaving no process behind. DEBUG stays off unless asked (`DEBUG=1`).
 
 Every child runs in its own session (process group), so a Ctrl-C in the terminal reaches this
 launcher only, and shutdown happens in order: the leaders get SIGTERM and shut their own workers
@@ -92,19 +93,36 @@ class Child:
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
         self.name = name
-        self.popen = subprocess.Popen(
-            argv,
+        self.argv, self.env = argv, env
+        self.started_at = time.monotonic()
+        self.popen = self._start()
+        print(f"{name} started (pid {self.pid})", flush=True)
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        popen = subprocess.Popen(
+            self.argv,
             cwd=ROOT,
-            env=env,
+            env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
-        assert self.popen.stdout is not None
-        self.pump = threading.Thread(target=self._pump, args=(self.popen.stdout,), daemon=True)
+        assert popen.stdout is not None
+        self.pump = threading.Thread(target=self._pump, args=(popen.stdout,), daemon=True)
         self.pump.start()
+        return popen
+
+    def restart(self) -> None:
+        """Start the same command again, after clearing what the dead one left in its group
+        (a crashed Celery worker's pool children would otherwise keep consuming)."""
+        self.signal_group(signal.SIGKILL)
+        self.popen.wait()
+        self.pump.join(timeout=2)
+        self.started_at = time.monotonic()
+        self.popen = self._start()
+        print(f"{self.name} restarted (pid {self.pid})", flush=True)
 
     def _pump(self, stream: IO[bytes]) -> None:
         for line in iter(stream.readline, b""):
@@ -130,6 +148,54 @@ class Child:
     def signal_group(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, sig)
+
+
+# A crashed worker or beat is started again after 1, 2, 4 ... seconds, at most a minute; one
+# that then stays up this long starts over at 1 s. The web server's death stops everything
+# (gunicorn's master already restarts its own workers).
+RESTARTED = ("worker", "beat")
+BACKOFF_FIRST, BACKOFF_MAX, BACKOFF_RESET = 1.0, 60.0, 60.0
+
+
+def exit_reason(code: int) -> str:
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+class Supervisor:
+    """Watches the children: restarts a crashed worker or beat with backoff, logging why."""
+
+    def __init__(self, children: list[Child]) -> None:
+        self.children = children
+        self.delay = dict.fromkeys(RESTARTED, BACKOFF_FIRST)
+        self.due: dict[str, float] = {}  # name -> when to start it again
+
+    def check(self) -> None:
+        now = time.monotonic()
+        for child in self.children:
+            code = child.popen.poll()
+            if code is None:
+                if now - child.started_at >= BACKOFF_RESET and child.name in self.delay:
+                    self.delay[child.name] = BACKOFF_FIRST
+                continue
+            if child.name not in RESTARTED:
+                raise Stopped(f"{child.name} exited ({exit_reason(code)})")
+            if child.name not in self.due:
+                delay = self.delay[child.name]
+                if now - child.started_at >= BACKOFF_RESET:
+                    delay = BACKOFF_FIRST
+                self.due[child.name] = now + delay
+                self.delay[child.name] = min(delay * 2, BACKOFF_MAX)
+                print(
+                    f"{child.name} exited ({exit_reason(code)}) after "
+                    f"{now - child.started_at:.0f} s; restarting it in {delay:.0f} s",
+                    flush=True,
+                )
+            elif now >= self.due[child.name]:
+                del self.due[child.name]
+                child.restart()
 
 
 def stop_children(children: list[Child], launcher: Launcher) -> None:
@@ -210,7 +276,9 @@ def lock_var_dir(var: Path) -> IO[str]:
 
 def secret_key(var: Path) -> str:
     """SECRET_KEY from the environment, else one generated once and kept under var/ (so
-    sessions survive a restart and no two installations share the insecure default)."""
+    sessions survive a restart and no two installations share the insecure default).
+    config/settings/base.py reads the same file, so management commands typed in a shell use
+    the same key as the processes started here."""
     if os.environ.get("SECRET_KEY"):
         return os.environ["SECRET_KEY"]
     path = var / "secret_key"
@@ -362,10 +430,9 @@ def main() -> int:
                 "  Ctrl-C stops everything.\n",
                 flush=True,
             )
+        supervisor = Supervisor(children)
         while not launcher.wait(0.5):
-            for child in children:
-                if child.popen.poll() is not None:
-                    raise Stopped(f"{child.name} exited with code {child.popen.returncode}")
+            supervisor.check()
         raise Stopped(launcher.reason)
     except Stopped as stopped:
         signalled = stopped.args[0] in {s.name for s in signal.Signals}

@@ -19,3 +19,6 @@ urlpatterns = [
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
 ]
+
+# 503 with Retry-After while the database is away (a restart, a failover), else Django's 500.
+handler500 = "corpus.middleware.server_error"

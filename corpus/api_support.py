@@ -3,8 +3,6 @@ opaque keyset cursors."""
 
 import base64
 import binascii
-import json
-import re
 from typing import Any
 
 import orjson
@@ -14,6 +12,10 @@ from rest_framework import exceptions, status
 from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 
+from corpus.json_input import JsonInputError, json_limits, json_parse, json_strings_plain
+
+__all__ = ["json_strings_plain"]  # where it lived before corpus.json_input
+
 
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
@@ -21,39 +23,32 @@ class PayloadTooLarge(exceptions.APIException):
     default_code = "payload_too_large"
 
 
-# U+0080 - U+009F (C1 controls) in UTF-8, and the JSON escapes that can make a control
-# character or a lone surrogate.
-_C1_UTF8 = re.compile(rb"\xc2[\x80-\x9f]")
-_CONTROL_ESCAPE = re.compile(rb"\\[bfu]")
+class JsonInvalid(exceptions.APIException):
+    """Bad JSON input, with the field-level errors ``corpus.json_input`` found."""
 
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "parse_error"
 
-def json_strings_plain(data: bytes) -> bool:
-    """True when no string in the JSON text ``data`` (valid JSON, UTF-8) can hold a control
-    character (C0 but tab, newline and carriage return; DEL; C1) or a lone surrogate.
-
-    JSON forbids raw C0 characters inside strings, so they can only come from the escapes
-    ``\\b``, ``\\f`` and ``\\u``, and a lone surrogate only from ``\\u``; DEL and C1 can
-    also be raw. A few searches of the raw bytes (0.04 ms for 1 MB without a backslash, 0.5 ms
-    with escapes) then spare every string of the body its own check (bench/RESULTS.md, "Ingest
-    over HTTP"). A false alarm (an escaped backslash before a "u", say) only means the strings
-    are checked one by one.
-    """
-    if b"\x7f" in data or (b"\xc2" in data and _C1_UTF8.search(data) is not None):
-        return False
-    return b"\\" not in data or _CONTROL_ESCAPE.search(data) is None
+    def __init__(self, error: JsonInputError) -> None:
+        super().__init__(error.errors[0]["message"] if error.errors else "bad JSON")
+        self.errors = error.errors
+        self.status_code = error.status
 
 
 class JsonParser(BaseParser):
-    """orjson: several times faster than the stdlib on 1 MB ingest bodies, and strict UTF-8.
+    """Every API body goes through ``corpus.json_input.json_parse`` (limits on size, values,
+    depth; text PostgreSQL can store; exact numbers).
 
     Tells the view, as ``request.json_strings_plain``, whether ``json_strings_plain`` holds
-    for the body."""
+    for the body. A view that validates the body against a strict schema and checks each
+    free-form value itself (``json_input.json_value_problem``) sets ``json_values_checked``."""
 
     media_type = "application/json"
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         limit = settings.SYNTHGATE_MAX_BODY_BYTES
         request = parser_context["request"] if parser_context else None
+        view = parser_context.get("view") if parser_context else None
         length = request.META.get("CONTENT_LENGTH") if request is not None else None
         if length and length.isdigit() and int(length) > limit:
             raise PayloadTooLarge(f"The body is {length} bytes; the limit is {limit}.")
@@ -63,30 +58,16 @@ class JsonParser(BaseParser):
         if len(data) > limit:
             raise PayloadTooLarge(f"The body is over the limit of {limit} bytes.")
         try:
-            parsed = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            orjson_error = exc
-        else:
-            if request is not None:
-                request.json_strings_plain = json_strings_plain(data)
-            return parsed
-        # The slow path runs only for bodies orjson refused, to say precisely why.
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise exceptions.ParseError(
-                f"The body is not valid UTF-8 (invalid byte at offset {exc.start})."
-            ) from None
-        # orjson refuses a \ud800-style escape of a lone surrogate. The stdlib accepts it, and the
-        # item validation then names the item and field that holds it, which is more useful.
-        try:
-            return json.loads(text, parse_constant=_refuse_constant)
-        except ValueError:
-            raise exceptions.ParseError(f"The body is not valid JSON: {orjson_error}") from None
-
-
-def _refuse_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
+            parsed = json_parse(
+                data,
+                limits=json_limits(),
+                check_values=not getattr(view, "json_values_checked", False),
+            )
+        except JsonInputError as exc:
+            raise JsonInvalid(exc) from None
+        if request is not None:
+            request.json_strings_plain = parsed.strings_plain
+        return parsed.value
 
 
 def _flatten(detail: Any, field: str | None = None) -> list[dict[str, Any]]:
@@ -118,7 +99,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
-    if isinstance(exc, exceptions.ValidationError):
+    if isinstance(exc, JsonInvalid):
+        response.data = {"errors": exc.errors}
+    elif isinstance(exc, exceptions.ValidationError):
         response.data = {"errors": _flatten(exc.detail)}
     else:
         detail = getattr(exc, "detail", None) or str(exc)

@@ -6,19 +6,21 @@ from typing import Any
 from django.core.cache import cache
 from django.http import HttpRequest
 
-from corpus.services.audit import ALERT_CACHE_KEY
+from corpus.roles import Roles, is_site_admin
+from corpus.services.audit_verify import ALERT_CACHE_KEY
 
 logger = logging.getLogger(__name__)
 
 
 def audit_alert(request: HttpRequest) -> dict[str, Any]:
-    """``audit_alert``: the verifier's finding while the audit chain is broken, for staff only.
+    """``audit_alert``: the verifier's finding while the audit chain is broken, for the admins
+    (who may open the audit page it links to).
 
     Read from the cache the verifier sets, never from the database, so a page costs no query for
     it; /healthz reads the database.
     """
     user = getattr(request, "user", None)
-    if user is None or not user.is_staff:
+    if not is_site_admin(user):
         return {}
     try:
         alert = cache.get(ALERT_CACHE_KEY)
@@ -26,3 +28,9 @@ def audit_alert(request: HttpRequest) -> dict[str, Any]:
         logger.warning("could not read the audit alert from the cache", exc_info=True)
         return {}
     return {"audit_alert": alert} if alert else {}
+
+
+def roles(request: HttpRequest) -> dict[str, Any]:
+    """``roles``: what the user may open (``corpus.roles``), for the navigation and the links of
+    every page; each answer is computed on first use."""
+    return {"roles": Roles(getattr(request, "user", None))}

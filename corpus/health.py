@@ -14,9 +14,14 @@ from django.views.decorators.http import require_safe
 
 def _check_database() -> dict[str, object]:
     start = time.perf_counter()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-        cursor.fetchone()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception:
+        # A connection the database dropped (a restart) is closed, so the next probe reconnects.
+        connection.close()
+        raise
     return {
         "ok": True,
         "vendor": connection.vendor,

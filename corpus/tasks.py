@@ -91,10 +91,20 @@ def exports_sweep_task() -> int:
 def audit_verify_task(full: bool = False) -> dict[str, object]:
     """Verify the audit chain from the last checkpoint (or all of it) and anchor its head.
     Running it twice only re-checks what the first run checked."""
-    from corpus.services.audit import audit_verify_incremental
+    from corpus.services.audit_verify import audit_verify_incremental
 
     state = audit_verify_incremental(full=full)
     return {"ok": state.ok, "verified_seq": state.verified_seq, "problem": state.problem}
+
+
+@shared_task(autoretry_for=TRANSIENT, retry_backoff=1, retry_kwargs={"max_retries": 3})
+def audit_anchor_task() -> int | None:
+    """Anchor the audit chain head if it moved since the last anchor; returns the seq written
+    (None when there was nothing new). Running it twice writes one anchor."""
+    from corpus.services.anchor import anchor_head
+
+    written = anchor_head()
+    return None if written is None else written.seq
 
 
 @shared_task(autoretry_for=TRANSIENT, retry_backoff=5, retry_kwargs={"max_retries": 5}, queue="lm")

@@ -31,6 +31,7 @@ from django.http import Http404
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from corpus import roles
 from corpus.models import Dataset, Item, NearDuplicate, Score, Source
 from review import evidence, rendering
 from review.models import (
@@ -45,9 +46,6 @@ from review.sql import dataset_for_user, item_for_review, quota_row
 
 logger = logging.getLogger(__name__)
 
-ADMIN_GROUP = "admin"
-REVIEWER_GROUP = "reviewer"
-ROLE_GROUPS = (ADMIN_GROUP, REVIEWER_GROUP)
 FOLD_CHARS = 3000
 REFERENCE_CACHE_SECONDS = 600
 
@@ -55,28 +53,9 @@ REFERENCE_CACHE_SECONDS = 600
 # --- roles ---------------------------------------------------------------------------------------
 
 
-def _groups(user: Any) -> frozenset[str]:
-    """The user's role groups (admin, reviewer) they belong to, read once per request (cached on
-    the user object; ``dataset_for_review`` fills it from its own query)."""
-    cached = getattr(user, "_review_groups", None)
-    if cached is None:
-        if not user.is_authenticated:
-            cached = frozenset()
-        else:
-            cached = frozenset(
-                user.groups.filter(name__in=ROLE_GROUPS).values_list("name", flat=True)
-            )
-        user._review_groups = cached
-    return cached
-
-
-def is_admin(user: Any) -> bool:
-    return bool(user.is_authenticated and (user.is_superuser or ADMIN_GROUP in _groups(user)))
-
-
-def is_reviewer(user: Any) -> bool:
-    """Has the reviewer role; which datasets they review is ``Dataset.reviewers``."""
-    return bool(user.is_authenticated and (REVIEWER_GROUP in _groups(user) or is_admin(user)))
+# One definition of each role lives in corpus.roles; these names are what review code calls.
+is_admin = roles.is_site_admin
+is_reviewer = roles.is_reviewer
 
 
 def review_datasets(*, user: Any) -> QuerySet[Dataset]:
@@ -103,9 +82,9 @@ def dataset_for_review(*, user: Any, slug: str) -> Dataset:
     would ask in two more)."""
     if not user.is_authenticated:
         raise Http404("No such dataset among the ones you review.")
-    found = dataset_for_user(slug=slug, user_id=user.pk, groups=ROLE_GROUPS)
-    if found is not None and getattr(user, "_review_groups", None) is None:
-        user._review_groups = found.groups
+    found = dataset_for_user(slug=slug, user_id=user.pk, groups=roles.ROLE_GROUPS)
+    if found is not None:
+        roles.role_groups_remember(user, found.groups)
     if found is None or not (is_admin(user) or (is_reviewer(user) and found.listed)):
         raise Http404("No such dataset among the ones you review.")
     dataset = found.dataset

@@ -3,7 +3,8 @@
 import pytest
 
 from corpus.models import AuditEvent, Dataset
-from corpus.services.audit import SYSTEM, audit_verify
+from corpus.services.audit import SYSTEM
+from corpus.services.audit_verify import audit_verify
 from corpus.services.tokens import token_create, token_revoke
 
 URL = "/api/v1/datasets/"

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from corpus.management.commands import import_items
 from corpus.models import AuditEvent, Item
-from corpus.services.audit import audit_verify
+from corpus.services.audit_verify import audit_verify
 
 
 def run(*args, **options):  # type: ignore[no-untyped-def]

@@ -8,7 +8,8 @@ from rest_framework.test import APIClient
 
 from corpus.models import AuditEvent, Item, ItemParent, Source
 from corpus.scoring.text import content_hash
-from corpus.services.audit import SYSTEM, audit_verify
+from corpus.services.audit import SYSTEM
+from corpus.services.audit_verify import audit_verify
 from corpus.services.ingest import items_ingest_digest
 from corpus.services.tokens import token_revoke
 from tests.worker import broker_messages

@@ -175,6 +175,9 @@ def test_make_run_is_healthy_and_sigterm_leaves_no_process_behind(var_root, laun
     assert embedded_redis.ping(sock)
     # and the demo it seeded, which the worker scores
     assert item_count(var) > 50
+    # and it keeps DEBUG off, shares its secret with shell commands, restarts a crashed worker
+    check_debug_secret_and_restart(run, var)
+    started = run.descendants()
     # when it gets SIGTERM
     code = run.terminate()
     # then it exits cleanly and every process it started is gone within a few seconds
@@ -230,3 +233,65 @@ def test_make_run_reuses_a_redis_left_answering_and_stops_it(var_root, launchers
         assert not embedded_redis.ping(sock)
     finally:
         embedded_redis.stop(orphan)
+
+
+def _wait_for(run: Launcher, text: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in run.output():
+        assert time.monotonic() < deadline, f"no {text!r} in:\n{run.tail()}"
+        assert run.process.poll() is None, f"run.py exited:\n{run.tail()}"
+        time.sleep(0.2)
+
+
+def _pid_of(run: Launcher, name: str, verb: str = "started") -> int:
+    import re
+
+    found = re.findall(rf"^{name} {verb} \(pid (\d+)\)$", run.output(), re.MULTILINE)
+    assert found, run.tail()
+    return int(found[-1])
+
+
+def check_debug_secret_and_restart(run: Launcher, var: Path) -> None:
+    """DEBUG off, the secret shared with shell commands, a crashed worker restarted."""
+    # DEBUG is off unless asked: an unknown page is a plain 404, not Django's debug page.
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{run.port}/no-such-page", timeout=5)
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 404
+        assert "URLconf" not in exc.read().decode()
+    # A management command typed in a shell (no SECRET_KEY in its environment) reads the key
+    # `make run` generated, so it agrees with /healthz about the anchors signed with it.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"REDIS_URL", "DATABASE_URL", "SECRET_KEY", "DJANGO_SETTINGS_MODULE"}
+        and not k.startswith("PYTEST_")
+    }
+    env["SYNTHGATE_VAR_DIR"] = str(var)
+    subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "verify_audit", "--record"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    shell = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "verify_audit"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shell.returncode == 0, shell.stderr
+    assert "audit chain intact" in shell.stdout
+    assert "bad signature" not in shell.stdout + shell.stderr
+    # When the worker dies, it is started again after a backoff, and the reason is logged.
+    first = _pid_of(run, "worker")
+    os.kill(first, signal.SIGKILL)
+    _wait_for(run, "worker exited (killed by SIGKILL)")
+    _wait_for(run, "worker restarted (pid")
+    second = _pid_of(run, "worker", "restarted")
+    assert second != first and psutil.pid_exists(second)
+    assert run.wait_healthy()["checks"]["worker"]["ok"]

@@ -14,7 +14,7 @@ from corpus.demo.synthetic import BATCHES
 from corpus.models import ApiToken, AuditEvent, Dataset, Item
 from corpus.scoring import lexical, minhash
 from corpus.scoring.text import content_hash
-from corpus.services.audit import audit_verify
+from corpus.services.audit_verify import audit_verify
 
 pytestmark = pytest.mark.django_db
 

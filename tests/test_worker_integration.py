@@ -7,7 +7,8 @@ import pytest
 from django.utils import timezone
 
 from corpus.models import Item, Score
-from corpus.services.audit import SYSTEM, audit_verify
+from corpus.services.audit import SYSTEM
+from corpus.services.audit_verify import audit_verify
 from corpus.services.ingest import items_ingest, items_parse
 from corpus.tasks import items_sweep_pending_task
 from tests.worker import broker_messages

@@ -46,7 +46,21 @@ def envlist(name: str, default: str) -> list[str]:
     return [part.strip() for part in os.environ.get(name, default).split(",") if part.strip()]
 
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "insecure-dev-key-change-me-in-production")
+def secret_key() -> str:
+    """SECRET_KEY from the environment, else the one `make run` generated into var/secret_key,
+    so that every process of an installation (the web, the worker, and a management command
+    typed in a shell: verify_audit checks anchors signed with it) uses the same key."""
+    if os.environ.get("SECRET_KEY"):
+        return os.environ["SECRET_KEY"]
+    path = VAR_DIR / "secret_key"
+    try:
+        return path.read_text().strip() or INSECURE_SECRET_KEY
+    except FileNotFoundError:
+        return INSECURE_SECRET_KEY
+
+
+INSECURE_SECRET_KEY = "insecure-dev-key-change-me-in-production"
+SECRET_KEY = secret_key()
 DEBUG = envbool("DEBUG", "false")
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 
@@ -74,6 +88,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "corpus.middleware.RefuseNulMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -97,6 +112,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "corpus.context_processors.audit_alert",
                 "dashboard.context_processors.dataset_alerts",
+                "corpus.context_processors.roles",
             ],
         },
     },
@@ -183,6 +199,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "dashboard.tasks.dashboard_rollup_all_task",
         "schedule": envint("SYNTHGATE_DASHBOARD_ROLLUP_SECONDS", 300),
     },
+    # Anchor the audit head every few seconds when it moved (appends ask for one every
+    # SYNTHGATE_AUDIT_ANCHOR_EVENTS events too): the unanchored tail stays seconds long.
+    "audit-anchor": {
+        "task": "corpus.tasks.audit_anchor_task",
+        "schedule": envint("SYNTHGATE_AUDIT_ANCHOR_SECONDS", 5),
+    },
     "audit-verify-full": {
         "task": "corpus.tasks.audit_verify_task",
         "schedule": envint("SYNTHGATE_AUDIT_FULL_VERIFY_SECONDS", 24 * 3600),
@@ -241,7 +263,12 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "corpus.api_support.exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_CLASSES": ["corpus.auth.TokenRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"token": os.environ.get("SYNTHGATE_TOKEN_RATE", "6000/min")},
+    # Per token. Sized to what one 2-core server serves (bench/RESULTS.md): about 28 ingest
+    # requests of 1,000 items per second, and a few hundred small reads per second. 1,200/min is
+    # 20 requests/s: one token can use most of the ingest capacity (20,000 items/s) but not all
+    # of it, and far from all of the read capacity, so the limit engages before the server
+    # saturates. A pipeline that needs more gets SYNTHGATE_TOKEN_RATE (or more servers).
+    "DEFAULT_THROTTLE_RATES": {"token": os.environ.get("SYNTHGATE_TOKEN_RATE", "1200/min")},
 }
 
 SPECTACULAR_SETTINGS = {
@@ -292,6 +319,11 @@ SYNTHGATE_MAX_TEXT_CHARS = envint("SYNTHGATE_MAX_TEXT_CHARS", 100_000)
 SYNTHGATE_MAX_METADATA_BYTES = envint("SYNTHGATE_MAX_METADATA_BYTES", 16 * 1024)
 SYNTHGATE_MAX_BODY_BYTES = envint("SYNTHGATE_MAX_BODY_BYTES", 64 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = SYNTHGATE_MAX_BODY_BYTES
+# A JSON body may hold at most this many values (counted on the raw bytes before parsing, so
+# memory stays bounded: 2M small values are at most ~150 MB of Python objects, where a 64 MiB
+# body of empty items once took 2 GiB) and nest at most this deep (corpus/json_input.py).
+SYNTHGATE_MAX_JSON_VALUES = envint("SYNTHGATE_MAX_JSON_VALUES", 2_000_000)
+SYNTHGATE_MAX_JSON_DEPTH = envint("SYNTHGATE_MAX_JSON_DEPTH", 32)
 SYNTHGATE_PAGE_SIZE = envint("SYNTHGATE_PAGE_SIZE", 100)
 SYNTHGATE_SCORE_BATCH = envint("SYNTHGATE_SCORE_BATCH", 500)
 SYNTHGATE_PENDING_GRACE_SECONDS = envint("SYNTHGATE_PENDING_GRACE_SECONDS", 120)
@@ -324,9 +356,17 @@ SYNTHGATE_AUDIT_ANCHOR_PATH = os.environ.get("SYNTHGATE_AUDIT_ANCHOR_PATH") or s
     VAR_DIR / "audit-anchors.log"
 )
 SYNTHGATE_AUDIT_ANCHOR_KEY = os.environ.get("SYNTHGATE_AUDIT_ANCHOR_KEY", "")
-SYNTHGATE_AUDIT_ANCHOR_SECONDS = envint("SYNTHGATE_AUDIT_ANCHOR_SECONDS", 300)
+# An anchor at most every N events or T seconds, whichever comes first; each line optionally
+# copied to a second file and POSTed to an HTTP endpoint (signed with the line's HMAC).
+SYNTHGATE_AUDIT_ANCHOR_SECONDS = envint("SYNTHGATE_AUDIT_ANCHOR_SECONDS", 5)
+SYNTHGATE_AUDIT_ANCHOR_EVENTS = envint("SYNTHGATE_AUDIT_ANCHOR_EVENTS", 1000)
+SYNTHGATE_AUDIT_ANCHOR_MIRROR_PATH = os.environ.get("SYNTHGATE_AUDIT_ANCHOR_MIRROR_PATH", "")
+SYNTHGATE_AUDIT_ANCHOR_MIRROR_URL = os.environ.get("SYNTHGATE_AUDIT_ANCHOR_MIRROR_URL", "")
 SYNTHGATE_LOGIN_FAILURE_LIMIT = envint("SYNTHGATE_LOGIN_FAILURE_LIMIT", 10)
 SYNTHGATE_LOGIN_FAILURE_WINDOW_SECONDS = envint("SYNTHGATE_LOGIN_FAILURE_WINDOW_SECONDS", 300)
+# Invalid or revoked API tokens per client address within the window; beyond, 429.
+SYNTHGATE_BAD_TOKEN_LIMIT = envint("SYNTHGATE_BAD_TOKEN_LIMIT", 20)
+SYNTHGATE_BAD_TOKEN_WINDOW_SECONDS = envint("SYNTHGATE_BAD_TOKEN_WINDOW_SECONDS", 300)
 # Fast-DetectGPT on a local causal LM (requirements-lm.txt); its tasks run on the "lm" queue.
 SYNTHGATE_LM_DETECTOR = envbool("SYNTHGATE_LM_DETECTOR", "false")
 # Dataset dashboard (dashboard app): the rollup's period, the tail n-gram hash sample (keep 1 in

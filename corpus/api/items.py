@@ -97,6 +97,7 @@ class DatasetItemsApi(APIView):
     dataset)."""
 
     permission_classes = [HasToken]
+    json_values_checked = True  # ingest checks each item, naming the item and field
 
     @extend_schema(
         parameters=[

@@ -15,6 +15,7 @@ from django.db import transaction
 
 from corpus.demo.synthetic import BATCHES
 from corpus.models import Dataset, Item
+from corpus.roles import ADMIN_GROUP, REVIEWER_GROUP
 from corpus.services.audit import SYSTEM, audit_append
 from corpus.services.datasets import dataset_create
 from corpus.services.ingest import items_ingest, items_parse
@@ -24,8 +25,6 @@ ACTOR = f"{SYSTEM}:seed_demo"
 REVIEWERS = ("reviewer1", "reviewer2")
 ADMIN = "admin"
 # Group names other parts of Synthgate rely on (review decides who may review by them).
-REVIEWER_GROUP = "reviewer"
-ADMIN_GROUP = "admin"
 
 
 @dataclass

@@ -1,10 +1,16 @@
-"""Anchors: the verified chain head, copied at intervals to a file outside the database.
+"""Anchors: the chain head, copied to a file outside the database (and optionally mirrored to a
+second file and an HTTP endpoint) at most every ``SYNTHGATE_AUDIT_ANCHOR_EVENTS`` events or
+``SYNTHGATE_AUDIT_ANCHOR_SECONDS`` seconds, whichever comes first: events past the last anchor
+are the only ones a database writer could cut or rewrite unnoticed, so that tail is kept to
+seconds. ``audit_anchor_task`` (beat, every T seconds, and asked for by the append that passes
+N events) calls ``anchor_head``.
 
 The hash chain shows any edit that leaves later events in place, but someone who can write the
 database could cut off its tail (and move the head row back) or recompute the whole chain over
 rewritten events. The anchor file is what such a rewrite cannot reach: every line records a
-head the verifier had checked, ``seq``, ``hash``, time and an HMAC over them, and
-``audit_check`` compares each anchor with the event now stored at that seq.
+head, ``seq``, ``hash``, time and an HMAC over them, and ``audit_check`` compares each anchor
+with the event now stored at that seq (so the chain up to an anchor is verified against it
+whether or not it had been verified when the anchor was written).
 
 Keep the file somewhere the database's writers cannot rewrite (another volume, a host the
 application account only appends to, a log shipper that forwards each line). It belongs to one
@@ -18,19 +24,26 @@ Line format (ASCII, tab-separated, one per line)::
 import fcntl
 import hashlib
 import hmac
+import json
+import logging
 import os
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 from django.conf import settings
 from django.utils import timezone
 
 from corpus.models import AuditEvent, AuditHead, AuditVerification
 
+logger = logging.getLogger(__name__)
+
 CHUNK = 1000
 MAX_LINE = 256
+MIRROR_TIMEOUT_SECONDS = 5
 
 
 class AnchorFileError(ValueError):
@@ -52,6 +65,7 @@ class AnchorCheck:
     offset: int = 0
     problem: str | None = None
     bad_seq: int | None = None
+    last_seq: int = 0  # the newest anchor checked
 
 
 def anchor_path() -> Path:
@@ -66,8 +80,32 @@ def _mac(body: str) -> str:
     return hmac.new(_key(), body.encode("ascii"), hashlib.sha256).hexdigest()
 
 
-def anchor_write(*, seq: int, digest: str) -> Anchor:
-    """Append one anchor line and fsync it. The caller has verified the chain up to ``seq``."""
+def _last_seq(fh: IO[str]) -> int:
+    """The seq of the file's last complete line (0 for an empty file); read from its tail."""
+    size = fh.seek(0, os.SEEK_END)
+    if not size:
+        return 0
+    fh.seek(max(0, size - 2 * MAX_LINE))
+    lines = fh.read().split("\n")
+    for line in reversed(lines[:-1]):  # the part after the last newline is not a whole line
+        head, _, _ = line.partition("\t")
+        if head.isdigit():
+            return int(head)
+    return 0
+
+
+def _append(path: Path, line: str) -> int:
+    with open(path, "a", encoding="ascii") as fh:
+        at = fh.seek(0, os.SEEK_END)
+        fh.write(line)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return at
+
+
+def anchor_write(*, seq: int, digest: str) -> Anchor | None:
+    """Append one anchor line (and its mirror copy) and fsync it; None when the file already
+    has an anchor at ``seq`` or later (anchors stay in seq order whoever writes them)."""
     path = anchor_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     now = timezone.now()
@@ -75,16 +113,66 @@ def anchor_write(*, seq: int, digest: str) -> Anchor:
     line = f"{body}\t{_mac(body)}\n"
     # O_APPEND keeps concurrent writers' lines whole; the lock keeps them in seq order with the
     # size we report.
-    with open(path, "a", encoding="ascii") as fh:
+    with open(path, "a+", encoding="ascii") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
+            if _last_seq(fh) >= seq:
+                return None
             at = fh.seek(0, os.SEEK_END)
             fh.write(line)
             fh.flush()
             os.fsync(fh.fileno())
+            mirror = settings.SYNTHGATE_AUDIT_ANCHOR_MIRROR_PATH
+            if mirror:
+                # Under the main file's lock: the copy gets the lines in the same order.
+                try:
+                    Path(mirror).parent.mkdir(parents=True, exist_ok=True)
+                    _append(Path(mirror), line)
+                except OSError as exc:
+                    logger.error("could not mirror the audit anchor to %s: %s", mirror, exc)
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
-    return Anchor(seq=seq, hash=digest, time=now, at=at)
+    anchor = Anchor(seq=seq, hash=digest, time=now, at=at)
+    _mirror_post(line)
+    return anchor
+
+
+def _mirror_post(line: str) -> None:
+    """POST the anchor to ``SYNTHGATE_AUDIT_ANCHOR_MIRROR_URL`` (JSON; the line's own HMAC is
+    repeated in ``X-Synthgate-Signature``). A failure is logged: the file anchor stands."""
+    url = settings.SYNTHGATE_AUDIT_ANCHOR_MIRROR_URL
+    if not url:
+        return
+    seq, digest, time, mac = line.rstrip("\n").split("\t")
+    body = json.dumps(
+        {"seq": int(seq), "hash": digest, "time": time, "hmac": mac, "line": line}
+    ).encode()
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "X-Synthgate-Signature": mac},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=MIRROR_TIMEOUT_SECONDS) as response:
+            response.read()
+    except OSError as exc:
+        logger.error("could not post the audit anchor #%s to %s: %s", seq, url, exc)
+
+
+def anchor_head() -> Anchor | None:
+    """Anchor the committed chain head if it is past the last anchor; record it (what
+    ``/healthz`` and ``verify_audit`` count the unanchored tail from)."""
+    head = AuditHead.objects.filter(pk=1).values_list("seq", "hash").first()
+    if head is None or head[0] == 0:
+        return None
+    written = anchor_write(seq=head[0], digest=head[1])
+    if written is not None:
+        AuditVerification.objects.get_or_create(pk=1)
+        AuditVerification.objects.filter(pk=1, anchored_seq__lt=written.seq).update(
+            anchored_seq=written.seq, anchored_at=written.time
+        )
+    return written
 
 
 def _parse(raw: bytes, at: int) -> Anchor:
@@ -170,6 +258,7 @@ def _compare(anchors: list[Anchor], result: AnchorCheck, last_good: Anchor | Non
             return False
         last_good = anchor
         result.checked += 1
+        result.last_seq = anchor.seq
     return True
 
 

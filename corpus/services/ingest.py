@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from corpus.bulk import bulk_insert, values_by_key, values_in
+from corpus.json_input import json_value_problem
 from corpus.models import Dataset, Item, ItemParent, Source
 from corpus.scoring import kinds
 from corpus.scoring.text import content_hash
@@ -41,6 +42,13 @@ logger = logging.getLogger(__name__)
 
 # C0 and C1 control characters except tab, newline and carriage return.
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# What in orjson's encoding of a metadata value could hide a problem: a number that may be
+# beyond 2^53 (16 digits in a row, or an exponent of two digits or more: orjson writes 1e16 as
+# 1e+16), or a null (an infinity, which only the stdlib's parse of an out-of-range number
+# makes, is written as null). Encodings longer than _SHALLOW_BYTES are walked anyway: only they
+# can nest past the depth limit (33 openers and closers).
+_SUSPECT = re.compile(rb"null|\d{16}|e\+?\d\d")
+_SHALLOW_BYTES = 64
 # The same set within ASCII, as bytes for bytes.translate.
 _ASCII_CONTROL = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 
@@ -117,7 +125,7 @@ def _limit(info: ValidationInfo, name: str) -> int:
 
 def _checked(value: str, info: ValidationInfo, *, what: str) -> str:
     # "plain": the caller has seen that no string of the request can hold a control character
-    # or a lone surrogate (corpus.api_support.json_strings_plain on the raw body).
+    # or a lone surrogate (corpus.json_input.json_strings_plain on the raw body).
     context = info.context
     return value if context and context["plain"] else _check_string(value, what=what)
 
@@ -241,6 +249,16 @@ class ItemIn(BaseModel):
         # the encoding there is none to look for, and the walk over the values is skipped.
         if b"\\u0000" in encoded and _contains_nul(value):
             raise ValueError("contains a NUL character")
+        # Depth and exact numbers, as for every JSON body (corpus.json_input); walked only when
+        # the encoding could hide a problem (_SUSPECT, _SHALLOW_BYTES).
+        problem = None
+        if len(encoded) > _SHALLOW_BYTES or _SUSPECT.search(encoded) is not None:
+            max_depth = _limit(info, "SYNTHGATE_MAX_JSON_DEPTH")
+            problem = json_value_problem(value, max_depth=max_depth, strings=False)
+        if problem is not None:
+            path, message = problem
+            where = ".".join(str(part) for part in path)
+            raise ValueError(f"{where}: {message}" if where else message)
         return value
 
 
@@ -289,7 +307,7 @@ def request_parse(body: Any, *, strings_plain: bool = False) -> tuple[str | None
     """Validate a whole ingest body: ``(default source or None, items)``; raises IngestError.
 
     ``strings_plain``: the caller has seen in the raw body that no string in it can hold a
-    control character or a lone surrogate (``corpus.api_support.json_strings_plain``), so the
+    control character or a lone surrogate (``corpus.json_input.json_strings_plain``), so the
     strings are not checked for them one by one."""
     if not isinstance(body, dict):
         raise IngestError(
@@ -321,6 +339,7 @@ def items_parse(
                 "plain": strings_plain,
                 "SYNTHGATE_MAX_TEXT_CHARS": settings.SYNTHGATE_MAX_TEXT_CHARS,
                 "SYNTHGATE_MAX_METADATA_BYTES": settings.SYNTHGATE_MAX_METADATA_BYTES,
+                "SYNTHGATE_MAX_JSON_DEPTH": settings.SYNTHGATE_MAX_JSON_DEPTH,
             },
         )
     except ValidationError as exc:
@@ -412,6 +431,34 @@ def items_ingest(
     raise AssertionError("unreachable")
 
 
+@dataclass
+class _Batch:
+    """One request's items as the steps of ``_items_ingest_once`` see them."""
+
+    dataset: Dataset
+    items: list[ItemIn]
+    hashes: list[str]
+    source_ids: dict[str, int]
+    # (source id, external id or None) per item, the idempotency key when there is an external id.
+    ext_keys: list[tuple[int, str | None]]
+    index_offset: int
+
+
+@dataclass
+class _Duplicates:
+    existing: dict[int, int]  # batch index -> existing item id
+    first_in_batch: dict[int, int]  # batch index -> earlier batch index with the same key
+    new_indexes: list[int]
+
+
+@dataclass
+class _Lineage:
+    with_parents: list[int]
+    graph: dict[int, set[int]]  # batch index -> batch indexes of its parents
+    resolved: dict[int, list[tuple[int, int]]]  # batch index -> stored (parent id, generation)
+    order: list[int]  # new indexes, parents before children
+
+
 @transaction.atomic
 def _items_ingest_once(
     *,
@@ -424,21 +471,51 @@ def _items_ingest_once(
     lock_first: bool = False,
 ) -> IngestOutcome:
     hashes = [content_hash(item.text) for item in items]
+    source_ids = _sources_get_or_create(dataset, items, default_source)
+    if lock_first:
+        audit_lock()
+    batch = _Batch(
+        dataset=dataset,
+        items=items,
+        hashes=hashes,
+        source_ids=source_ids,
+        ext_keys=[(source_ids[i.source or default_source], i.external_id) for i in items],
+        index_offset=index_offset,
+    )
+    # 1. Idempotency: what already exists, and duplicates within this request.
+    duplicates = _duplicates_find(batch)
+    # 2. Parents: ids in this dataset, or external ids within the item's own source.
+    lineage = _parents_resolve(batch, duplicates.new_indexes)
+    # 3. Insert in topological order so a batch parent's generation is known before its child's.
+    rows = _rows_build(batch, lineage, reference=reference, default_source=default_source)
+    # Ids in commit order: from the lock to the commit, only the inserts and the audit event.
+    if not lock_first:
+        audit_lock()
+    new_id = _rows_insert(rows, lineage)
+    # 4. The answer, the audit event, the feed (reference items) and scoring after commit.
+    return _ingest_record(batch, duplicates, new_id, actor=actor, reference=reference)
+
+
+def _sources_get_or_create(
+    dataset: Dataset, items: list[ItemIn], default_source: str
+) -> dict[str, int]:
     source_names = {item.source or default_source for item in items}
     sources = {s.name: s for s in Source.objects.filter(dataset=dataset, name__in=source_names)}
     for name in source_names - sources.keys():
         # Before the lock, so a request that waits here on another's uncommitted new source of
         # the same name holds nothing that one waits for; get_or_create then finds it.
         sources[name] = Source.objects.get_or_create(dataset=dataset, name=name)[0]
-    if lock_first:
-        audit_lock()
+    return {name: source.pk for name, source in sources.items()}
 
-    # 1. Idempotency: what already exists, and duplicates within this request. One probe of
-    # the unique index per key (values_by_key), planned the same on a table whatever its
-    # statistics, so ingest does not slow down as the table outgrows its last ANALYZE.
-    by_ext: dict[tuple[int, str], int] = {}
-    source_ids = {name: source.pk for name, source in sources.items()}
-    ext_keys = [(source_ids[i.source or default_source], i.external_id) for i in items]
+
+def _duplicates_find(batch: _Batch) -> _Duplicates:
+    """Items stored before (by (source, external id), else by content hash in the dataset) and
+    repeats within the batch (the first occurrence is the one created).
+
+    One probe of the unique index per key (values_by_key), planned the same on a table whatever
+    its statistics, so ingest does not slow down as the table outgrows its last ANALYZE."""
+    ext_keys, hashes = batch.ext_keys, batch.hashes
+    by_ext: dict[tuple[int, str | None], int] = {}
     wanted_ext = {key for key in ext_keys if key[1] is not None}
     if wanted_ext:
         rows = values_by_key(Item, ["source_id", "external_id"], wanted_ext, ["id"])
@@ -449,14 +526,14 @@ def _items_ingest_once(
         rows = values_by_key(
             Item,
             ["dataset_id", "content_hash"],
-            [(dataset.pk, h) for h in wanted_hash],
+            [(batch.dataset.pk, h) for h in wanted_hash],
             ["id"],
             external_id__isnull=True,
         )
         by_hash = {h: i for _, h, i in rows}
 
-    existing: dict[int, int] = {}  # batch index -> existing item id
-    first_in_batch: dict[int, int] = {}  # batch index -> earlier batch index with the same key
+    existing: dict[int, int] = {}
+    first_in_batch: dict[int, int] = {}
     seen: dict[object, int] = {}
     for index, (key, digest) in enumerate(zip(ext_keys, hashes, strict=True)):
         lookup_key: object = key if key[1] is not None else ("hash", digest)
@@ -467,11 +544,17 @@ def _items_ingest_once(
             first_in_batch[index] = seen[lookup_key]
         else:
             seen[lookup_key] = index
-    new_indexes = [i for i in range(len(items)) if i not in existing and i not in first_in_batch]
+    new_indexes = [
+        i for i in range(len(batch.items)) if i not in existing and i not in first_in_batch
+    ]
+    return _Duplicates(existing=existing, first_in_batch=first_in_batch, new_indexes=new_indexes)
 
-    # 2. Parents: ids in this dataset, or external ids within the item's own source (earlier
-    # items, or items of this same request).
-    # Only the items that name parents are looked at (most batches have none).
+
+def _parents_resolve(batch: _Batch, new_indexes: list[int]) -> _Lineage:
+    """Parents are ids in this dataset, or external ids within the item's own source (earlier
+    items, or items of this same request). Only the items that name parents are looked at (most
+    batches have none). Raises IngestError listing every unknown parent and cycle at once."""
+    items, ext_keys, dataset = batch.items, batch.ext_keys, batch.dataset
     errors: list[dict[str, Any]] = []
     with_parents = [i for i in new_indexes if items[i].parents]
     batch_by_ext = (
@@ -486,17 +569,17 @@ def _items_ingest_once(
         known = dict(
             values_in(Item, ["id", "generation"], dataset_id=dataset.pk, id__in=parent_ids)
         )
-    known_ext: dict[tuple[int, str], tuple[int, int]] = {}
+    known_ext: dict[tuple[int, str | None], tuple[int, int]] = {}
     db_exts = {key for key in parent_exts if key not in batch_by_ext}
     if db_exts:
         rows = values_by_key(Item, ["source_id", "external_id"], db_exts, ["id", "generation"])
         known_ext = {(s, e): (i, g) for s, e, i, g in rows}
 
-    graph: dict[int, set[int]] = {i: set() for i in with_parents}  # batch parents per index
-    resolved: dict[int, list[tuple[int, int]]] = {i: [] for i in with_parents}  # (id, generation)
+    graph: dict[int, set[int]] = {i: set() for i in with_parents}
+    resolved: dict[int, list[tuple[int, int]]] = {i: [] for i in with_parents}
     for i in with_parents:
         for k, parent in enumerate(items[i].parents):
-            where = {"index": i + index_offset, "field": f"parents.{k}"}
+            where = {"index": i + batch.index_offset, "field": f"parents.{k}"}
             if isinstance(parent, int):
                 if parent not in known:
                     errors.append(
@@ -527,23 +610,31 @@ def _items_ingest_once(
                 TopologicalSorter({i: graph.get(i, ()) for i in new_indexes}).static_order()
             )
     except CycleError as exc:
-        cycle = sorted({n + index_offset for n in exc.args[1]})
+        cycle = sorted({n + batch.index_offset for n in exc.args[1]})
         for i in cycle:
             errors.append(
                 {"index": i, "field": "parents", "message": f"parents form a cycle: {cycle}"}
             )
     if errors:
         raise IngestError(errors)
+    return _Lineage(with_parents=with_parents, graph=graph, resolved=resolved, order=order)
 
-    # 3. Insert in topological order so a batch parent's generation is known before its child's.
+
+def _rows_build(
+    batch: _Batch, lineage: _Lineage, *, reference: bool, default_source: str
+) -> list[dict[str, Any]]:
+    """The new items' rows in insert order, each with its generation (declared, else one more
+    than its deepest parent)."""
+    items, hashes, source_ids = batch.items, batch.hashes, batch.source_ids
+    resolved, graph = lineage.resolved, lineage.graph
     now = timezone.now()
     # Looked up once, not per row: a model's .pk is a property.
-    dataset_id = dataset.pk
+    dataset_id = batch.dataset.pk
     state = (Item.State.APPROVED if reference else Item.State.PENDING).value
     generation: dict[int, int] = {}
     # Plain dicts, not Item instances: bulk_insert COPYs them (see corpus/bulk.py).
     rows_to_create: list[dict[str, Any]] = []
-    for i in order:
+    for i in lineage.order:
         item = items[i]
         gens = [g for _, g in resolved.get(i, ())] + [generation[p] for p in graph.get(i, ())]
         generation[i] = (
@@ -578,26 +669,44 @@ def _items_ingest_once(
                 "updated_at": now,
             }
         )
-    # Ids in commit order: from the lock to the commit, only the inserts and the audit event.
-    if not lock_first:
-        audit_lock()
-    new_id = dict(zip(order, bulk_insert(Item, rows_to_create), strict=True))
+    return rows_to_create
+
+
+def _rows_insert(rows: list[dict[str, Any]], lineage: _Lineage) -> dict[int, int]:
+    """Insert the items and their parent links (the caller holds the audit lock); returns
+    batch index -> new id."""
+    order, graph, resolved = lineage.order, lineage.graph, lineage.resolved
+    new_id = dict(zip(order, bulk_insert(Item, rows), strict=True))
     links = [
         {"child_id": new_id[i], "parent_id": pid}
-        for i in (order if with_parents else ())
+        for i in (order if lineage.with_parents else ())
         if i in graph
         for pid in dict.fromkeys([p for p, _ in resolved[i]] + [new_id[p] for p in graph[i]])
     ]
     if links:
         bulk_insert(ItemParent, links)
+    return new_id
 
+
+def _ingest_record(
+    batch: _Batch,
+    duplicates: _Duplicates,
+    new_id: dict[int, int],
+    *,
+    actor: str,
+    reference: bool,
+) -> IngestOutcome:
+    """Per-item results, the one audit event, the feed for reference items, and scoring queued
+    after commit."""
+    dataset, hashes, offset = batch.dataset, batch.hashes, batch.index_offset
+    existing, first_in_batch = duplicates.existing, duplicates.first_in_batch
     results = []
-    for i in range(len(items)):
+    for i in range(len(batch.items)):
         if i in new_id:
-            results.append(ItemResult(index=i + index_offset, id=new_id[i], status="created"))
+            results.append(ItemResult(index=i + offset, id=new_id[i], status="created"))
         else:
             item_id = existing[i] if i in existing else new_id[first_in_batch[i]]
-            results.append(ItemResult(index=i + index_offset, id=item_id, status="duplicate"))
+            results.append(ItemResult(index=i + offset, id=item_id, status="duplicate"))
     created_ids = sorted(new_id.values())
     outcome = IngestOutcome(results=results, created_ids=created_ids)
     # In id order, the order of "created" in the payload: anyone can recompute the digest from

@@ -2,19 +2,16 @@
 first, keyset paginated; htmx swaps the table (``#audit-table``) and the URL keeps the filters."""
 
 import json
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
 
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from corpus.models import AuditVerification, Dataset
+from corpus.roles import site_admin_required
 from corpus.selectors_audit import (
     KNOWN_ACTIONS,
     actor_display,
@@ -24,28 +21,6 @@ from corpus.selectors_audit import (
 
 PAGE = "corpus/audit.html"
 PAGE_SIZE = 50
-ADMIN_GROUP = "admin"
-
-
-def is_admin(user: Any) -> bool:
-    """The admin role: a superuser, or a member of the ``admin`` group."""
-    return bool(
-        user.is_authenticated
-        and (user.is_superuser or user.groups.filter(name=ADMIN_GROUP).exists())
-    )
-
-
-def admin_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
-    """Admins only: others are sent to log in, or refused (403) if logged in."""
-
-    @login_required
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        if not is_admin(request.user):
-            raise PermissionDenied("Only admins read the audit log.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def _seq(value: str | None) -> int | None:
@@ -66,7 +41,7 @@ def _rows(events: list[Any]) -> list[dict[str, Any]]:
     ]
 
 
-@admin_required
+@site_admin_required("Only admins read the audit log.")
 @require_GET
 @vary_on_headers("HX-Request")
 def audit_browser(request: HttpRequest) -> HttpResponse:

@@ -6,9 +6,10 @@ the person trying whether or not the username exists: Django's form gives one me
 and its backend hashes a password either way; the audit event records the attempted name.
 
 Failed logins are limited per client address and per username
-(``SYNTHGATE_LOGIN_FAILURE_LIMIT`` within ``SYNTHGATE_LOGIN_FAILURE_WINDOW_SECONDS``): beyond it
-the answer is 429 without a password check, and only the first refused attempt of a window is
-audited, so a password-guessing run cannot flood the audit chain either.
+(``SYNTHGATE_LOGIN_FAILURE_LIMIT`` within ``SYNTHGATE_LOGIN_FAILURE_WINDOW_SECONDS``): every
+attempt takes a slot (an atomic Redis INCR) before its password is checked, a success gives it
+back; beyond the limit the answer is 429 without a password check, and only the first refused
+attempt of a window is audited, so a password-guessing run cannot flood the audit chain either.
 """
 
 import hashlib
@@ -23,7 +24,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 
-from corpus.services.audit import ANONYMOUS, actor_for_user, audit_append
+from corpus.auth import attempt_reserve, client_address
+from corpus.services.audit import ANONYMOUS, actor_for_user, audit_append, storable_text
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +33,7 @@ THROTTLED = "Too many failed logins. Wait a few minutes, then try again."
 MAX_USERNAME = 150
 
 
-def client_ip(request: HttpRequest) -> str:
-    # REMOTE_ADDR only: X-Forwarded-For is whatever the client says unless a trusted proxy
-    # rewrites it, and a spoofable key would make the limit useless.
-    return request.META.get("REMOTE_ADDR") or "unknown"
+client_ip = client_address
 
 
 def _keys(ip: str, username: str) -> list[str]:
@@ -42,23 +41,12 @@ def _keys(ip: str, username: str) -> list[str]:
     return [f"synthgate:login-failures:ip:{ip}", f"synthgate:login-failures:user:{name}"]
 
 
-def _throttled(keys: list[str]) -> bool:
+def _attempt_release(key: str) -> None:
+    """Give back the slot a successful login took from its client address."""
     try:
-        counts = cache.get_many(keys)
-    except Exception as exc:  # noqa: BLE001 - fail open: a cache outage must not lock people out
-        logger.warning("login throttle unavailable: %s", exc)
-        return False
-    return any(int(count) >= settings.SYNTHGATE_LOGIN_FAILURE_LIMIT for count in counts.values())
-
-
-def _count_failure(keys: list[str]) -> None:
-    window = settings.SYNTHGATE_LOGIN_FAILURE_WINDOW_SECONDS
-    try:
-        for key in keys:
-            # add() starts the window; incr() never extends it.
-            if not cache.add(key, 1, timeout=window):
-                cache.incr(key)
-    except Exception as exc:  # noqa: BLE001 - see _throttled
+        if cache.get(key):
+            cache.decr(key)
+    except Exception as exc:  # noqa: BLE001 - see attempt_reserve
         logger.warning("login throttle unavailable: %s", exc)
 
 
@@ -71,7 +59,7 @@ def _first_refusal(keys: list[str]) -> bool:
                 timeout=settings.SYNTHGATE_LOGIN_FAILURE_WINDOW_SECONDS,
             )
         )
-    except Exception:  # noqa: BLE001 - see _throttled
+    except Exception:  # noqa: BLE001 - see attempt_reserve
         return True
 
 
@@ -87,14 +75,19 @@ class AuditedLoginView(auth_views.LoginView):
         username = str(request.POST.get("username", ""))[:MAX_USERNAME]
         ip = client_ip(request)
         keys = _keys(ip, username)
-        if _throttled(keys):
+        allowed = attempt_reserve(
+            keys,
+            limit=settings.SYNTHGATE_LOGIN_FAILURE_LIMIT,
+            window=settings.SYNTHGATE_LOGIN_FAILURE_WINDOW_SECONDS,
+        )
+        if not allowed:
             if _first_refusal(keys):
                 with transaction.atomic():
                     audit_append(
                         actor=ANONYMOUS,
                         action="auth.login_throttled",
                         object_type="login",
-                        object_id=username[:64] or "(blank)",
+                        object_id=storable_text(username)[:64] or "(blank)",
                         payload={"username": username, "ip": ip},
                     )
             form = _RefusedForm(request, data=request.POST)
@@ -115,10 +108,12 @@ class AuditedLoginView(auth_views.LoginView):
                 object_id=user.pk,
                 payload={"ip": client_ip(self.request)},
             )
+        # A success is not a failure: the username starts afresh, the address gets its slot back.
         try:
             cache.delete(self._audit_keys[1])
-        except Exception as exc:  # noqa: BLE001 - see _throttled
+        except Exception as exc:  # noqa: BLE001 - see attempt_reserve
             logger.warning("login throttle unavailable: %s", exc)
+        _attempt_release(self._audit_keys[0])
         return response
 
     def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
@@ -128,10 +123,9 @@ class AuditedLoginView(auth_views.LoginView):
                 actor=ANONYMOUS,
                 action="auth.login_failed",
                 object_type="login",
-                object_id=username[:64] or "(blank)",
+                object_id=storable_text(username)[:64] or "(blank)",
                 payload={"username": username, "ip": client_ip(self.request)},
             )
-        _count_failure(self._audit_keys)
         return super().form_invalid(form)
 
 

@@ -7,12 +7,8 @@ form also works as a plain POST that redirects back, so the page works without J
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -21,7 +17,9 @@ from django_htmx.http import HttpResponseStopPolling
 
 from corpus import selectors
 from corpus.api.exports import export_file_response
+from corpus.json_input import JsonInputError, json_limits, json_parse
 from corpus.models import Dataset, Export, ExportPolicy, Retraction
+from corpus.roles import site_admin_required
 from corpus.services.audit import actor_for_user
 from corpus.services.exports.build import ExportRequestError, export_preview, export_request
 from corpus.services.items import ItemStateError
@@ -32,17 +30,8 @@ PAGE = "corpus/exports.html"
 DETAIL = "corpus/export_detail.html"
 
 
-def staff_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
-    """Logged-in admins only: others are sent to log in, or refused (403) if logged in."""
-
-    @login_required
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        if not request.user.is_staff:
-            raise PermissionDenied("Only admins manage exports.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
+# Exports are the dataset admins' work (corpus.roles).
+admin_only = site_admin_required("Only admins manage exports.")
 
 
 def _exports(dataset: Dataset) -> list[Export]:
@@ -77,7 +66,7 @@ def _page_context(dataset: Dataset, **extra: Any) -> dict[str, Any]:
 
 
 @require_GET
-@staff_required
+@admin_only
 def exports_index(request: HttpRequest) -> HttpResponse:
     datasets = list(selectors.dataset_list())
     if len(datasets) == 1:
@@ -86,14 +75,14 @@ def exports_index(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@staff_required
+@admin_only
 def exports_page(request: HttpRequest, slug: str) -> HttpResponse:
     dataset = selectors.dataset_get(slug=slug)
     return render(request, PAGE, _page_context(dataset))
 
 
 @require_POST
-@staff_required
+@admin_only
 @vary_on_headers("HX-Request")
 def exports_policy_save(request: HttpRequest, slug: str) -> HttpResponse:
     dataset = selectors.dataset_get(slug=slug)
@@ -101,9 +90,9 @@ def exports_policy_save(request: HttpRequest, slug: str) -> HttpResponse:
     errors: list[dict[str, Any]] = []
     saved = None
     try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        errors = [{"message": f"not valid JSON: {exc}"}]
+        raw = json_parse(text.encode(), limits=json_limits()).value
+    except JsonInputError as exc:
+        errors = exc.errors
     else:
         try:
             saved = policy_set(dataset=dataset, raw=raw, actor=actor_for_user(request.user))
@@ -120,7 +109,7 @@ def exports_policy_save(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @require_POST
-@staff_required
+@admin_only
 @vary_on_headers("HX-Request")
 def exports_preview(request: HttpRequest, slug: str) -> HttpResponse:
     dataset = selectors.dataset_get(slug=slug)
@@ -156,7 +145,7 @@ def _preview_rows(preview: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 
 @require_POST
-@staff_required
+@admin_only
 @vary_on_headers("HX-Request")
 def exports_create(request: HttpRequest, slug: str) -> HttpResponse:
     dataset = selectors.dataset_get(slug=slug)
@@ -179,7 +168,7 @@ def exports_create(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @require_GET
-@staff_required
+@admin_only
 def export_row(request: HttpRequest, slug: str, export_id: int) -> HttpResponse:
     """One row of the exports table; polled while the export builds. Once it is done the
     response says 286 (htmx: swap this and stop polling)."""
@@ -194,7 +183,7 @@ def export_row(request: HttpRequest, slug: str, export_id: int) -> HttpResponse:
 
 
 @require_GET
-@staff_required
+@admin_only
 def export_detail(request: HttpRequest, slug: str, export_id: int) -> HttpResponse:
     dataset = selectors.dataset_get(slug=slug)
     export = get_object_or_404(
@@ -225,7 +214,7 @@ def _composition(export: Export) -> dict[str, Any]:
 
 
 @require_GET
-@staff_required
+@admin_only
 def export_download(request: HttpRequest, slug: str, export_id: int) -> HttpResponseBase:
     dataset = selectors.dataset_get(slug=slug)
     export = get_object_or_404(
@@ -235,7 +224,7 @@ def export_download(request: HttpRequest, slug: str, export_id: int) -> HttpResp
 
 
 @require_POST
-@staff_required
+@admin_only
 @vary_on_headers("HX-Request")
 def item_retract_view(request: HttpRequest, slug: str) -> HttpResponse:
     dataset = selectors.dataset_get(slug=slug)

@@ -1,8 +1,7 @@
 """An item's page: its text (auto-escaped, like every producer text), provenance, lineage tree
-and whole history, for staff, admins and the reviewers of its dataset."""
+and whole history, for admins and the reviewers of its dataset (``corpus.roles``)."""
 
 import json
-from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -10,25 +9,17 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
-from corpus.models import Dataset, Item
+from corpus.models import Item
+from corpus.roles import dataset_access
 from corpus.selectors_audit import item_timeline
 from corpus.selectors_lineage import DEFAULT_DEPTH, MAX_DEPTH, item_lineage
-from corpus.views.audit import is_admin
-
-
-def _dataset_access(user: Any) -> Any:
-    """A memoized "may this user see dataset N?" for the item and its relatives."""
-    if user.is_staff or is_admin(user):
-        return lambda dataset_id: True
-    allowed = set(Dataset.objects.filter(reviewers=user).values_list("pk", flat=True))
-    return lambda dataset_id: dataset_id in allowed
 
 
 @login_required
 @require_GET
 def item_page(request: HttpRequest, item_id: int) -> HttpResponse:
     item = get_object_or_404(Item.objects.select_related("dataset", "source", "score"), pk=item_id)
-    may_see = _dataset_access(request.user)
+    may_see = dataset_access(request.user)
     if not may_see(item.dataset_id):
         raise PermissionDenied("Only the reviewers of this dataset and admins see its items.")
     depth_raw = request.GET.get("depth", "")
@@ -43,6 +34,5 @@ def item_page(request: HttpRequest, item_id: int) -> HttpResponse:
         "depths": (1, 3, 5, MAX_DEPTH),
         "sampling_text": json.dumps(item.sampling_params, indent=2, sort_keys=True),
         "metadata_text": json.dumps(item.metadata, indent=2, sort_keys=True, ensure_ascii=False),
-        "is_admin": request.user.is_staff or is_admin(request.user),
     }
     return render(request, "corpus/item.html", context)

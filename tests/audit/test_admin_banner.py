@@ -2,7 +2,7 @@
 
 from django.core.cache import cache
 
-from corpus.services.audit import ALERT_CACHE_KEY
+from corpus.services.audit_verify import ALERT_CACHE_KEY
 
 ALERT = {"problem": "event #8 was removed", "bad_seq": 8, "checked_at": "2026-11-24 10:00"}
 

@@ -13,9 +13,9 @@ from corpus.services.audit import (
     audit_append_many,
     audit_head,
     audit_lock,
-    audit_verify,
     event_item_ids,
 )
+from corpus.services.audit_verify import audit_verify
 from tests.audit.conftest import make_chain, raw
 
 

@@ -6,7 +6,8 @@ import pytest
 from django.db import connection, connections, transaction
 
 from corpus.models import AuditEvent
-from corpus.services.audit import SYSTEM, audit_append, audit_append_many, audit_verify
+from corpus.services.audit import SYSTEM, audit_append, audit_append_many
+from corpus.services.audit_verify import audit_verify
 
 WRITERS = 8
 TRANSACTIONS = 25

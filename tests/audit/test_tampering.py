@@ -5,7 +5,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from corpus.models import AuditEvent, AuditHead
-from corpus.services.audit import audit_check, audit_verify, audit_verify_incremental
+from corpus.services.audit_verify import audit_check, audit_verify, audit_verify_incremental
 from tests.audit.conftest import forge, make_chain, move, raw, rehash_from
 
 

@@ -11,7 +11,7 @@ from django.core.management.base import CommandError
 from config.celery import worker_heartbeat
 from corpus.models import AuditEvent, AuditVerification
 from corpus.services.anchor import anchors_check
-from corpus.services.audit import ALERT_CACHE_KEY, audit_check, audit_verify_incremental
+from corpus.services.audit_verify import ALERT_CACHE_KEY, audit_check, audit_verify_incremental
 from corpus.tasks import audit_verify_task
 from tests.audit.conftest import make_chain, raw
 

@@ -1,4 +1,4 @@
-"""The audit browser (admins) and the item page (staff, admins, the dataset's reviewers)."""
+"""The audit browser (admins) and the item page (admins, the dataset's reviewers)."""
 
 import pytest
 from django.contrib.auth.models import Group
@@ -10,6 +10,13 @@ from tests.audit.conftest import make_chain
 from tests.factories import ItemFactory, UserFactory
 
 AUDIT = "/audit/"
+
+
+@pytest.fixture
+def reviewer(reviewer):  # type: ignore[no-untyped-def]
+    """Alice, listed on `demo`, with the reviewer role."""
+    reviewer.groups.add(Group.objects.get_or_create(name="reviewer")[0])
+    return reviewer
 
 
 def _append(**kwargs):  # type: ignore[no-untyped-def]
@@ -257,11 +264,18 @@ def test_item_page_query_count(client, reviewer, lineage, django_assert_max_num_
         client.get(f"/items/{item.pk}/")
 
 
-def test_staff_may_see_any_item(client, lineage, db):
+def test_staff_without_the_admin_role_may_not_read_items(client, lineage, db):
     _, item, _ = lineage
     client.force_login(UserFactory(username="staffer", is_staff=True))
 
-    assert client.get(f"/items/{item.pk}/").status_code == 200
+    assert client.get(f"/items/{item.pk}/").status_code == 403
+
+
+def test_listed_without_the_reviewer_role_may_not_read_items(client, reviewer2, lineage):
+    _, item, _ = lineage
+    client.force_login(reviewer2)  # listed on `demo`, no reviewer role
+
+    assert client.get(f"/items/{item.pk}/").status_code == 403
 
 
 def test_reviewer_of_another_dataset_is_refused(client, outsider, lineage, other_dataset):

@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from corpus.models import AuditEvent, Export, ExportItem, ExportPolicy, Item, ItemParent, Score
 from corpus.scoring.text import content_hash
-from corpus.services.audit import SYSTEM, audit_verify
+from corpus.services.audit import SYSTEM
+from corpus.services.audit_verify import audit_verify
 from corpus.services.exports import build as build_module
 from corpus.services.exports.build import export_build, export_request
 from corpus.services.exports.merkle import merkle_root

@@ -9,7 +9,8 @@ from corpus.models import AuditEvent, DetectorModel, Item, Score, ScoringRules
 from corpus.redis_client import redis_client
 from corpus.scoring import lexical, lsh, minhash
 from corpus.services import near_dup_index, scoring
-from corpus.services.audit import SYSTEM, audit_verify
+from corpus.services.audit import SYSTEM
+from corpus.services.audit_verify import audit_verify
 from corpus.services.detectors import detector_train
 from corpus.services.ingest import items_ingest, items_parse
 

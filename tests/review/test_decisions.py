@@ -270,7 +270,7 @@ def _decide_next(dataset, user, **kwargs):  # type: ignore[no-untyped-def]
 def test_decide_and_next_at_the_quota_still_records_the_decision(review_dataset, alice, queued):
     """No next lease at the limit: the decision's writes (sent with the lease's statements
     otherwise) are sent on their own."""
-    from corpus.services.audit import audit_verify
+    from corpus.services.audit_verify import audit_verify
     from review.models import ReviewerQuota
 
     ReviewerQuota.objects.create(dataset=review_dataset, reviewer=None, daily_limit=1)

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from corpus.models import AuditHead
 from corpus.services.anchor import anchor_path
-from corpus.services.audit import audit_check, audit_verify_incremental
+from corpus.services.audit_verify import audit_check, audit_verify_incremental
 
 
 class Command(BaseCommand):
@@ -55,11 +55,17 @@ class Command(BaseCommand):
             raise CommandError(
                 f"audit chain broken: {report.problem} ({report.checked} events verified before it)"
             )
-        anchors = (
-            "anchors not checked"
-            if options["no_anchors"]
-            else f"{report.anchors_checked} anchors match ({anchor_path()})"
-        )
+        if options["no_anchors"]:
+            anchors = "anchors not checked"
+        else:
+            # Events past the last anchor are the ones a database writer could still cut or
+            # rewrite unnoticed; the anchor task keeps that tail to seconds.
+            tail = report.head_seq - report.anchored_seq
+            anchors = (
+                f"{report.anchors_checked} anchors match ({anchor_path()}); "
+                f"{tail} event{'' if tail == 1 else 's'} past the last anchor"
+                + (f" (#{report.anchored_seq})" if report.anchored_seq else " (none yet)")
+            )
         self.stdout.write(
             f"audit chain intact: {report.checked} events verified "
             f"(#{from_seq}–#{report.last_seq}), head #{report.head_seq}, {anchors}"
