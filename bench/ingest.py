@@ -1,6 +1,7 @@
 """Ingest throughput through the real HTTP server, against PostgreSQL's COPY of the same rows.
 
     .venv/bin/python bench/ingest.py [--n 100000] [--batch 1000] [--clients 4] [--web-workers 2]
+    .venv/bin/python bench/ingest.py --cold [--analyze-seconds 5]   # as the corpus grows
 
 What it does:
 
@@ -17,6 +18,16 @@ What it does:
    constraints and indexes included) as the physical reference, and prints the ratio.
 
 Prints one summary line per measure and a JSON line (``RESULT {...}``) that run_all.py collects.
+
+``--cold`` measures ingest as the corpus grows from nothing, as a new installation sees it: no
+warm-up and no ANALYZE before the clock, a Celery worker scoring what arrives (as ``make run``
+starts it, ``--worker-concurrency`` 2), requests sent one after the other unless ``--clients``
+says otherwise, and the throughput of the first and of the last 10 requests. It runs twice on
+fresh databases, one after the other: without Celery beat (nothing refreshes the planner
+statistics when the server's autovacuum is off; ``SHOW autovacuum``), then with beat running the
+statistics task every ``--analyze-seconds``, and prints last-10 / first-10 for both. Autovacuum
+is turned off on the scratch tables whatever the server's setting, so both passes see the worst
+case. The COPY reference is skipped in this mode.
 """
 
 import argparse
@@ -145,9 +156,13 @@ class RssSampler(threading.Thread):
             time.sleep(self.interval)
 
 
-def post_all(port: int, key: str, slug: str, bodies: list[bytes], clients: int) -> list[dict]:
-    """Send every body (each a request) from ``clients`` threads; returns the parsed responses."""
+def post_all(
+    port: int, key: str, slug: str, bodies: list[bytes], clients: int
+) -> tuple[list[dict], list[float]]:
+    """Send every body (each a request) from ``clients`` threads; returns the parsed responses
+    and the ``perf_counter`` time each request completed at."""
     responses: list[dict] = [{} for _ in bodies]
+    done_at: list[float] = [0.0 for _ in bodies]
     errors: list[str] = []
     next_index = iter(range(len(bodies)))
     lock = threading.Lock()
@@ -172,6 +187,7 @@ def post_all(port: int, key: str, slug: str, bodies: list[bytes], clients: int) 
                 errors.append(f"request {index}: HTTP {response.status} {payload[:500]!r}")
                 return
             responses[index] = orjson.loads(payload)
+            done_at[index] = time.perf_counter()
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for thread in threads:
@@ -180,7 +196,16 @@ def post_all(port: int, key: str, slug: str, bodies: list[bytes], clients: int) 
         thread.join()
     if errors:
         raise SystemExit("ingest failed: " + "; ".join(errors[:3]))
-    return responses
+    return responses, done_at
+
+
+def window_rates(start: float, done_at: list[float], batch: int, window: int = 10) -> dict:
+    """Items/s over the first and over the last ``window`` requests to complete."""
+    times = sorted(done_at)
+    first = window * batch / (times[window - 1] - start)
+    last = window * batch / (times[-1] - times[-window - 1])
+    return {"first10_items_per_s": round(first), "last10_items_per_s": round(last),
+            "last_over_first": round(last / first, 2)}  # fmt: skip
 
 
 def copy_reference(dsn: str, env: dict[str, str], items: list[dict]) -> float:
@@ -240,11 +265,168 @@ def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 60) -> N
     raise SystemExit(f"gunicorn did not answer on {url}")
 
 
+def stop_group(process: subprocess.Popen | None, grace: float = 15) -> None:
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@contextlib.contextmanager
+def serving(args: argparse.Namespace, *, worker: bool = False, beat_seconds: int = 0):
+    """A fresh database, an embedded Redis and gunicorn (and, if asked, a Celery worker and
+    Celery beat); yields ``(dsn, env, port, key, web_process)`` and stops them all after."""
+    dsn = recreate_database(args.postgres, args.database)
+    workdir = Path(tempfile.mkdtemp(prefix="sg-bench-ingest-"))
+    redis_dir = workdir / "redis"
+    redis_process = embedded_redis.start(redis_dir, persist=False, die_with_parent=True)
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}},
+        "DJANGO_SETTINGS_MODULE": "config.settings.prod",
+        "SECRET_KEY": "bench-only-secret-key-" + "x" * 40,
+        "SYNTHGATE_SECURE_COOKIES": "false",
+        # Plain HTTP on 127.0.0.1, no TLS proxy in front: no redirect to https.
+        "SYNTHGATE_SSL_REDIRECT": "false",
+        "DATABASE_URL": dsn,
+        "REDIS_URL": f"unix://{embedded_redis.socket_path(redis_dir)}",
+        "SYNTHGATE_VAR_DIR": str(workdir),
+        "SYNTHGATE_TOKEN_RATE": "1000000/min",
+        "LOG_LEVEL": "WARNING",
+    }
+    if beat_seconds:
+        env["SYNTHGATE_ANALYZE_SECONDS"] = str(beat_seconds)
+    processes: list[subprocess.Popen] = []
+    try:
+        manage(env, "migrate", "--noinput", "--verbosity", "0")
+        if args.cold:
+            # The worst case whatever this server's setting: nothing but the product analyzes.
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                tables = conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                ).fetchall()
+                for (table,) in tables:
+                    conn.execute(f'ALTER TABLE "{table}" SET (autovacuum_enabled = false)')
+        manage(env, "create_dataset", "bench")
+        key = manage(
+            env, "create_token", "--name", "bench", "--scopes", "produce", "--dataset", "bench"
+        ).strip()
+        port = free_port()
+        bin_dir = Path(sys.executable).parent
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        if worker:
+            processes.append(
+                subprocess.Popen(
+                    [
+                        str(bin_dir / "celery"),
+                        "-A",
+                        "config",
+                        "worker",
+                        "--loglevel",
+                        "WARNING",
+                        "--concurrency",
+                        str(args.worker_concurrency),
+                    ],
+                    cwd=ROOT,
+                    env=env,
+                    start_new_session=True,
+                    **quiet,
+                )
+            )
+        if beat_seconds:
+            processes.append(
+                subprocess.Popen(
+                    [
+                        str(bin_dir / "celery"),
+                        "-A",
+                        "config",
+                        "beat",
+                        "--loglevel",
+                        "WARNING",
+                        "--schedule",
+                        str(workdir / "celerybeat-schedule"),
+                        "--pidfile=",
+                    ],
+                    cwd=ROOT,
+                    env=env,
+                    start_new_session=True,
+                    **quiet,
+                )
+            )
+        gunicorn = subprocess.Popen(
+            [
+                str(bin_dir / "gunicorn"),
+                "config.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(args.web_workers),
+                "--threads",
+                str(args.threads),
+                "--timeout",
+                "300",
+                "--control-socket",
+                str(workdir / "gunicorn.ctl"),
+            ],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+        )
+        processes.insert(0, gunicorn)
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", gunicorn)
+        yield dsn, env, port, key, gunicorn
+    finally:
+        for process in processes:
+            stop_group(process)
+        embedded_redis.stop(redis_process)
+        if not args.keep:
+            drop_database(args.postgres, args.database)
+        subprocess.run(["rm", "-rf", str(workdir)], check=False)
+
+
+def cold_pass(args: argparse.Namespace, bodies: list[bytes], beat_seconds: int) -> dict:
+    """One pass of ``--cold``: a fresh database, a worker, beat only if ``beat_seconds``."""
+    with serving(args, worker=True, beat_seconds=beat_seconds) as (dsn, _env, port, key, _web):
+        start = time.perf_counter()
+        responses, done_at = post_all(port, key, "bench", bodies, args.clients)
+        elapsed = time.perf_counter() - start
+        created = sum(r["created"] for r in responses)
+        if created != args.n:
+            raise SystemExit(f"expected {args.n} created, the server says {created}")
+        with psycopg.connect(dsn) as conn:
+            analyzed = conn.execute(
+                "SELECT analyze_count + autoanalyze_count FROM pg_stat_user_tables "
+                "WHERE relname = 'corpus_item'"
+            ).fetchone()[0]
+            scored = conn.execute(
+                "SELECT count(*) FROM corpus_item WHERE state <> 'pending'"
+            ).fetchone()[0]
+    rates = window_rates(start, done_at, args.batch)
+    label = f"statistics task every {beat_seconds} s" if beat_seconds else "no statistics task"
+    print(f"{label:<32}: {args.n / elapsed:,.0f} items/s overall; first 10 requests "
+          f"{rates['first10_items_per_s']:,} items/s, last 10 {rates['last10_items_per_s']:,} "
+          f"(x{rates['last_over_first']}); item table analyzed {analyzed} times; "
+          f"{scored:,} items scored during the run", flush=True)  # fmt: skip
+    return {
+        "analyze_seconds": beat_seconds,
+        "seconds": round(elapsed, 2),
+        "items_per_s": round(args.n / elapsed),
+        **rates,
+        "item_table_analyzed": analyzed,
+        "scored_during_run": scored,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=100_000, help="items to post")
     parser.add_argument("--batch", type=int, default=1000, help="items per request")
-    parser.add_argument("--clients", type=int, default=4, help="concurrent client threads")
+    parser.add_argument(
+        "--clients", type=int, default=None, help="concurrent client threads (4; 1 with --cold)"
+    )
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument(
         "--threads", type=int, default=1, help="threads per gunicorn worker (gthread when > 1)"
@@ -263,7 +445,26 @@ def main() -> int:
         default=5000,
         help="items posted (and the table analyzed) before the clock starts",
     )
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="no warm-up, a scoring worker running; first vs last 10 requests, without and "
+        "with the statistics task",
+    )
+    parser.add_argument(
+        "--analyze-seconds",
+        type=int,
+        default=5,
+        help="with --cold: the statistics task's period in the second pass (default 5)",
+    )
+    parser.add_argument(
+        "--worker-concurrency", type=int, default=2, help="with --cold: Celery worker processes"
+    )
     args = parser.parse_args()
+    if args.clients is None:
+        args.clients = 1 if args.cold else 4
+    if args.n < 20 * args.batch and args.cold:
+        parser.error("--cold needs at least 20 requests (--n >= 20 x --batch)")
 
     print(f"preparing {args.n} items of {args.text_bytes} bytes ...", flush=True)
     items = make_items(args.n, args.text_bytes, seed=20261124)
@@ -272,51 +473,28 @@ def main() -> int:
     ]
     body_mb = sum(map(len, bodies)) / 1e6
 
-    dsn = recreate_database(args.postgres, args.database)
-    workdir = Path(tempfile.mkdtemp(prefix="sg-bench-ingest-"))
-    redis_dir = workdir / "redis"
-    redis_process = embedded_redis.start(redis_dir, persist=False, die_with_parent=True)
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}},
-        "DJANGO_SETTINGS_MODULE": "config.settings.prod",
-        "SECRET_KEY": "bench-only-secret-key-" + "x" * 40,
-        "SYNTHGATE_SECURE_COOKIES": "false",
-        # Plain HTTP on 127.0.0.1, no TLS proxy in front: no redirect to https.
-        "SYNTHGATE_SSL_REDIRECT": "false",
-        "DATABASE_URL": dsn,
-        "REDIS_URL": f"unix://{embedded_redis.socket_path(redis_dir)}",
-        "SYNTHGATE_VAR_DIR": str(workdir),
-        "SYNTHGATE_TOKEN_RATE": "1000000/min",
-        "LOG_LEVEL": "WARNING",
-    }
-    gunicorn = None
-    try:
-        manage(env, "migrate", "--noinput", "--verbosity", "0")
-        manage(env, "create_dataset", "bench")
-        key = manage(
-            env, "create_token", "--name", "bench", "--scopes", "produce", "--dataset", "bench"
-        ).strip()
-        port = free_port()
-        gunicorn = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "gunicorn"),
-                "config.wsgi",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(args.web_workers),
-                "--threads",
-                str(args.threads),
-                "--timeout",
-                "300",
-                "--control-socket",
-                str(workdir / "gunicorn.ctl"),
-            ],
-            cwd=ROOT,
-            env=env,
-            start_new_session=True,
+    if args.cold:
+        print(
+            f"posting {args.n} items in {len(bodies)} requests from {args.clients} client(s), "
+            f"a worker of {args.worker_concurrency} processes scoring, twice ...",
+            flush=True,
         )
-        wait_for_http(f"http://127.0.0.1:{port}/healthz", gunicorn)
+        without = cold_pass(args, bodies, beat_seconds=0)
+        with_task = cold_pass(args, bodies, beat_seconds=args.analyze_seconds)
+        result = {
+            "bench": "ingest_cold",
+            "n": args.n,
+            "batch": args.batch,
+            "clients": args.clients,
+            "web_workers": args.web_workers,
+            "worker_concurrency": args.worker_concurrency,
+            "without_task": without,
+            "with_task": with_task,
+        }
+        print("RESULT " + json.dumps(result), flush=True)
+        return 0
+
+    with serving(args) as (dsn, env, port, key, gunicorn):
         sampler = RssSampler(gunicorn.pid)
         idle_rss = sampler.sample()
         sampler.start()
@@ -347,7 +525,7 @@ def main() -> int:
             flush=True,
         )
         start = time.perf_counter()
-        responses = post_all(port, key, "bench", bodies, args.clients)
+        responses, _done_at = post_all(port, key, "bench", bodies, args.clients)
         elapsed = time.perf_counter() - start
         sampler.running = False
         sampler.join()
@@ -361,44 +539,32 @@ def main() -> int:
         rate = args.n / elapsed
 
         copy_seconds = copy_reference(dsn, env, items)
-        copy_rate = args.n / copy_seconds
-        result = {
-            "bench": "ingest",
-            "n": args.n,
-            "batch": args.batch,
-            "clients": args.clients,
-            "web_workers": args.web_workers,
-            "threads": args.threads,
-            "text_bytes": args.text_bytes,
-            "seconds": round(elapsed, 2),
-            "items_per_s": round(rate),
-            "mb_per_s": round(body_mb / elapsed, 1),
-            "web_rss_idle_mb": round(idle_rss / 2**20),
-            "web_rss_peak_mb": round(sampler.peak / 2**20),
-            "copy_seconds": round(copy_seconds, 2),
-            "copy_items_per_s": round(copy_rate),
-            "ratio_to_copy": round(rate / copy_rate, 3),
-        }
-        print(f"ingest over HTTP : {rate:,.0f} items/s ({elapsed:.1f} s, {body_mb / elapsed:.1f} "
-              "MB/s of JSON)")  # fmt: skip
-        print(f"web peak RSS     : {sampler.peak / 2**20:.0f} MB (idle {idle_rss / 2**20:.0f} MB, "
-              f"master + {args.web_workers} workers)")  # fmt: skip
-        print(f"PostgreSQL COPY  : {copy_rate:,.0f} items/s ({copy_seconds:.1f} s)")
-        print(f"ratio to COPY    : {rate / copy_rate:.1%}")
-        print("RESULT " + json.dumps(result), flush=True)
-        return 0
-    finally:
-        if gunicorn is not None and gunicorn.poll() is None:
-            os.killpg(gunicorn.pid, signal.SIGTERM)
-            try:
-                gunicorn.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(gunicorn.pid, signal.SIGKILL)
-                gunicorn.wait()
-        embedded_redis.stop(redis_process)
-        if not args.keep:
-            drop_database(args.postgres, args.database)
-        subprocess.run(["rm", "-rf", str(workdir)], check=False)
+    copy_rate = args.n / copy_seconds
+    result = {
+        "bench": "ingest",
+        "n": args.n,
+        "batch": args.batch,
+        "clients": args.clients,
+        "web_workers": args.web_workers,
+        "threads": args.threads,
+        "text_bytes": args.text_bytes,
+        "seconds": round(elapsed, 2),
+        "items_per_s": round(rate),
+        "mb_per_s": round(body_mb / elapsed, 1),
+        "web_rss_idle_mb": round(idle_rss / 2**20),
+        "web_rss_peak_mb": round(sampler.peak / 2**20),
+        "copy_seconds": round(copy_seconds, 2),
+        "copy_items_per_s": round(copy_rate),
+        "ratio_to_copy": round(rate / copy_rate, 3),
+    }
+    print(f"ingest over HTTP : {rate:,.0f} items/s ({elapsed:.1f} s, {body_mb / elapsed:.1f} "
+          "MB/s of JSON)")  # fmt: skip
+    print(f"web peak RSS     : {sampler.peak / 2**20:.0f} MB (idle {idle_rss / 2**20:.0f} MB, "
+          f"master + {args.web_workers} workers)")  # fmt: skip
+    print(f"PostgreSQL COPY  : {copy_rate:,.0f} items/s ({copy_seconds:.1f} s)")
+    print(f"ratio to COPY    : {rate / copy_rate:.1%}")
+    print("RESULT " + json.dumps(result), flush=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -398,6 +398,9 @@ def main() -> int:
                 "web",
                 [
                     str(VENV_BIN / "gunicorn"),
+                    # Preload and gc.freeze before the fork: the workers share the app's pages.
+                    "--config",
+                    str(ROOT / "config" / "gunicorn.py"),
                     "config.wsgi",
                     "--bind",
                     f"127.0.0.1:{port}",

@@ -76,3 +76,16 @@ def scoring_warm_up(sender: object = None, **kwargs: object) -> None:
     from corpus.services.scoring import scoring_warm_up as warm_up
 
     warm_up()
+
+
+@signals.worker_init.connect
+def freeze_before_fork(sender: object = None, **kwargs: object) -> None:
+    """Connected after ``scoring_warm_up``, so it runs after it, in the worker's main process
+    before the prefork pool forks its children: move everything loaded so far (Django, the
+    scoring stack, the detector's weights) out of the garbage collector's generations. The
+    children then share those pages with the main process; without this, each child's first
+    collection writes to every tracked object's header and copies its page (bench/memory.py)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()

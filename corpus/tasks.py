@@ -113,3 +113,12 @@ def items_lm_score_task(item_ids: list[int]) -> int:
     from corpus.services.lm_scoring import items_lm_score
 
     return items_lm_score(item_ids=item_ids)
+
+
+@shared_task(autoretry_for=TRANSIENT, retry_backoff=5, retry_kwargs={"max_retries": 3})
+def tables_analyze_stale_task() -> list[str]:
+    """Refresh the planner statistics of the tables that changed enough since their last
+    ANALYZE (corpus/services/maintenance.py). Cheap when nothing changed: one catalog query."""
+    from corpus.services.maintenance import tables_analyze_stale
+
+    return tables_analyze_stale()

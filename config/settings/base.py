@@ -211,7 +211,16 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": envint("SYNTHGATE_AUDIT_FULL_VERIFY_SECONDS", 24 * 3600),
         "kwargs": {"full": True},
     },
+    # Planner statistics of the hot tables, kept fresh whatever the server's autovacuum does
+    # (corpus/services/maintenance.py): one catalog query a run, an ANALYZE only when a table
+    # changed by SYNTHGATE_ANALYZE_MIN_CHANGES + SYNTHGATE_ANALYZE_SHARE x its rows.
+    "analyze-stale-tables": {
+        "task": "corpus.tasks.tables_analyze_stale_task",
+        "schedule": envint("SYNTHGATE_ANALYZE_SECONDS", 60),
+    },
 }
+SYNTHGATE_ANALYZE_MIN_CHANGES = envint("SYNTHGATE_ANALYZE_MIN_CHANGES", 1000)
+SYNTHGATE_ANALYZE_SHARE = envfloat("SYNTHGATE_ANALYZE_SHARE", 0.1)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

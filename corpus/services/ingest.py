@@ -31,7 +31,7 @@ from pydantic import (
     field_validator,
 )
 
-from corpus.db.bulk import bulk_insert, values_in
+from corpus.db.bulk import bulk_insert, values_by_key, values_in
 from corpus.json_input import json_value_problem
 from corpus.models import Dataset, Item, ItemParent, Source
 from corpus.scoring import kinds
@@ -511,29 +511,27 @@ def _sources_get_or_create(
 
 def _duplicates_find(batch: _Batch) -> _Duplicates:
     """Items stored before (by (source, external id), else by content hash in the dataset) and
-    repeats within the batch (the first occurrence is the one created)."""
+    repeats within the batch (the first occurrence is the one created).
+
+    One probe of the unique index per key (values_by_key), planned the same on a table whatever
+    its statistics, so ingest does not slow down as the table outgrows its last ANALYZE."""
     ext_keys, hashes = batch.ext_keys, batch.hashes
     by_ext: dict[tuple[int, str | None], int] = {}
     wanted_ext = {key for key in ext_keys if key[1] is not None}
     if wanted_ext:
-        rows = values_in(
-            Item,
-            ["source_id", "external_id", "id"],
-            source_id__in={s for s, _ in wanted_ext},
-            external_id__in={e for _, e in wanted_ext},
-        )
+        rows = values_by_key(Item, ["source_id", "external_id"], wanted_ext, ["id"])
         by_ext = {(s, e): i for s, e, i in rows}
     wanted_hash = {h for h, (_, e) in zip(hashes, ext_keys, strict=True) if e is None}
     by_hash: dict[str, int] = {}
     if wanted_hash:
-        rows = values_in(
+        rows = values_by_key(
             Item,
-            ["content_hash", "id"],
-            dataset_id=batch.dataset.pk,
-            content_hash__in=wanted_hash,
+            ["dataset_id", "content_hash"],
+            [(batch.dataset.pk, h) for h in wanted_hash],
+            ["id"],
             external_id__isnull=True,
         )
-        by_hash = dict(rows)
+        by_hash = {h: i for _, h, i in rows}
 
     existing: dict[int, int] = {}
     first_in_batch: dict[int, int] = {}
@@ -575,12 +573,7 @@ def _parents_resolve(batch: _Batch, new_indexes: list[int]) -> _Lineage:
     known_ext: dict[tuple[int, str | None], tuple[int, int]] = {}
     db_exts = {key for key in parent_exts if key not in batch_by_ext}
     if db_exts:
-        rows = values_in(
-            Item,
-            ["source_id", "external_id", "id", "generation"],
-            source_id__in={s for s, _ in db_exts},
-            external_id__in={e for _, e in db_exts},
-        )
+        rows = values_by_key(Item, ["source_id", "external_id"], db_exts, ["id", "generation"])
         known_ext = {(s, e): (i, g) for s, e, i, g in rows}
 
     graph: dict[int, set[int]] = {i: set() for i in with_parents}

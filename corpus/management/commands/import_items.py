@@ -29,11 +29,16 @@ from tqdm import tqdm
 from corpus.models import Dataset
 from corpus.services.audit import SYSTEM
 from corpus.services.ingest import IngestError, ItemIn, items_ingest, items_parse
+from corpus.services.maintenance import tables_analyze_stale
 
 ACTOR = f"{SYSTEM}:import_items"
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 JSON_OBJECT_FIELDS = ("metadata", "sampling_params")
 SUMMARY_LINES_SHOWN = 20
+# Rows created between two checks of the planner statistics (corpus/services/maintenance.py):
+# a large import grows the item table many times over, faster than a periodic check may run,
+# and the scoring queries its batches enqueue are planned on those statistics.
+ANALYZE_EVERY_CREATED = 50_000
 
 
 @dataclass
@@ -201,6 +206,7 @@ class Command(BaseCommand):
                 else _parquet_rows(parquet_file, batch_size, progress)
             )
             last = 0
+            analyzed_at = 0
             try:
                 while True:
                     try:
@@ -217,12 +223,17 @@ class Command(BaseCommand):
                     finally:
                         self._flush_invalid()
                     last = chunk[-1].number
+                    if self.tally.created - analyzed_at >= ANALYZE_EVERY_CREATED:
+                        tables_analyze_stale()
+                        analyzed_at = self.tally.created
             except KeyboardInterrupt:
                 self._summary(path)
                 raise CommandError(
                     f"interrupted; {self.unit}s up to {last} were processed, and running the "
                     "same command again skips what was stored"
                 ) from None
+        if self.tally.created > analyzed_at:
+            tables_analyze_stale()
         self._summary(path)
         if options["strict"] and self.tally.invalid:
             raise CommandError(f"{self.tally.invalid} invalid row(s) (--strict)")
