@@ -87,10 +87,17 @@ def test_page_access_follows_roles(client, world, kind, page):
 
 
 @pytest.mark.parametrize("kind", sorted(set(KINDS) - {"anonymous"}))
-def test_review_settings_are_for_admins(client, world, kind):
-    status = _client(client, world, kind).get("/review/demo/settings/").status_code
+def test_dataset_settings_are_for_admins(client, world, kind):
+    status = _client(client, world, kind).get("/datasets/demo/settings/").status_code
 
     assert status == {"group_admin": 200, "superuser": 200, "reviewer": 403}.get(kind, 404)
+
+
+def test_the_old_review_settings_address_moved_to_the_dataset_settings(client, world):
+    response = _client(client, world, "group_admin").get("/review/demo/settings/")
+
+    assert response.status_code == 301
+    assert response["Location"] == "/datasets/demo/settings/"
 
 
 # Where the navigation may point; each kind must see exactly the ones it may open.
@@ -123,7 +130,7 @@ def test_review_index_links_settings_only_for_admins(client, world):
     for kind, expected in (("reviewer", False), ("group_admin", True)):
         client.force_login(world["users"][kind])
         html = client.get("/review/").content.decode()
-        assert ('href="/review/demo/settings/"' in html) is expected
+        assert ('href="/datasets/demo/settings/"' in html) is expected
         assert 'href="/review/demo/"' in html
 
 

@@ -54,11 +54,12 @@ def test_reviewer_day_is_listed_read_only(client, admin_user, dataset, reviewer)
 def test_each_admin_class_is_the_one_admin_py_declares():
     # Registered once, declaratively: no class is rebuilt at import time behind the reader.
     import corpus.admin
+    import dashboard.admin
     import review.admin
 
     declared = {
         cls
-        for module in (corpus.admin, review.admin)
+        for module in (corpus.admin, review.admin, dashboard.admin)
         for cls in vars(module).values()
         if isinstance(cls, type) and cls.__module__ == module.__name__
     }
