@@ -153,3 +153,10 @@ def test_the_schema_documents_every_operation_of_the_split_routes(client):
     }
     assert "201" in schema["paths"]["/api/v1/datasets/{slug}/items/"]["post"]["responses"]
     assert "requestBody" in schema["paths"]["/api/v1/datasets/"]["post"]
+
+
+def test_options_answers_for_the_whole_route(api, admin_token, dataset):
+    response = api.as_token(admin_token).options(POLICY)
+
+    assert response.status_code == 200
+    assert response["Allow"] == "GET, PUT, HEAD, OPTIONS"
