@@ -283,6 +283,8 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    # One view per operation; routes serving several (corpus.api.routing.methods) are expanded.
+    "PREPROCESSING_HOOKS": ["corpus.api.routing.expand_method_routes"],
     "ENUM_NAME_OVERRIDES": {
         "ItemStateEnum": "corpus.models.Item.State",
         "ItemOriginEnum": "corpus.models.Item.Origin",

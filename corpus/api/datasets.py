@@ -21,8 +21,22 @@ class DatasetOutputSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-class DatasetsApi(APIView):
-    """GET lists datasets, POST creates one; admin tokens only."""
+class DatasetListApi(APIView):
+    """The datasets the token may see (admin tokens)."""
+
+    permission_classes = [HasToken]
+
+    OutputSerializer = DatasetOutputSerializer
+
+    @extend_schema(responses=OutputSerializer(many=True), operation_id="datasets_list")
+    def get(self, request: Request) -> Response:
+        token = require_scope(request, ApiToken.Scope.ADMIN)
+        datasets = selectors.dataset_list(token=token)
+        return Response({"results": self.OutputSerializer(datasets, many=True).data})
+
+
+class DatasetCreateApi(APIView):
+    """Create a dataset (admin tokens not bound to one dataset)."""
 
     permission_classes = [HasToken]
 
@@ -31,15 +45,11 @@ class DatasetsApi(APIView):
         name = serializers.CharField(max_length=200)
         description = serializers.CharField(required=False, allow_blank=True, default="")
 
-    @extend_schema(responses=DatasetOutputSerializer(many=True), operation_id="datasets_list")
-    def get(self, request: Request) -> Response:
-        token = require_scope(request, ApiToken.Scope.ADMIN)
-        datasets = selectors.dataset_list(token=token)
-        return Response({"results": DatasetOutputSerializer(datasets, many=True).data})
+    OutputSerializer = DatasetOutputSerializer
 
     @extend_schema(
         request=InputSerializer,
-        responses={201: DatasetOutputSerializer},
+        responses={201: OutputSerializer},
         operation_id="datasets_create",
     )
     def post(self, request: Request) -> Response:
@@ -54,4 +64,4 @@ class DatasetsApi(APIView):
             dataset = dataset_create(actor=actor_for_token(token), **serializer.validated_data)
         except DatasetError as exc:
             return errors_response([{"field": "slug", "message": str(exc)}])
-        return Response(DatasetOutputSerializer(dataset).data, status=status.HTTP_201_CREATED)
+        return Response(self.OutputSerializer(dataset).data, status=status.HTTP_201_CREATED)

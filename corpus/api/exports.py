@@ -242,21 +242,32 @@ def _policy_data(version: Any) -> dict[str, Any]:
 # --- Views ---------------------------------------------------------------------------------
 
 
-class ExportPolicyApi(APIView):
-    """GET the dataset's export policy, PUT a new version of it (admin tokens)."""
+class ExportPolicyGetApi(APIView):
+    """The dataset's current export policy (admin tokens)."""
 
     permission_classes = [HasToken]
 
-    @extend_schema(responses=PolicyOutputSerializer, operation_id="export_policy_get")
+    OutputSerializer = PolicyOutputSerializer
+
+    @extend_schema(responses=OutputSerializer, operation_id="export_policy_get")
     def get(self, request: Request, slug: str) -> Response:
         dataset = selectors.dataset_get(slug=slug)
         require_scope(request, ApiToken.Scope.ADMIN, dataset)
         data = _policy_data(policy_current(dataset=dataset))
-        return Response(PolicyOutputSerializer(data).data)
+        return Response(self.OutputSerializer(data).data)
+
+
+class ExportPolicySetApi(APIView):
+    """Sets a new version of the dataset's export policy (admin tokens)."""
+
+    permission_classes = [HasToken]
+
+    InputSerializer = PolicyDocSerializer
+    OutputSerializer = PolicyOutputSerializer
 
     @extend_schema(
-        request=PolicyDocSerializer,
-        responses={200: PolicyOutputSerializer},
+        request=InputSerializer,
+        responses={200: OutputSerializer},
         operation_id="export_policy_put",
         description="The whole policy document; omitted fields take their defaults. Every PUT "
         "makes a new version.",
@@ -268,7 +279,7 @@ class ExportPolicyApi(APIView):
             version = policy_set(dataset=dataset, raw=request.data, actor=actor_for_token(token))
         except PolicyError as exc:
             return errors_response(exc.errors)
-        return Response(PolicyOutputSerializer(_policy_data(version)).data)
+        return Response(self.OutputSerializer(_policy_data(version)).data)
 
 
 class ExportPreviewApi(APIView):
@@ -296,12 +307,12 @@ class ExportPreviewApi(APIView):
         return Response(preview)
 
 
-class ExportsApi(APIView):
-    """GET lists the dataset's exports, newest first; POST requests one (consume tokens)."""
+class ExportListApi(APIView):
+    """The dataset's exports, newest first (consume tokens)."""
 
     permission_classes = [HasToken]
 
-    InputSerializer = ExportCreateInputSerializer
+    OutputSerializer = ExportOutputSerializer
 
     @extend_schema(
         parameters=[
@@ -309,7 +320,7 @@ class ExportsApi(APIView):
             OpenApiParameter("cursor", str, description="opaque; from the previous page's next"),
             OpenApiParameter("limit", int, description="page size, at most 100"),
         ],
-        responses=ExportOutputSerializer(many=True),
+        responses=OutputSerializer(many=True),
         operation_id="exports_list",
     )
     def get(self, request: Request, slug: str) -> Response:
@@ -333,14 +344,23 @@ class ExportsApi(APIView):
         more = len(page) == query.limit
         return Response(
             {
-                "results": ExportOutputSerializer(page, many=True).data,
+                "results": self.OutputSerializer(page, many=True).data,
                 "next": cursor_encode({"before": page[-1].pk}) if page and more else None,
             }
         )
 
+
+class ExportCreateApi(APIView):
+    """Requests an export; it is built in the background (consume tokens)."""
+
+    permission_classes = [HasToken]
+
+    InputSerializer = ExportCreateInputSerializer
+    OutputSerializer = ExportOutputSerializer
+
     @extend_schema(
         request=InputSerializer,
-        responses={202: ExportOutputSerializer},
+        responses={202: OutputSerializer},
         operation_id="exports_create",
     )
     def post(self, request: Request, slug: str) -> Response:
@@ -359,7 +379,7 @@ class ExportsApi(APIView):
             )
         except ExportRequestError as exc:
             return errors_response(exc.errors)
-        body = ExportOutputSerializer(export).data
+        body = self.OutputSerializer(export).data
         url = f"/api/v1/datasets/{dataset.slug}/exports/{export.pk}/"
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
 

@@ -93,12 +93,12 @@ class IngestOutputSerializer(serializers.Serializer):
 ITEM_FILTERS = {"state": Item.State, "origin": Item.Origin}
 
 
-class DatasetItemsApi(APIView):
-    """POST ingests a batch (produce scope); GET pages through the items (any token of the
-    dataset)."""
+class ItemListApi(APIView):
+    """Pages through a dataset's items, oldest first (any token of the dataset)."""
 
     permission_classes = [HasToken]
-    json_values_checked = True  # ingest checks each item, naming the item and field
+
+    OutputSerializer = ItemOutputSerializer
 
     @extend_schema(
         parameters=[
@@ -108,7 +108,7 @@ class DatasetItemsApi(APIView):
             OpenApiParameter("cursor", str, description="opaque; from the previous page's next"),
             OpenApiParameter("limit", int, description="page size, at most 1000"),
         ],
-        responses=ItemOutputSerializer(many=True),
+        responses=OutputSerializer(many=True),
         operation_id="items_list",
     )
     def get(self, request: Request, slug: str) -> Response:
@@ -135,14 +135,23 @@ class DatasetItemsApi(APIView):
         last = items[-1].pk if items else after_id
         return Response(
             {
-                "results": ItemOutputSerializer(items, many=True).data,
+                "results": self.OutputSerializer(items, many=True).data,
                 "next": cursor_encode({"after": last}) if last is not None else None,
             }
         )
 
+
+class ItemIngestApi(APIView):
+    """Ingests a batch of items into a dataset (produce scope)."""
+
+    permission_classes = [HasToken]
+    json_values_checked = True  # ingest checks each item, naming the item and field
+
+    OutputSerializer = IngestOutputSerializer
+
     @extend_schema(
         request=IngestRequestDoc,
-        responses={201: IngestOutputSerializer},
+        responses={201: OutputSerializer},
         operation_id="items_ingest",
     )
     def post(self, request: Request, slug: str) -> Response:

@@ -71,23 +71,34 @@ def _output(dataset: Dataset, rules: ScoringRules) -> dict[str, Any]:
     }
 
 
-class ScoringRulesApi(APIView):
-    """GET the dataset's scoring rules; PUT replaces them (admin tokens). Audited; the next
-    scoring batch uses them."""
+class ScoringRulesGetApi(APIView):
+    """The dataset's scoring rules (admin tokens)."""
 
     permission_classes = [HasToken]
 
-    @extend_schema(responses=ScoringRulesOutputSerializer, operation_id="scoring_rules_get")
+    OutputSerializer = ScoringRulesOutputSerializer
+
+    @extend_schema(responses=OutputSerializer, operation_id="scoring_rules_get")
     def get(self, request: Request, slug: str) -> Response:
         dataset = selectors.dataset_get(slug=slug)
         require_scope(request, ApiToken.Scope.ADMIN, dataset)
         rules = scoring_rules_get(dataset=dataset)
-        return Response(ScoringRulesOutputSerializer(_output(dataset, rules)).data)
+        return Response(self.OutputSerializer(_output(dataset, rules)).data)
+
+
+class ScoringRulesSetApi(APIView):
+    """Replaces the dataset's scoring rules (admin tokens). Audited; the next scoring batch
+    uses them."""
+
+    permission_classes = [HasToken]
+
+    InputSerializer = ScoringRulesDocSerializer
+    OutputSerializer = ScoringRulesOutputSerializer
 
     @extend_schema(
-        request=ScoringRulesDocSerializer,
+        request=InputSerializer,
         responses={
-            200: ScoringRulesOutputSerializer,
+            200: OutputSerializer,
             400: OpenApiResponse(description='{"errors": [{"field": ..., "message": ...}]}'),
         },
         operation_id="scoring_rules_put",
@@ -105,4 +116,4 @@ class ScoringRulesApi(APIView):
             )
         except ScoringRulesError as exc:
             return errors_response(exc.errors)
-        return Response(ScoringRulesOutputSerializer(_output(dataset, rules)).data)
+        return Response(self.OutputSerializer(_output(dataset, rules)).data)

@@ -1,5 +1,5 @@
 """The REST API, version 1 (``/api/v1/``): one route per resource, each served by the API views
-of ``corpus/api/``."""
+of ``corpus/api/``, one view per operation (``methods()`` where a route serves several)."""
 
 from django.urls import path
 
@@ -9,12 +9,21 @@ from corpus.api import exports as exports_api
 from corpus.api import feed as feed_api
 from corpus.api import lineage as lineage_api
 from corpus.api import scoring_rules as scoring_rules_api
+from corpus.api.routing import methods
 
 app_name = "corpus"
 
 urlpatterns = [
-    path("datasets/", datasets.DatasetsApi.as_view(), name="datasets"),
-    path("datasets/<slug:slug>/items/", items.DatasetItemsApi.as_view(), name="dataset-items"),
+    path(
+        "datasets/",
+        methods(get=datasets.DatasetListApi, post=datasets.DatasetCreateApi),
+        name="datasets",
+    ),
+    path(
+        "datasets/<slug:slug>/items/",
+        methods(get=items.ItemListApi, post=items.ItemIngestApi),
+        name="dataset-items",
+    ),
     path("items/<int:item_id>/", items.ItemDetailApi.as_view(), name="item-detail"),
     path(
         "items/<int:item_id>/lineage/",
@@ -24,7 +33,7 @@ urlpatterns = [
     path("audit/", audit_api.AuditEventsApi.as_view(), name="audit"),
     path(
         "datasets/<slug:slug>/export-policy/",
-        exports_api.ExportPolicyApi.as_view(),
+        methods(get=exports_api.ExportPolicyGetApi, put=exports_api.ExportPolicySetApi),
         name="export-policy",
     ),
     path(
@@ -32,7 +41,11 @@ urlpatterns = [
         exports_api.ExportPreviewApi.as_view(),
         name="exports-preview",
     ),
-    path("datasets/<slug:slug>/exports/", exports_api.ExportsApi.as_view(), name="exports"),
+    path(
+        "datasets/<slug:slug>/exports/",
+        methods(get=exports_api.ExportListApi, post=exports_api.ExportCreateApi),
+        name="exports",
+    ),
     path(
         "datasets/<slug:slug>/exports/<int:export_id>/",
         exports_api.ExportDetailApi.as_view(),
@@ -45,7 +58,7 @@ urlpatterns = [
     ),
     path(
         "datasets/<slug:slug>/scoring-rules/",
-        scoring_rules_api.ScoringRulesApi.as_view(),
+        methods(get=scoring_rules_api.ScoringRulesGetApi, put=scoring_rules_api.ScoringRulesSetApi),
         name="scoring-rules",
     ),
     path("datasets/<slug:slug>/feed/", feed_api.FeedApi.as_view(), name="feed"),
