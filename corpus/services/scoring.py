@@ -1107,7 +1107,11 @@ def items_pending_stale(*, older_than_seconds: int, limit: int = 50_000) -> list
     ``pending``, and reference items never scored. A reference item is loaded straight into
     ``approved``, so only its missing score row tells that its message was lost (a broker that
     restarted empty drops every queued batch); unscored, it is missing from the near-duplicate
-    index, and every near-copy of it would go to review instead of being auto-rejected."""
+    index, and every near-copy of it would go to review instead of being auto-rejected.
+
+    Cost: the second query is an anti-join over every reference item (a hash anti-join with
+    ``corpus_score``: about 1 s per sweep at 1M reference items in 2M items, measured with
+    narrow stand-in tables on PostgreSQL 15), paid once per sweep, not per request."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     pending = list(
         Item.objects.filter(state=Item.State.PENDING, created_at__lt=cutoff)
