@@ -7,7 +7,11 @@ run as root, since initdb refuses root).
    by itself; every acknowledged write is there afterwards, the unacknowledged ones are absent
    and go through when retried, exactly once.
 2. ``pg_dump -Fc`` / ``pg_restore`` into a new database: ``verify_audit`` and ``verify_export``
-   pass on the restored copy (the procedure in the README, "Backups").
+   pass on the restored copy (the procedure in the README, "Backups"), and the near-duplicate
+   index in Redis is rebuilt without ``rebuild_index``: the periodic sweep heals an index whose
+   marker is ahead of the restored database (the live one scored on after the dump), and a
+   scorer heals an empty one before its batch, auto-rejecting a near-copy of a reference item
+   loaded before the backup.
 
 The app runs in this process (the test client, the services) against the private cluster: the
 default connection is pointed at it for the test's duration.
@@ -16,6 +20,7 @@ default connection is pointed at it for the test's duration.
 import contextlib
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -29,6 +34,14 @@ from django.core.management import call_command
 from django.db import OperationalError, connection, connections
 from django.test import Client
 
+from corpus.models import AuditEvent, NearDupIndexState
+from corpus.redis_client import redis_client
+from corpus.services import near_dup_index, scoring
+from corpus.tasks import items_sweep_pending_task
+from tests.pipeline.test_redis_loss import _copy
+from tests.pipeline.test_scoring_pipeline import _varied
+
+N_REFERENCE = 5
 PG_BIN = Path(os.environ.get("SYNTHGATE_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 pytestmark = [
@@ -126,6 +139,24 @@ def _items_of(n: int) -> int:
     return Item.objects.filter(external_id__startswith=f"b{n}-").count()
 
 
+def _load(dataset, texts: list[str], *, reference: bool = True) -> list[int]:  # type: ignore[no-untyped-def]
+    """Items loaded by the service, their scoring message not sent (the test scores them)."""
+    from django.test import TestCase
+
+    from corpus.services.audit import SYSTEM
+    from corpus.services.ingest import items_ingest, items_parse
+
+    with TestCase.captureOnCommitCallbacks(execute=False):
+        outcome = items_ingest(
+            dataset=dataset,
+            items=items_parse([{"text": t, "origin": "human"} for t in texts]),
+            actor=SYSTEM,
+            default_source="backup",
+            reference=reference,
+        )
+    return [r.id for r in outcome.results]
+
+
 def test_restart_mid_ingest_and_decisions_then_backup_and_restore(
     cluster, django_db_blocker, settings, tmp_path
 ):
@@ -196,6 +227,13 @@ def test_restart_mid_ingest_and_decisions_then_backup_and_restore(
         ) == sorted(decided)
         assert Item.objects.filter(pk__in=decided, state=Item.State.APPROVED).count() == 3
 
+        # Reference items scored as the worker scores them: the near-duplicate index in Redis
+        # holds them, at the generation the database counts.
+        references = _load(dataset, [_varied(300_000 + i, words=150) for i in range(N_REFERENCE)])
+        scoring.items_score(item_ids=references)
+        backed_up_generation = NearDupIndexState.objects.get(dataset=dataset).generation
+        assert near_dup_index.index_marker_get(dataset.pk) == backed_up_generation
+
         export = export_request(dataset=dataset, actor=SYSTEM)
         export_build(export_id=export.pk)
         assert Export.objects.get(pk=export.pk).status == Export.Status.READY
@@ -206,6 +244,12 @@ def test_restart_mid_ingest_and_decisions_then_backup_and_restore(
     # Backup and restore into a new database.
     dump = cluster.root / "backup.dump"
     cluster.tool("pg_dump", "-Fc", "-f", dump, "sg_live")
+    with django_db_blocker.unblock(), pointed_at(cluster, "sg_live"):
+        # The live installation scores on after the dump: Redis now reflects a later database
+        # state than the one restored (items the restored database has never seen).
+        later = _load(dataset, [_varied(400_000 + i, words=150) for i in range(3)])
+        scoring.items_score(item_ids=later)
+        assert near_dup_index.index_marker_get(dataset.pk) > backed_up_generation
     cluster.tool("createdb", "sg_restored")
     cluster.tool("pg_restore", "--no-owner", "-d", "sg_restored", dump)
     with django_db_blocker.unblock(), pointed_at(cluster, "sg_restored"):
@@ -217,4 +261,31 @@ def test_restart_mid_ingest_and_decisions_then_backup_and_restore(
         assert f"export {export.pk}: OK" in out.getvalue()
         from corpus.models import Item
 
-        assert Item.objects.filter(dataset__slug="demo").count() == 80
+        assert Item.objects.filter(dataset__slug="demo").count() == 80 + N_REFERENCE
+
+        # The Redis index is rebuilt with no command typed: the periodic sweep (what beat sends
+        # the worker) finds the marker ahead of the restored database and heals it.
+        state = NearDupIndexState.objects.get(dataset=dataset)
+        assert state.generation == backed_up_generation
+        assert near_dup_index.index_marker_get(dataset.pk) != state.generation
+        items_sweep_pending_task()
+        state = NearDupIndexState.objects.get(dataset=dataset)
+        assert near_dup_index.index_marker_get(dataset.pk) == state.generation
+        assert not state.degraded_reason
+        assert near_dup_index.index_health() == {"ok": True}
+        healed = AuditEvent.objects.filter(action="index.healed").latest("seq")
+        assert healed.payload["indexed"] == N_REFERENCE  # none of the items the dump lacks
+        assert "database at" in healed.payload["reason"]
+
+        # And with Redis empty (restored to a fresh server), the scorer heals it before its
+        # batch: a near-copy ingested after the restore is auto-rejected against a reference
+        # item from before the backup.
+        redis_client().flushdb()
+        rng = random.Random(7)
+        [copy] = _load(dataset, [_copy(_varied(300_001, words=150), rng)], reference=False)
+        outcome = scoring.items_score(item_ids=[copy])
+        assert outcome["auto_rejected"] == [copy]
+        assert f"with reference item {references[1]}" in Item.objects.get(pk=copy).state_reason
+        state = NearDupIndexState.objects.get(dataset=dataset)
+        assert near_dup_index.index_marker_get(dataset.pk) == state.generation
+        assert not state.degraded_reason

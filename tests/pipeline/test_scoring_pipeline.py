@@ -327,6 +327,19 @@ def test_sweep_finds_only_stale_pending_items(dataset):
     assert scoring.items_pending_stale(older_than_seconds=-1) == ids
 
 
+def test_sweep_finds_reference_items_whose_scoring_message_was_lost(dataset):
+    # Given reference items (loaded straight into approved), one scored, one whose scoring
+    # message was lost, and a pending item
+    scored, lost = ingest(dataset, [_varied(200), _varied(201)], reference=True)
+    [pending] = ingest(dataset, [_varied(202)])
+    score([scored])
+
+    # When the sweep looks for items to score, then it finds the unscored reference item too
+    assert scoring.items_pending_stale(older_than_seconds=-1) == sorted([lost, pending])
+    assert scoring.items_pending_stale(older_than_seconds=3600) == []
+    assert Item.objects.get(pk=lost).state == Item.State.APPROVED
+
+
 def test_lexical_module_is_what_scoring_uses():
     # guards the contract the review UI reads: these keys exist in Score.lexical
     keys = lexical.lexical_stats("a b c d e f g").as_dict().keys()
