@@ -9,12 +9,17 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.test import TestCase
 
+from corpus.demo import demo_seed
 from corpus.demo.reference import REFERENCE
 from corpus.demo.synthetic import BATCHES
-from corpus.models import ApiToken, AuditEvent, Dataset, Item
+from corpus.models import ApiToken, AuditEvent, Dataset, Export, Item
 from corpus.scoring import lexical, minhash
 from corpus.scoring.text import content_hash
 from corpus.services.audit_verify import audit_verify
+from dashboard.models import DashboardState
+from dashboard.selectors import dashboard_get
+from dashboard.services.demo import LEFT_QUEUED
+from review.models import Decision
 
 pytestmark = pytest.mark.django_db
 
@@ -25,6 +30,11 @@ def seed() -> str:
     out = io.StringIO()
     call_command("seed_demo", stdout=out)
     return out.getvalue()
+
+
+def seed_corpus() -> None:
+    """Only the corpus part of `seed_demo`: users, dataset, items, their scoring enqueued."""
+    demo_seed(password="demo")
 
 
 def jaccard(a: str, b: str) -> float:
@@ -71,9 +81,9 @@ def test_seed_demo_creates_people_groups_and_dataset(settings):
 def test_seed_demo_loads_reference_and_generated_items_through_ingest(
     django_capture_on_commit_callbacks,
 ):
-    # when
+    # when the corpus part of the demo is seeded (the command then scores and reviews it)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        output = seed()
+        report = demo_seed(password="demo")
     # then the human paragraphs are approved reference items, generation 0
     reference = Item.objects.filter(source__name="reference-essays")
     assert reference.count() == len(REFERENCE) >= 25
@@ -107,7 +117,7 @@ def test_seed_demo_loads_reference_and_generated_items_through_ingest(
     assert AuditEvent.objects.filter(action="items.ingested").count() == len(BATCHES) - 1
     assert len(callbacks) == len(BATCHES)
     assert audit_verify() == (AuditEvent.objects.count(), None)
-    assert f"{Item.objects.count()} new items" in output
+    assert report.items_created == Item.objects.count()
 
 
 def test_seed_demo_twice_creates_nothing_new(django_capture_on_commit_callbacks):
@@ -130,8 +140,63 @@ def test_seed_demo_twice_creates_nothing_new(django_capture_on_commit_callbacks)
         AuditEvent.objects.count(),
     )
     assert after == before
-    assert callbacks == []
+    # (the rollup's alert check refreshes the /healthz cache on commit; it enqueues nothing)
+    assert [c for c in callbacks if "alerts_evaluate" not in c.__qualname__] == []
     assert "demo already seeded" in output
+
+
+def test_seed_demo_gives_the_demo_a_review_history_once():
+    # when the demo is seeded
+    output = seed()
+    # then its texts are scored: nothing waits for the worker; a few are left in the queue
+    demo = Dataset.objects.get(slug="demo")
+    states = Counter(Item.objects.filter(dataset=demo).values_list("state", flat=True))
+    assert states["pending"] == 0, states
+    assert 0 < states["queued"] <= LEFT_QUEUED, states
+    # and both reviewers decided, through the review service (audited), with reasons on rejects
+    decisions = Decision.objects.filter(dataset=demo)
+    by_reviewer = Counter(decisions.values_list("reviewer__username", flat=True))
+    assert set(by_reviewer) == {"reviewer1", "reviewer2"}
+    assert decisions.filter(verdict="approve").count() > decisions.filter(verdict="reject").count()
+    rejects = decisions.filter(verdict="reject")
+    assert rejects.exists() and not rejects.filter(reason="").exists()
+    assert AuditEvent.objects.filter(action="review.decided").count() == decisions.count()
+    # and human texts were approved, synthetic ones partly approved and partly rejected
+    assert states["approved"] > Item.objects.filter(is_reference=True).count()
+    assert states["rejected"] > 0
+    assert Item.objects.filter(
+        dataset=demo, origin="synthetic", state="approved", is_reference=False
+    ).exists()
+    # and one accumulate export was built, synchronously, with the approved items
+    export = Export.objects.get(dataset=demo)
+    assert (export.mode, export.status) == ("accumulate", "ready")
+    assert 0 < export.rows_written <= states["approved"]
+    # and the dashboard was rolled up once
+    assert DashboardState.objects.filter(dataset=demo).exists()
+    assert "dashboard rolled up" in output
+    counts = (decisions.count(), Export.objects.count(), AuditEvent.objects.count())
+    # when seeded again
+    seed()
+    # then no decision, export or audit event is added
+    assert (decisions.count(), Export.objects.count(), AuditEvent.objects.count()) == counts
+
+
+def test_demo_dashboard_charts_have_data_after_seed():
+    # given a seeded demo
+    seed()
+    demo = Dataset.objects.get(slug="demo")
+    admin = User.objects.get(username="admin")
+    # when the admin's dashboard is read
+    board = dashboard_get(dataset=demo, user=admin, is_admin=True)
+    # then the approved set's origin chart has a day with human and synthetic shares
+    (day,) = board.chart("approved_share").rows
+    _, approved, human, synthetic, _unknown = day
+    assert approved > 0 and human > 0 and synthetic > 0
+    # and the export's origin chart has the export, and tail coverage is above zero
+    assert len(board.chart("export_share").rows) == 1
+    assert board.chart("tail_coverage").rows[-1][1] > 0
+    # and the reviewers' agreement is measured on items with two votes
+    assert "on " in board.chart("agreement").headline, board.chart("agreement").headline
 
 
 def test_seed_demo_resets_a_changed_demo_password(settings):
@@ -163,8 +228,9 @@ def test_seed_demo_completes_an_existing_demo_dataset():
 
 
 def test_seed_demo_completes_a_partly_seeded_demo():
-    # given a demo from which one generated item is missing (e.g. an older demo version)
-    seed()
+    # given a demo (not yet reviewed) from which one generated item is missing (e.g. an older
+    # demo version)
+    seed_corpus()
     item = Item.objects.get(external_id="orbit-owls")
     item.delete()
     # when seeded again
@@ -193,7 +259,7 @@ def test_demo_texts_show_each_case_to_the_scoring_rules():
         degenerate, reason = lexical.degeneration(item["text"])
         assert degenerate == (case == "degenerate"), (ext, reason)
         nearest = max(jaccard(item["text"], text) for text in reference.values())
-        if case in ("clean", "rewrite", "unknown_origin"):
+        if case in ("clean", "rewrite", "unknown_origin", "human_contribution"):
             assert nearest < 0.3, ext
     near = {
         ext: item
@@ -211,7 +277,7 @@ def test_demo_scored_by_the_workers_service_ends_in_the_expected_states(
     django_capture_on_commit_callbacks,
 ):
     # given the seeded demo
-    seed()
+    seed_corpus()
     # when the scoring service runs over it, reference items first (as their batch is first;
     # committing indexes them for the near-duplicate search)
     from corpus.services.scoring import items_score
@@ -231,7 +297,7 @@ def test_demo_scored_by_the_workers_service_ends_in_the_expected_states(
     for ext, (case, state, reason) in states.items():
         if case == "reference":
             assert state == "approved", ext
-        elif case in ("clean", "rewrite", "unknown_origin"):
+        elif case in ("clean", "rewrite", "unknown_origin", "human_contribution"):
             assert state == "queued", (ext, reason)
         elif case == "degenerate":
             assert (state, reason.split(":")[0]) == ("auto_rejected", "degenerate"), ext
@@ -253,7 +319,7 @@ def test_demo_one_word_edit_of_reference_paragraph_3_ends_auto_rejected(order):
 
     # given the demo seeded, its scoring tasks captured as `seed_demo` enqueues them
     with TestCase.captureOnCommitCallbacks(execute=False):
-        seed()
+        seed_corpus()
     batches = [
         list(Item.objects.filter(source__name=source).order_by("pk").values_list("pk", flat=True))
         for source, _, _ in BATCHES
@@ -280,7 +346,7 @@ def test_demo_chat_and_code_items_show_their_cases_once_scored():
     from corpus.services.scoring import items_score
 
     with TestCase.captureOnCommitCallbacks(execute=False):
-        seed()
+        seed_corpus()
     for source in ["reference-essays", "helpdesk-assistant", "orbit-coder"]:
         ids = list(Item.objects.filter(source__name=source).values_list("id", flat=True))
         with TestCase.captureOnCommitCallbacks(execute=True):

@@ -411,6 +411,57 @@ SCRAPE_ITEMS = [
     },
 ]
 
+# Paragraphs people wrote and sent in (origin human, not reference): what a reviewer approves
+# most readily, and the human share of the approved set on the dashboard.
+HUMAN_ITEMS = [
+    {
+        "external_id": "letter-allotment",
+        "text": "Our allotment committee finally agreed to share one big compost bay instead of "
+        "twelve little heaps. The first month was chaos: someone threw in a whole pumpkin, "
+        "someone else a bag of grass cuttings that turned to slime. By August we had a rota, "
+        "a sign in three languages and the best crumbly soil I have seen on that hill.",
+        "origin": "human",
+        "metadata": {"demo_case": "human_contribution", "topic": "gardening"},
+    },
+    {
+        "external_id": "letter-night-bus",
+        "text": "I drove the N29 for eleven years. People think night buses are rowdy, and on "
+        "Saturdays they can be, but most nights it is nurses, bakers and cleaners half asleep "
+        "against the glass. One regular knitted me a scarf the winter the heater broke. I "
+        "still wear it, though it is more hole than wool by now.",
+        "origin": "human",
+        "metadata": {"demo_case": "human_contribution", "topic": "work"},
+    },
+    {
+        "external_id": "letter-chess-club",
+        "text": "The chess club meets in the library basement on Thursdays. Nobody checks "
+        "ratings. Last week an eight-year-old beat a retired engineer with a trap he had "
+        "learned from a cartoon, and the engineer laughed so hard the librarian came down "
+        "to shush us. We lost two pawns from the club set years ago and use coat buttons.",
+        "origin": "human",
+        "metadata": {"demo_case": "human_contribution", "topic": "games"},
+    },
+    {
+        "external_id": "letter-tide-tables",
+        "text": "Growing up on the estuary, we learned the tide tables before the alphabet, "
+        "or so my mother claimed. You could walk to the island at low water if you left "
+        "before the church bell and came back before the ferry's second run. My cousin "
+        "misjudged it once and spent a cold night in the birdwatchers' hide, eating their "
+        "emergency biscuits.",
+        "origin": "human",
+        "metadata": {"demo_case": "human_contribution", "topic": "places"},
+    },
+    {
+        "external_id": "letter-sourdough-fail",
+        "text": "My sourdough starter died twice before I learned that my flat is simply too "
+        "cold in February. Now it lives on top of the fridge, wrapped in a tea towel like a "
+        "small sulking pet. The loaves are still uneven, one side always taller, but the "
+        "neighbours keep asking for the heels, which I take as a compliment.",
+        "origin": "human",
+        "metadata": {"demo_case": "human_contribution", "topic": "cooking"},
+    },
+]
+
 # Rewrites: lumen-instruct takes earlier outputs (and one human paragraph) and rewrites them,
 # sometimes rewriting its own rewrite, which is how generation depth climbs.
 LUMEN_ITEMS = [
@@ -524,6 +575,7 @@ BATCHES: list[tuple[str, bool, list[dict[str, Any]]]] = [
     ("acme-chat", False, ACME_ITEMS),
     ("orbit-7b", False, ORBIT_ITEMS),
     ("forum-scrape", False, SCRAPE_ITEMS),
+    ("community-letters", False, HUMAN_ITEMS),
     ("lumen-instruct", False, LUMEN_ITEMS),
     ("helpdesk-assistant", False, CHAT_ITEMS),
     ("orbit-coder", False, CODE_ITEMS),
