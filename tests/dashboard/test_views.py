@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 
 import pytest
 from django.urls import reverse
@@ -181,3 +182,17 @@ def test_admin_asks_for_a_rollup_now(
     assert response["Location"] == _url("dataset", "demo") + "?rollup=queued"
     assert sent == [dataset.pk]
     assert "Refresh queued" in client.get(response["Location"]).content.decode()
+
+
+def test_refresh_now_sits_on_the_figures_line(client, rolled, admin_user):
+    """A <form> inside a <p> makes the browser close the <p> before the form, so "Refresh now"
+    dropped onto a line of its own under "Figures as of". The line is a <div> holding both."""
+    client.force_login(admin_user)
+    page = client.get(_url("dataset", "demo")).content.decode()
+    # no <form> anywhere inside a paragraph (what HTML parsers split apart)
+    for paragraph in re.findall(r"<p[\s>].*?</p>", page, re.S):
+        assert "<form" not in paragraph, paragraph
+    # and the figures line holds the refresh form
+    line = re.search(r'<div class="muted dash-meta">(.*?)</div>', page, re.S)
+    assert line is not None
+    assert "Figures as of" in line.group(1) and "Refresh now" in line.group(1)
