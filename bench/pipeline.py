@@ -34,6 +34,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import textgen  # noqa: E402
 
 WORDS = [
     "river",
@@ -91,10 +94,18 @@ WORDS = [
 ]
 
 
-def text_1kb(rng: random.Random, i: int) -> str:
+def text_1kb_words52(rng: random.Random, i: int) -> str:
+    """The texts this bench used before 2026-12-07: 150 words drawn uniformly from WORDS. Every
+    pair shares about 2.7% of its word bigrams, so near-duplicate candidates grow with the
+    corpus (see bench/textgen.py); kept to reproduce the old figures (``--text words52``)."""
     words = [rng.choice(WORDS) for _ in range(150)]
     words[rng.randrange(150)] = f"tag{i}"
     return " ".join(words)[:1024]
+
+
+def text_1kb(rng: random.Random, i: int) -> str:
+    """1 KB of Zipfian prose (bench/textgen.py), unique by its tag."""
+    return textgen.prose(rng, 1024, tag=f"tag{i}")
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -133,7 +144,14 @@ def main() -> None:
         default=2,
         help="tasks in flight in that one process (threads pool; solo runs one)",
     )
+    parser.add_argument(
+        "--text",
+        default="prose",
+        choices=["prose", "words52"],
+        help="item texts: Zipfian prose (default) or the 52-word salad of the old runs",
+    )
     args = parser.parse_args()
+    make_text = text_1kb if args.text == "prose" else text_1kb_words52
     concurrency = 1 if args.pool == "solo" else args.concurrency
 
     db_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sg_bench_pipeline")
@@ -183,7 +201,7 @@ def main() -> None:
     try:
         for start in range(0, args.n, 1000):
             raw = [
-                {"text": text_1kb(rng, i), "origin": "synthetic"}
+                {"text": make_text(rng, i), "origin": "synthetic"}
                 for i in range(start, min(start + 1000, args.n))
             ]
             items_ingest(dataset=dataset, items=items_parse(raw), actor=SYSTEM, default_source="b")
@@ -324,6 +342,7 @@ def main() -> None:
     near_dup_index.index_clear(99)
     result = {
         "items": args.n,
+        "text": args.text,
         "ingest_seconds": round(ingest_s, 1),
         "pipeline_seconds": round(elapsed, 1),
         "pipeline_items_per_s": round(pipeline_rate),

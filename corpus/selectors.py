@@ -5,7 +5,7 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 
-from corpus.models import ApiToken, Dataset, Export, Item, ItemParent
+from corpus.models import ApiToken, Dataset, Export, Item, ItemParent, NearDuplicate
 
 
 def dataset_list(*, token: ApiToken | None = None) -> QuerySet[Dataset]:
@@ -27,6 +27,37 @@ def _with_relations(items: QuerySet[Item]) -> QuerySet[Item]:
 
 def item_get(*, item_id: int) -> Item:
     return get_object_or_404(_with_relations(Item.objects.all()), pk=item_id)
+
+
+# Matches listed beside an item (evidence panel, API item detail); the strongest first. An item
+# copied many times lists the closest; the count says how many there are.
+MATCHES_SHOWN = 8
+
+
+def item_matches(*, item_id: int, limit: int = MATCHES_SHOWN) -> tuple[list[dict[str, Any]], int]:
+    """The item's stored near-duplicate matches (found whichever of the two was scored first,
+    stored both ways), strongest first, with the matched item's state: (the first ``limit``,
+    how many)."""
+    rows = list(
+        NearDuplicate.objects.filter(item_id=item_id)
+        .order_by("-jaccard", "other_id")
+        .values("other_id", "jaccard", "containment", "other__state", "other__is_reference")[
+            : limit + 1
+        ]
+    )
+    total = len(rows)
+    if total > limit:
+        total = NearDuplicate.objects.filter(item_id=item_id).count()
+    return [
+        {
+            "id": row["other_id"],
+            "jaccard": row["jaccard"],
+            "containment": row["containment"],
+            "state": row["other__state"],
+            "is_reference": row["other__is_reference"],
+        }
+        for row in rows[:limit]
+    ], total
 
 
 def item_with_dataset_get(*, item_id: int) -> Item:

@@ -32,7 +32,8 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from corpus import roles
-from corpus.models import Dataset, Item, NearDuplicate, Score, Source
+from corpus.selectors import item_matches
+from corpus.models import Dataset, Item, Score, Source
 from review import evidence, rendering
 from review.models import (
     Claim,
@@ -224,36 +225,6 @@ def reference_medians(*, dataset: Dataset) -> dict[str, float]:
     with contextlib.suppress(RedisError, OSError):
         cache.set(key, medians, REFERENCE_CACHE_SECONDS)
     return medians
-
-
-# Matches listed beside an item; the strongest first. An item copied many times lists the
-# closest; the count says how many there are.
-MATCHES_SHOWN = 8
-
-
-def item_matches(*, item_id: int) -> tuple[list[dict[str, Any]], int]:
-    """The item's stored near-duplicate matches (found whichever of the two was scored first),
-    strongest first, with the matched item's state: (the first ``MATCHES_SHOWN``, how many)."""
-    rows = list(
-        NearDuplicate.objects.filter(item_id=item_id)
-        .order_by("-jaccard", "other_id")
-        .values("other_id", "jaccard", "containment", "other__state", "other__is_reference")[
-            : MATCHES_SHOWN + 1
-        ]
-    )
-    total = len(rows)
-    if total > MATCHES_SHOWN:
-        total = NearDuplicate.objects.filter(item_id=item_id).count()
-    return [
-        {
-            "id": row["other_id"],
-            "jaccard": row["jaccard"],
-            "containment": row["containment"],
-            "state": row["other__state"],
-            "is_reference": row["other__is_reference"],
-        }
-        for row in rows[:MATCHES_SHOWN]
-    ], total
 
 
 def item_evidence(*, item: Item, reference: dict[str, float]) -> dict[str, Any]:

@@ -375,3 +375,45 @@ def test_cursor_sees_every_item_once_under_concurrent_inserts(
     assert len(everything) == writers * batches * batch_size
     assert seen == everything  # no gaps, no repeats, in order
     assert read_during_writes > 0  # the reader really ran while the writers did
+
+
+# Near-duplicate evidence on the item detail ------------------------------------------------
+
+
+def test_detail_lists_matches_both_ways_whichever_was_scored_first(api, dataset, consume_token):
+    """The copy is scored before the original it copies exists in the index; scoring the
+    original afterwards stores the match both ways, so each item's detail lists the other, with
+    Jaccard, containment and the other item's state. The list endpoint stays without matches."""
+    from corpus.demo.reference import REFERENCE
+    from corpus.services import scoring
+
+    original = REFERENCE[0][2]
+    words = original.split()
+    words[len(words) // 2] = "zebra"  # a one-word edit
+    copy_id, original_id, other_id = _ingest(
+        dataset, [" ".join(words), original, REFERENCE[5][2]], origin="synthetic"
+    )
+    scoring.items_score(item_ids=[copy_id])
+    scoring.items_score(item_ids=[original_id, other_id])
+
+    client = api.as_token(consume_token)
+    copy = client.get(f"/api/v1/items/{copy_id}/").json()
+    first = client.get(f"/api/v1/items/{original_id}/").json()
+    unrelated = client.get(f"/api/v1/items/{other_id}/").json()
+
+    [seen_from_copy] = copy["near_duplicates"]["matches"]
+    [seen_from_original] = first["near_duplicates"]["matches"]
+    assert copy["near_duplicates"]["total"] == first["near_duplicates"]["total"] == 1
+    assert seen_from_copy["id"] == original_id and seen_from_original["id"] == copy_id
+    assert seen_from_copy["jaccard"] == seen_from_original["jaccard"] > 0.9
+    assert seen_from_copy["containment"] > 0.9 and seen_from_original["containment"] > 0.9
+    # The copy came first (smaller id): it survives and the original, the later near-copy of
+    # it, is auto-rejected; each side shows the other's state.
+    assert copy["state"] == "queued" and first["state"] == "auto_rejected"
+    assert seen_from_copy["state"] == "auto_rejected" and seen_from_original["state"] == "queued"
+    assert first["score"]["near_duplicate_of"] == copy_id
+    assert first["score"]["near_duplicate_containment"] > 0.9
+    assert unrelated["near_duplicates"] == {"total": 0, "matches": []}
+    assert "learned" in first["score"]["detectors"]
+    listed = client.get(URL).json()["results"]
+    assert listed and all("near_duplicates" not in row for row in listed)

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from pydantic import BaseModel, Field
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -23,12 +23,18 @@ class ScoreOutputSerializer(serializers.Serializer):
     exact_duplicate_of = serializers.IntegerField(source="exact_duplicate_of_id", allow_null=True)
     near_duplicate_of = serializers.IntegerField(source="near_duplicate_of_id", allow_null=True)
     near_duplicate_jaccard = serializers.FloatField(allow_null=True)
+    near_duplicate_containment = serializers.FloatField(allow_null=True)
     lexical = serializers.JSONField()
     degenerate = serializers.BooleanField()
     degenerate_reason = serializers.CharField()
     detector_name = serializers.CharField()
     detector_version = serializers.CharField()
     detector_probability = serializers.FloatField(allow_null=True)
+    # Per detector: its probability and measured quality on this dataset, or why it abstained
+    # ("too_short", "out_of_distribution") or that the item's kind is outside its scope.
+    detectors = serializers.JSONField()
+    # A rule that came to apply while a reviewer held the item (flagged, not pulled away).
+    rule_flag = serializers.CharField()
     priority = serializers.FloatField()
     computed_at = serializers.DateTimeField()
 
@@ -69,6 +75,33 @@ class ItemOutputSerializer(serializers.Serializer):
     def get_score(self, item: Item) -> dict[str, Any] | None:
         score = getattr(item, "score", None)
         return None if score is None else ScoreOutputSerializer(score).data
+
+
+class MatchOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="the matched item")
+    jaccard = serializers.FloatField()
+    containment = serializers.FloatField(
+        help_text="share of this item's shingles found in the matched one"
+    )
+    state = serializers.CharField(help_text="the matched item's state now")
+    is_reference = serializers.BooleanField()
+
+
+class NearDuplicatesOutputSerializer(serializers.Serializer):
+    total = serializers.IntegerField(help_text="stored matches of this item")
+    matches = MatchOutputSerializer(many=True, help_text="the strongest first, at most 8")
+
+
+class ItemDetailOutputSerializer(ItemOutputSerializer):
+    """One item, with every near-duplicate match stored for it: found whichever of the two
+    items was scored first, so an item scored before its near-copy arrived lists it too."""
+
+    near_duplicates = serializers.SerializerMethodField()
+
+    @extend_schema_field(NearDuplicatesOutputSerializer)
+    def get_near_duplicates(self, item: Item) -> dict[str, Any]:
+        matches, total = selectors.item_matches(item_id=item.pk)
+        return {"total": total, "matches": matches}
 
 
 class IngestRequestDoc(BaseModel):
@@ -184,8 +217,8 @@ class ItemIngestApi(APIView):
 class ItemDetailApi(APIView):
     permission_classes = [HasToken]
 
-    @extend_schema(responses=ItemOutputSerializer, operation_id="items_get")
+    @extend_schema(responses=ItemDetailOutputSerializer, operation_id="items_get")
     def get(self, request: Request, item_id: int) -> Response:
         item = selectors.item_get(item_id=item_id)
         require_dataset_access(request, item.dataset)
-        return Response(ItemOutputSerializer(item).data)
+        return Response(ItemDetailOutputSerializer(item).data)

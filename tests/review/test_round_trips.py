@@ -26,7 +26,7 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 # a new lease takes the audit chain lock in the round trip that picks and leases the next item
 # (one INSERT ... SELECT) and reads it for the page, and appends its audit event at commit
 # (head update and insert, one statement on PostgreSQL). Every page that shows an item also
-# lists its near-duplicate matches (review.selectors.item_matches): one statement.
+# lists its near-duplicate matches (corpus.selectors.item_matches): one statement.
 TRIAGE = {"postgresql": 11, "sqlite": 15}
 # A decision sends the audit chain lock with its reads (quota, the end of the lease, the item's
 # row lock); its INSERT, the reviewer's count of the day and the outcome (with an approval's
