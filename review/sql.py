@@ -5,6 +5,7 @@ keystroke of every reviewer. Table and column names come from the models, so a r
 leave them behind; ``tests/review`` runs them on SQLite and PostgreSQL.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -14,7 +15,17 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
 
-from corpus.db.batch import Statement, StatementBatch, for_update, id_array, id_list
+from corpus.db.arrays import values_source
+from corpus.db.batch import (
+    Rows,
+    Statement,
+    StatementBatch,
+    for_update,
+    id_array,
+    id_list,
+    ids_param,
+    in_ids,
+)
 from corpus.db.rows import field_value, model_from_row, select_columns, width
 from corpus.models import Dataset, Item, ItemParent, Score, Source
 from review.models import (
@@ -131,29 +142,61 @@ def stale_and_lease_next(
     )
 
 
-@cache
-def _decision_insert_sql() -> str:
-    fields = [f for f in Decision._meta.concrete_fields if not f.primary_key]
+# Each column of Decision as one typed array (PostgreSQL) or VALUES column (SQLite).
+_ARRAY_TYPES = {
+    "ForeignKey": "BIGINT",
+    "CharField": "TEXT",
+    "TextField": "TEXT",
+    "FloatField": "DOUBLE PRECISION",
+    "DateTimeField": "TIMESTAMPTZ",
+}
+
+
+def _decision_fields() -> list[Any]:
+    return [f for f in Decision._meta.concrete_fields if not f.primary_key]
+
+
+def decisions_insert(decisions: Sequence[Decision]) -> Statement:
+    """The INSERT of unsaved decisions, one statement however many, as a statement for a
+    batch; its rows are the stored decisions in no particular order (``decisions_of`` makes
+    them decisions; their ``item_id`` tells which is which)."""
+    fields = _decision_fields()
     columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)
-    returned = select_columns(Decision)
+    rows = [
+        tuple(f.get_db_prep_save(getattr(d, f.attname), connection) for f in fields)
+        for d in decisions
+    ]
+    source, params = values_source(rows, [_ARRAY_TYPES[f.get_internal_type()] for f in fields])
     return (
-        f"INSERT INTO {_t(Decision)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
-        f" RETURNING {returned}"
+        f"INSERT INTO {_t(Decision)} ({columns}) SELECT * FROM ({source}) v"
+        f" RETURNING {select_columns(Decision)}",
+        params,
     )
 
 
-def decision_insert(decision: Decision) -> Statement:
-    """The INSERT of an unsaved decision, as a statement for a batch; its row is the stored
-    decision (``decision_of`` makes it one)."""
-    fields = [f for f in Decision._meta.concrete_fields if not f.primary_key]
-    return _decision_insert_sql(), [
-        f.get_db_prep_save(getattr(decision, f.attname), connection) for f in fields
-    ]
+def decisions_of(rows: Rows) -> list[Decision]:
+    """The decisions a ``decisions_insert`` (or ``live_decisions``) returned, as the ORM would
+    have loaded them."""
+    return [model_from_row(Decision, row) for row in rows]
 
 
-def decision_of(row: tuple[Any, ...]) -> Decision:
-    """The decision a ``decision_insert`` returned, as the ORM would have loaded it."""
-    return model_from_row(Decision, row)
+@cache
+def _live_decisions_sql(vendor: str) -> str:
+    # Gold answers measure reviewers, not the item: they never count toward its outcome.
+    return (
+        f"SELECT {select_columns(Decision)} FROM {_t(Decision)}"
+        f" WHERE {in_ids('item_id')} AND undone_at IS NULL AND gold_expected = ''"
+    )
+
+
+def live_decisions(wb: StatementBatch, *, item_ids: Sequence[int]) -> dict[int, list[Decision]]:
+    """The live decisions that count toward each item's outcome, after ``wb``'s pending writes
+    (a decision just added among them), in one round trip where the database allows."""
+    [rows] = wb.send((_live_decisions_sql(connection.vendor), [ids_param(item_ids)]))
+    live: dict[int, list[Decision]] = {}
+    for decision in decisions_of(rows):
+        live.setdefault(decision.item_id, []).append(decision)
+    return live
 
 
 def next_item_id(
@@ -233,16 +276,24 @@ class LockedItem:
     live_votes: int  # live decisions on it that count toward its outcome (gold answers do not)
 
 
-@cache
-def _lock_item_sql(vendor: str) -> str:
-    lock = for_update(of="i")
+def _locked_columns() -> str:
+    """What a decision reads of the item it locks (``LockedItem``); one parameter, the
+    reviewer."""
     return (
-        "SELECT i.state, i.generation, i.origin, s.detector_probability, i.decided_by,"
+        "i.state, i.generation, i.origin, s.detector_probability, i.decided_by,"
         f" EXISTS (SELECT 1 FROM {_t(Decision)} d"
         "  WHERE d.item_id = i.id AND d.reviewer_id = %s AND d.undone_at IS NULL),"
         f" (SELECT g.expected FROM {_t(GoldItem)} g WHERE g.item_id = i.id),"
         f" (SELECT COUNT(*) FROM {_t(Decision)} v"
         "  WHERE v.item_id = i.id AND v.undone_at IS NULL AND v.gold_expected = '')"
+    )
+
+
+@cache
+def _lock_item_sql(vendor: str) -> str:
+    lock = for_update(of="i")
+    return (
+        f"SELECT {_locked_columns()}"
         f" FROM {_t(Item)} i LEFT JOIN {_t(Score)} s ON s.item_id = i.id"
         f" WHERE i.id = %s AND i.dataset_id = %s{lock}"
     )
@@ -270,6 +321,87 @@ def _locked_item_of(row: tuple[Any, ...] | None) -> LockedItem | None:
         gold=gold or "",
         live_votes=int(live_votes),
     )
+
+
+@cache
+def _lock_items_sql(vendor: str) -> str:
+    # SKIP LOCKED: a row another transaction holds is left out, never waited for (and so two
+    # bulk decisions cannot deadlock over the order they lock rows in).
+    lock = for_update(of="i", skip_locked=True)
+    return (
+        f"SELECT i.id, {_locked_columns()},"
+        f" EXISTS (SELECT 1 FROM {_t(Claim)} c"
+        "  WHERE c.item_id = i.id AND c.expires_at > %s AND c.reviewer_id <> %s)"
+        f" FROM {_t(Item)} i LEFT JOIN {_t(Score)} s ON s.item_id = i.id"
+        f" WHERE {in_ids('i.id')} AND i.dataset_id = %s{lock}"
+    )
+
+
+@cache
+def _found_items_sql(vendor: str) -> str:
+    return (
+        f"SELECT i.id, EXISTS (SELECT 1 FROM {_t(GoldItem)} g WHERE g.item_id = i.id)"
+        f" FROM {_t(Item)} i WHERE {in_ids('i.id')} AND i.dataset_id = %s"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BulkReads:
+    limit: int | None  # the reviewer's daily limit
+    used: int  # their live decisions today
+    found: dict[int, bool]  # the items in the dataset: whether each is a gold check
+    locked: dict[int, tuple[LockedItem, bool]]  # locked by this call: as ``lock_item``, and
+    # whether another reviewer holds a live lease on it
+
+
+def bulk_reads(
+    wb: StatementBatch,
+    *,
+    item_ids: Sequence[int],
+    dataset_id: int,
+    reviewer_id: int,
+    now: datetime,
+    since: datetime,
+) -> BulkReads:
+    """What a bulk decision reads before it writes, with what ``wb`` holds (its audit chain
+    lock first), in one round trip where the database allows: the quota (``quota_row``), then
+    every item's row lock and what ``lock_item`` reads of it, skipping rows another
+    transaction has locked, then which of the items the dataset has (those locked elsewhere
+    included)."""
+    ids = ids_param(item_ids)
+    quota, locked, found = wb.send(
+        (_quota_sql(), _quota_params(dataset_id, reviewer_id, since)),
+        (
+            _lock_items_sql(connection.vendor),
+            [reviewer_id, _dt(now), reviewer_id, ids, dataset_id],
+        ),
+        (_found_items_sql(connection.vendor), [ids, dataset_id]),
+    )
+    limit, used = _quota_of(quota[0])
+    items = {}
+    for row in locked:
+        item = _locked_item_of(row[1:-1])
+        assert item is not None
+        items[row[0]] = (item, bool(row[-1]))
+    return BulkReads(
+        limit=limit,
+        used=used,
+        found={item_id: bool(gold) for item_id, gold in found},
+        locked=items,
+    )
+
+
+@cache
+def _claims_end_sql(vendor: str) -> str:
+    return (
+        f"DELETE FROM {_t(Claim)} WHERE dataset_id = %s AND reviewer_id = %s"
+        f" AND {in_ids('item_id')} RETURNING item_id"
+    )
+
+
+def claims_end(*, dataset_id: int, reviewer_id: int, item_ids: Sequence[int]) -> Statement:
+    """The statement that ends the reviewer's leases (live or run out) on these items."""
+    return _claims_end_sql(connection.vendor), [dataset_id, reviewer_id, ids_param(item_ids)]
 
 
 @cache

@@ -6,6 +6,7 @@ one parameter (PostgreSQL) so a batch of a thousand rows is a short statement.
 """
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from django.db import connection
@@ -31,6 +32,8 @@ def pg_array(values: Iterable[Any]) -> str:
             out.append(str(int(value)))
         elif isinstance(value, float):
             out.append(repr(float(value)))
+        elif isinstance(value, datetime):
+            out.append('"' + value.isoformat() + '"')
         else:
             raise TypeError(f"cannot put {type(value).__name__} in an array literal")
     return "{" + ",".join(out) + "}"
@@ -41,12 +44,19 @@ def pg_int_array(values: Iterable[int]) -> str:
     return "{" + ",".join(map(str, map(int, values))) + "}"
 
 
+# What SQLite must read as text: a CAST to these names would give the value NUMERIC affinity
+# (a timestamp's text would become its year), and these are stored as text there.
+_SQLITE_TYPES = {"TIMESTAMPTZ": "TEXT", "JSONB": "TEXT"}
+
+
 def values_source(rows: list[tuple[Any, ...]], types: list[str]) -> tuple[str, list[Any]]:
     """A ``WITH v(...) AS (...)`` source for rows of the given SQL types, and its parameters.
 
     PostgreSQL takes one array parameter per column: a short statement whatever the row count,
     which its driver parses once (a VALUES list of 2,000 placeholders cost milliseconds of
-    client CPU to parse on every batch). SQLite takes a VALUES list.
+    client CPU to parse on every batch). SQLite takes a VALUES list. Types are PostgreSQL's
+    names (``TIMESTAMPTZ`` and ``JSONB`` included; their values as the field's
+    ``get_db_prep_save`` gives them, JSON as text).
     """
     if connection.vendor == "postgresql":
         arrays = ", ".join(f"%s::{t}[]" for t in types)
@@ -55,5 +65,5 @@ def values_source(rows: list[tuple[Any, ...]], types: list[str]) -> tuple[str, l
             pg_int_array(c) if t == "BIGINT" else pg_array(c)
             for c, t in zip(columns, types, strict=True)
         ]
-    row = "(" + ", ".join(f"CAST(%s AS {t})" for t in types) + ")"
+    row = "(" + ", ".join(f"CAST(%s AS {_SQLITE_TYPES.get(t, t)})" for t in types) + ")"
     return f"VALUES {', '.join([row] * len(rows))}", [value for r in rows for value in r]

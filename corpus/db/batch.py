@@ -9,12 +9,13 @@ binding) it runs at once. Either way the statements reach the database in the or
 gave them: while a batch is open (``ordered()``) any other query on the connection, an ORM one
 included, first sends what is pending.
 
-The vendor branches of the review wing live here too (``for_update``, ``id_array``), so the
-services and their SQL say what they need and this module says how each database spells it.
+The vendor branches of the review wing live here too (``for_update``, ``id_array``, ``in_ids``),
+so the services and their SQL say what they need and this module says how each database spells
+it.
 """
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -135,3 +136,21 @@ def id_list(value: Any) -> list[int]:
     if isinstance(value, str):
         value = json.loads(value)
     return [int(i) for i in value or []]
+
+
+def in_ids(column: str, using: str | None = None) -> str:
+    """A condition that ``column`` is one of the ids of one parameter (``ids_param``): a
+    selection of 500 items is a short statement whose ids the server parses, not 500
+    placeholders the driver adapts one by one."""
+    if _connection(using).vendor == "postgresql":
+        return f"{column} = ANY(%s::bigint[])"
+    return f"{column} IN (SELECT value FROM json_each(%s))"
+
+
+def ids_param(ids: Iterable[int], using: str | None = None) -> str:
+    """The parameter of an ``in_ids`` condition: an array literal on PostgreSQL, JSON on
+    SQLite."""
+    values = ",".join(map(str, map(int, ids)))
+    if _connection(using).vendor == "postgresql":
+        return "{" + values + "}"
+    return "[" + values + "]"

@@ -18,7 +18,7 @@ from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
 
-from corpus.db.batch import Statement
+from corpus.db.batch import Statement, ids_param, in_ids
 from corpus.models import Dataset, FeedEntry, FeedKind, Item, Retraction
 from corpus.services.audit import audit_lock
 from corpus.services.exports.rows import rows_for_items
@@ -63,21 +63,30 @@ def _append_one(*, dataset_id: int, item_id: int, kind: str) -> int:
 
 
 def feed_entry_statement(*, item_id: int, kind: str, decided_at: datetime) -> Statement:
-    """One entry of ``kind`` for the item, as a statement for the caller's batch, appended only
-    if the item was decided at ``decided_at`` (by the outcome write just before it, under the
-    same row lock); its rows are the new seq. The caller holds the audit chain lock (feed seqs
-    are taken under it)."""
+    """One entry of ``kind`` for the item (``feed_entries_statement`` of one item)."""
+    return feed_entries_statement(item_ids=[item_id], kind=kind, decided_at=decided_at)
+
+
+def feed_entries_statement(
+    *, item_ids: Iterable[int], kind: str, decided_at: datetime
+) -> Statement:
+    """One entry of ``kind`` per item, in item id order, as a statement for the caller's batch,
+    each appended only if the item was decided at ``decided_at`` (by the outcome write just
+    before it, under the same row lock); its rows are the new seqs. The caller holds the audit
+    chain lock (feed seqs are taken under it)."""
     if kind not in FeedKind.values:
         raise ValueError(f"unknown feed kind {kind!r}")
     ops = connection.ops
     table = ops.quote_name(FeedEntry._meta.db_table)
     items = ops.quote_name(Item._meta.db_table)
     at = ops.adapt_datetimefield_value(decided_at)
+    # The largest seq is read once, before the statement's own rows (an uncorrelated subquery).
     return (
         f"INSERT INTO {table} (seq, dataset_id, item_id, kind, created_at)"
-        f" SELECT (SELECT COALESCE(MAX(seq), 0) FROM {table}) + 1, i.dataset_id, i.id, %s, %s"
-        f" FROM {items} i WHERE i.id = %s AND i.decided_at = %s RETURNING seq",
-        [kind, at, item_id, at],
+        f" SELECT (SELECT COALESCE(MAX(seq), 0) FROM {table})"
+        " + ROW_NUMBER() OVER (ORDER BY i.id), i.dataset_id, i.id, %s, %s"
+        f" FROM {items} i WHERE {in_ids('i.id')} AND i.decided_at = %s RETURNING seq",
+        [kind, at, ids_param(item_ids), at],
     )
 
 

@@ -10,16 +10,19 @@ feed order is commit order), and an export's snapshot holds it while it fixes wh
 contains, so an undo can never slip in between.
 """
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import cast
 
 from django.db import connection, transaction
 from django.utils import timezone
 
+from corpus.db.arrays import values_source
 from corpus.db.batch import Rows, Statement
 from corpus.models import Export, ExportItem, ExportStatus, FeedKind, Item
 from corpus.services.audit import audit_lock
-from corpus.services.feed import feed_append, feed_entry_statement
+from corpus.services.feed import feed_append, feed_entries_statement
 from corpus.services.write_batch import WriteBatch
 
 DECIDED = (Item.State.APPROVED, Item.State.REJECTED)
@@ -49,28 +52,43 @@ def _export_holding(item_id: int) -> int | None:
     )
 
 
-def _outcome_statement(
-    *, item_id: int, state: str, reviewer_ids: Sequence[int], reason: str, now: object
-) -> Statement:
-    """The conditional UPDATE from ``queued``, returning the item's id (no row when the item
-    was not queued)."""
+@dataclass(frozen=True, slots=True)
+class ItemOutcome:
+    """What review decided for one item: ``approved`` or ``rejected``, by these reviewers
+    (``reason``: the reject reason key)."""
+
+    item_id: int
+    state: str
+    reviewer_ids: Sequence[int]
+    reason: str = ""
+
+
+def _outcomes_statement(*, outcomes: Sequence[ItemOutcome], now: object) -> Statement:
+    """The conditional UPDATE from ``queued`` of every item at once (each its own values),
+    returning the ids of the items it moved (none for an item that was not queued)."""
     ops = connection.ops
-    fields = {f.name: f for f in Item._meta.concrete_fields}
+    column = {f.name: ops.quote_name(cast(str, f.column)) for f in Item._meta.concrete_fields}
     table = ops.quote_name(Item._meta.db_table)
-    columns = ("state", "state_reason", "decided_at", "decided_by", "updated_at")
-    values = (
-        state,
-        reason if state == Item.State.REJECTED else "",
-        now,
-        sorted(set(reviewer_ids)),
-        now,
-    )
-    assignments = ", ".join(f"{ops.quote_name(cast(str, fields[c].column))} = %s" for c in columns)
-    params = [
-        fields[c].get_db_prep_save(v, connection) for c, v in zip(columns, values, strict=True)
+    rows = [
+        (
+            o.item_id,
+            o.state,
+            o.reason if o.state == Item.State.REJECTED else "",
+            json.dumps(sorted(set(o.reviewer_ids))),
+        )
+        for o in outcomes
     ]
-    sql = f"UPDATE {table} SET {assignments} WHERE id = %s AND state = %s RETURNING id"
-    return sql, [*params, item_id, Item.State.QUEUED]
+    source, params = values_source(rows, ["BIGINT", "TEXT", "TEXT", "JSONB"])
+    decided_at = Item._meta.get_field("decided_at").get_db_prep_save(now, connection)
+    sql = (
+        f"WITH v(id, state, reason, decided_by) AS ({source})"
+        f" UPDATE {table} SET {column['state']} = v.state, {column['state_reason']} = v.reason,"
+        f" {column['decided_at']} = %s, {column['decided_by']} = v.decided_by,"
+        f" {column['updated_at']} = %s"
+        f" FROM v WHERE {table}.id = v.id AND {table}.{column['state']} = %s"
+        f" RETURNING {table}.id"
+    )
+    return sql, [*params, decided_at, decided_at, Item.State.QUEUED]
 
 
 def item_outcome_set(
@@ -81,32 +99,44 @@ def item_outcome_set(
     reviewer_ids: Sequence[int],
     reason: str = "",
 ) -> None:
-    """Move a ``queued`` item to ``approved`` or ``rejected`` by these reviewers, in ``wb``
-    (with its next round trip on PostgreSQL); an approval enters the feed in the same trip.
+    """``item_outcomes_set`` of one item."""
+    item_outcomes_set(
+        wb,
+        outcomes=[
+            ItemOutcome(item_id=item_id, state=state, reviewer_ids=reviewer_ids, reason=reason)
+        ],
+    )
+
+
+def item_outcomes_set(wb: WriteBatch, *, outcomes: Sequence[ItemOutcome]) -> None:
+    """Move ``queued`` items to ``approved`` or ``rejected`` by their reviewers, in ``wb``
+    (with its next round trip on PostgreSQL), one statement for all of them; the approvals
+    enter the feed (in item id order) in the same trip, one statement too.
 
     ``reason`` is the reject reason key (kept in ``Item.state_reason``: the detector retrains on
-    items rejected as ``machine_written``). The caller (a review service) audits the decision
+    items rejected as ``machine_written``). The caller (a review service) audits the decisions
     in ``wb``. An item that is not queued raises ``ItemStateError`` once the UPDATE's rows are
     back, which rolls the unit of work back: nothing it wrote stays.
     """
-    if state not in DECIDED:
-        raise ItemStateError(f"'{state}' is not a review outcome")
+    if not outcomes:
+        return
+    for outcome in outcomes:
+        if outcome.state not in DECIDED:
+            raise ItemStateError(f"'{outcome.state}' is not a review outcome")
     now = timezone.now()
 
     def applied(rows: Rows) -> None:
-        if not rows:
-            current = Item.objects.filter(pk=item_id).values_list("state", flat=True).first()
-            raise ItemStateError(f"item {item_id} is {current or 'gone'}, not queued")
+        moved = {row[0] for row in rows}
+        stuck = next((o.item_id for o in outcomes if o.item_id not in moved), None)
+        if stuck is not None:
+            current = Item.objects.filter(pk=stuck).values_list("state", flat=True).first()
+            raise ItemStateError(f"item {stuck} is {current or 'gone'}, not queued")
 
-    wb.add(
-        _outcome_statement(
-            item_id=item_id, state=state, reviewer_ids=reviewer_ids, reason=reason, now=now
-        ),
-        then=applied,
-    )
-    if state == Item.State.APPROVED:
-        # Appends only when the UPDATE above moved the item (its decided_at is this one).
-        wb.add(feed_entry_statement(item_id=item_id, kind=FeedKind.APPROVED, decided_at=now))
+    wb.add(_outcomes_statement(outcomes=outcomes, now=now), then=applied)
+    approved = [o.item_id for o in outcomes if o.state == Item.State.APPROVED]
+    if approved:
+        # Appends only for the items the UPDATE above moved (their decided_at is this one).
+        wb.add(feed_entries_statement(item_ids=approved, kind=FeedKind.APPROVED, decided_at=now))
 
 
 def item_outcome_reopen(wb: WriteBatch, *, item_id: int) -> Item:

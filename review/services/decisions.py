@@ -20,19 +20,28 @@ from django.utils import timezone
 from corpus.db.batch import Rows
 from corpus.models import Dataset, Item
 from corpus.services.audit import actor_for_user
-from corpus.services.items import ItemStateError, item_outcome_reopen, item_outcome_set
+from corpus.services.items import (
+    ItemOutcome,
+    ItemStateError,
+    item_outcome_reopen,
+    item_outcome_set,
+    item_outcomes_set,
+)
 from corpus.services.write_batch import WriteBatch, write_batch
-from review.models import Claim, Decision, GoldItem, ReviewPolicy, Verdict
-from review.selectors import QuotaStatus, day_start, quota_status_get, review_policy_get
+from review.models import Claim, Decision, ReviewPolicy, Verdict
+from review.selectors import QuotaStatus, day_start, review_policy_get
 from review.services import ReviewError
 from review.services.consensus import Tally, required_approvals, tally
 from review.services.queue import ClaimOutcome, claim_item, item_claim_next, not_held_error
 from review.sql import (
     LockedItem,
+    bulk_reads,
+    claims_end,
     day_count,
-    decision_insert,
-    decision_of,
     decision_reads,
+    decisions_insert,
+    decisions_of,
+    live_decisions,
     lock_item,
 )
 
@@ -92,76 +101,126 @@ def _decide(
     policy: ReviewPolicy,
     now: datetime,
 ) -> DecisionOutcome:
-    """Record one vote in ``wb`` and settle the item if the votes now call for it. ``item``:
-    the item as ``lock_item`` read it (its row locked), None when it is not in the dataset.
-    The decision's INSERT and the item's outcome ride ``wb``'s next round trip; the returned
-    decision is the stored one from then on (its id in its audit event too). The reviewer's
-    count of the day is the caller's (one decision or many)."""
+    """Record one vote in ``wb`` (``_decide_many`` of one item), refused unless the item can
+    take it. ``item``: the item as ``lock_item`` read it (its row locked), None when it is not
+    in the dataset."""
     if item is None:
         raise ReviewError(f"Item {item_id} is not in this dataset.", code="conflict")
     if item.state != Item.State.QUEUED:
         raise ReviewError(f"Item {item_id} is already {item.state}.", code="conflict")
     if item.voted:
         raise ReviewError(f"You already decided item {item_id}.", code="conflict")
-    gold = item.gold
-    decision = Decision(
-        item_id=item_id,
+    [outcome] = _decide_many(
+        wb,
         dataset=dataset,
         reviewer=reviewer,
+        items=[(item_id, item)],
         verdict=verdict,
         reason=reason,
         note=note,
         via=via,
         seconds=seconds,
-        gold_expected=gold or "",
-        created_at=now,
+        policy=policy,
+        now=now,
     )
-    payload: dict[str, Any] = {
-        "decision": None,
-        "verdict": verdict,
-        "reason": reason,
-        "via": via,
-        "seconds": None if seconds is None else round(seconds, 3),
-    }
-    outcome = DecisionOutcome(decision=decision, item_state=item.state, tally=None)
+    return outcome
+
+
+def _decide_many(
+    wb: WriteBatch,
+    *,
+    dataset: Dataset,
+    reviewer: User,
+    items: Sequence[tuple[int, LockedItem]],
+    verdict: str,
+    reason: str,
+    note: str,
+    via: str,
+    seconds: float | None,
+    policy: ReviewPolicy,
+    now: datetime,
+) -> list[DecisionOutcome]:
+    """Record one vote per item in ``wb`` and settle the items whose votes now call for it;
+    the outcomes in the order of ``items``. Each item is ``(id, as lock_item read it)``, its row
+    locked, queued, not voted on by this reviewer (the caller checked). The decisions' INSERT
+    and the items' outcomes are one statement each, riding ``wb``'s next round trip; a returned
+    decision is the stored one from then on (its id in its audit event too). Only the items
+    that have other live votes cost a read (one for all of them). The reviewer's count of the
+    day is the caller's (one decision or many)."""
+    entries: dict[int, tuple[DecisionOutcome, dict[str, Any]]] = {}
+    decisions = []
+    for item_id, item in items:
+        decision = Decision(
+            item_id=item_id,
+            dataset=dataset,
+            reviewer=reviewer,
+            verdict=verdict,
+            reason=reason,
+            note=note,
+            via=via,
+            seconds=seconds,
+            gold_expected=item.gold or "",
+            created_at=now,
+        )
+        decisions.append(decision)
+        payload: dict[str, Any] = {
+            "decision": None,
+            "verdict": verdict,
+            "reason": reason,
+            "via": via,
+            "seconds": None if seconds is None else round(seconds, 3),
+        }
+        entries[item_id] = (
+            DecisionOutcome(decision=decision, item_state=item.state, tally=None),
+            payload,
+        )
 
     def inserted(rows: Rows) -> None:
-        stored = decision_of(rows[0])
-        Decision.dataset.field.set_cached_value(stored, dataset)
-        Decision.reviewer.field.set_cached_value(stored, reviewer)
-        outcome.decision = stored
-        payload["decision"] = stored.pk
+        for stored in decisions_of(rows):
+            Decision.dataset.field.set_cached_value(stored, dataset)
+            Decision.reviewer.field.set_cached_value(stored, reviewer)
+            outcome, payload = entries[stored.item_id]
+            outcome.decision = stored
+            payload["decision"] = stored.pk
 
-    wb.add(decision_insert(decision), then=inserted)
-    if gold:
-        payload["gold"] = {"expected": gold, "correct": gold == verdict}
-    else:
+    wb.add(decisions_insert(decisions), then=inserted)
+    # With no other live vote (the usual case) an item's tally is its new decision alone; the
+    # others' live votes are read after the INSERT (this reviewer's new ones among them).
+    voted_on = [item_id for item_id, item in items if item.live_votes and not item.gold]
+    live = live_decisions(wb, item_ids=voted_on) if voted_on else {}
+    settled = []
+    for (item_id, item), decision in zip(items, decisions, strict=True):
+        outcome, payload = entries[item_id]
+        if item.gold:
+            payload["gold"] = {"expected": item.gold, "correct": item.gold == verdict}
+            continue
         required = required_approvals(policy=policy, facts=item.facts)
-        # With no other live vote (the usual case) the tally is this decision alone.
-        live = _live_decisions(item_id) if item.live_votes else [decision]
-        result = tally(decisions=live, required=required)
+        result = tally(decisions=live.get(item_id) or [decision], required=required)
         if result.state != Item.State.QUEUED:
-            item_outcome_set(
-                wb,
-                item_id=item_id,
-                state=result.state,
-                reviewer_ids=result.reviewer_ids,
-                reason=result.reason,
+            settled.append(
+                ItemOutcome(
+                    item_id=item_id,
+                    state=result.state,
+                    reviewer_ids=result.reviewer_ids,
+                    reason=result.reason,
+                )
             )
             outcome.item_state = result.state
         outcome.tally = result
         payload.update(
             outcome=outcome.item_state, approvals=len(result.approvers), required=result.required
         )
-    wb.audit(
-        actor=actor_for_user(reviewer),
-        action="review.decided",
-        object_type="item",
-        object_id=item_id,
-        dataset=dataset,
-        payload=payload,
-    )
-    return outcome
+    item_outcomes_set(wb, outcomes=settled)
+    for item_id, _ in items:
+        wb.audit(
+            actor=actor_for_user(reviewer),
+            action="review.decided",
+            object_type="item",
+            object_id=item_id,
+            dataset=dataset,
+            payload=entries[item_id][1],
+        )
+    return [entries[item_id][0] for item_id, _ in items]
 
 
 def decision_record(
@@ -423,75 +482,72 @@ def decisions_bulk(
         raise ReviewError(f"Select at most {MAX_BULK_ITEMS} items at once.", field="items")
     outcome = BulkOutcome()
     with write_batch() as wb:
-        quota = quota_status_get(dataset=dataset, reviewer=reviewer, now=now)
-        remaining = quota.remaining
-        locked = set(
-            Item.objects.filter(dataset=dataset, pk__in=ids)
-            .select_for_update(skip_locked=True, of=("self",))
-            .values_list("id", flat=True)
+        # One round trip for the whole selection: the quota and every row's lock (rows another
+        # transaction holds are skipped) with what a decision reads of it.
+        reads = bulk_reads(
+            wb,
+            item_ids=ids,
+            dataset_id=dataset.pk,
+            reviewer_id=reviewer.pk,
+            now=now,
+            since=day_start(now),
         )
-        states = dict(Item.objects.filter(dataset=dataset, pk__in=ids).values_list("id", "state"))
-        gold = set(GoldItem.objects.filter(item_id__in=ids).values_list("item_id", flat=True))
-        held = set(
-            Claim.objects.filter(item_id__in=ids, expires_at__gt=now)
-            .exclude(reviewer=reviewer)
-            .values_list("item_id", flat=True)
-        )
-        voted = set(
-            Decision.objects.filter(
-                item_id__in=ids, reviewer=reviewer, undone_at__isnull=True
-            ).values_list("item_id", flat=True)
-        )
-        decided = []
+        remaining = QuotaStatus(limit=reads.limit, used=reads.used).remaining
+        decidable: list[tuple[int, LockedItem]] = []
         for item_id in ids:
             why = None
-            if item_id not in states:
+            gold = reads.found.get(item_id)
+            locked = reads.locked.get(item_id)
+            if gold is None:
                 why = "missing"
-            elif item_id in gold:
+            elif gold:
                 why = "gold"
-            elif item_id not in locked:
+            elif locked is None:
                 why = "busy"
-            elif states[item_id] != Item.State.QUEUED:
+            elif locked[0].state != Item.State.QUEUED:
                 why = "settled"
-            elif item_id in held:
+            elif locked[1]:
                 why = "held"
-            elif item_id in voted:
+            elif locked[0].voted:
                 why = "voted"
             elif remaining is not None and remaining <= 0:
                 why = "quota"
             if why is not None:
                 outcome.left_out.setdefault(why, []).append(item_id)
                 continue
-            result = _decide(
-                wb,
-                dataset=dataset,
-                reviewer=reviewer,
-                item_id=item_id,
-                item=lock_item(wb, item_id=item_id, dataset_id=dataset.pk, reviewer_id=reviewer.pk),
-                verdict=verdict,
-                reason=reason,
-                note=note,
-                via=Decision.Via.BULK,
-                seconds=None,
-                policy=policy,
-                now=now,
-            )
-            decided.append(item_id)
+            assert locked is not None
+            decidable.append((item_id, locked[0]))
             if remaining is not None:
                 remaining -= 1
+        if not decidable:
+            return outcome
+        results = _decide_many(
+            wb,
+            dataset=dataset,
+            reviewer=reviewer,
+            items=decidable,
+            verdict=verdict,
+            reason=reason,
+            note=note,
+            via=Decision.Via.BULK,
+            seconds=None,
+            policy=policy,
+            now=now,
+        )
+        for (item_id, _), result in zip(decidable, results, strict=True):
             if result.item_state == Item.State.QUEUED:
                 outcome.recorded.append(item_id)
             else:
                 outcome.settled.append(item_id)
-        if decided:
-            wb.add(
-                day_count(
-                    dataset_id=dataset.pk,
-                    reviewer_id=reviewer.pk,
-                    since=day_start(now),
-                    change=len(decided),
-                )
+        decided = [item_id for item_id, _ in decidable]
+        wb.add(
+            day_count(
+                dataset_id=dataset.pk,
+                reviewer_id=reviewer.pk,
+                since=day_start(now),
+                change=len(decided),
             )
-            # A lease of this reviewer's own on a decided item has nothing left to guard.
-            Claim.objects.filter(item_id__in=decided, reviewer=reviewer).delete()
+        )
+        # A lease of this reviewer's own on a decided item has nothing left to guard.
+        wb.add(claims_end(dataset_id=dataset.pk, reviewer_id=reviewer.pk, item_ids=decided))
     return outcome
