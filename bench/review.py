@@ -33,6 +33,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -338,13 +339,17 @@ def _bench(
     assert found is not None, "the triage page carries no CSRF token"
     csrf_header = found.group(1)
 
-    def server_timed(method: str, url: str, data: Any = None) -> tuple[Sample, bytes]:
+    def server_timed(
+        method: str, url: str, data: Any = None, content_type: str | None = None
+    ) -> tuple[Sample, bytes]:
         headers = {
             **htmx,
             "HTTP_COOKIE": "; ".join(f"{k}={m.value}" for k, m in client.cookies.items()),
         }
         if method == "post":
             headers.update(HTTP_X_CSRFTOKEN=csrf_header, HTTP_ORIGIN="http://testserver")
+        if content_type is not None:
+            headers["content_type"] = content_type
         env = getattr(environ, method)(url, data=data, **headers)
         answer: list[Any] = []
 
@@ -384,8 +389,11 @@ def _bench(
             .order_by("-id")
             .values_list("id", flat=True)[:BULK_ITEMS]
         )
-        data = {"items": [str(i) for i in ids], "verdict": "approve", "confirm": "on"}
-        sample, _ = server_timed("post", f"/review/{SLUG}/items/bulk", data)
+        # As the page's form sends it (urlencoded, not multipart).
+        data = urlencode({"items": ids, "verdict": "approve", "confirm": "on"}, doseq=True)
+        sample, _ = server_timed(
+            "post", f"/review/{SLUG}/items/bulk", data, "application/x-www-form-urlencoded"
+        )
         decided = Item.objects.filter(pk__in=ids, state="approved").count()
         assert decided == len(ids), f"{decided} of {len(ids)} items decided"
         return sample

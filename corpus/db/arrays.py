@@ -67,3 +67,10 @@ def values_source(rows: list[tuple[Any, ...]], types: list[str]) -> tuple[str, l
         ]
     row = "(" + ", ".join(f"CAST(%s AS {_SQLITE_TYPES.get(t, t)})" for t in types) + ")"
     return f"VALUES {', '.join([row] * len(rows))}", [value for r in rows for value in r]
+
+
+def typed_param(sql_type: str) -> str:
+    """A placeholder read as ``sql_type`` (PostgreSQL's name, as ``values_source`` takes it)."""
+    if connection.vendor == "postgresql":
+        return f"CAST(%s AS {sql_type})"
+    return f"CAST(%s AS {_SQLITE_TYPES.get(sql_type, sql_type)})"

@@ -58,12 +58,19 @@ def model_from_row(
     return model.from_db(connection.alias, attnames, row)
 
 
+@cache
+def _field_loader(model: type[models.Model], vendor: str, name: str) -> tuple[Any, list[Any]]:
+    """The selected column of ``model``'s field ``name`` and its converters (``_loader``'s)."""
+    fields, _, converters = _loader(model, vendor)
+    for field, loader in zip(fields, converters, strict=True):
+        if name in (field.name, field.attname):
+            return loader
+    raise ValueError(f"{model.__name__} has no concrete field {name!r}")
+
+
 def field_value(model: type[models.Model], name: str, value: Any) -> Any:
     """One selected value of ``model``'s field ``name`` as the ORM would return it."""
-    fields, _, converters = _loader(model, connection.vendor)
-    for field, (column, funcs) in zip(fields, converters, strict=True):
-        if name in (field.name, field.attname):
-            for func in funcs:
-                value = func(value, column, connection)
-            return value
-    raise ValueError(f"{model.__name__} has no concrete field {name!r}")
+    column, funcs = _field_loader(model, connection.vendor, name)
+    for func in funcs:
+        value = func(value, column, connection)
+    return value

@@ -40,7 +40,6 @@ from review.sql import (
     day_count,
     decision_reads,
     decisions_insert,
-    decisions_of,
     live_decisions,
     lock_item,
 )
@@ -144,16 +143,18 @@ def _decide_many(
     the outcomes in the order of ``items``. Each item is ``(id, as lock_item read it)``, its row
     locked, queued, not voted on by this reviewer (the caller checked). The decisions' INSERT
     and the items' outcomes are one statement each, riding ``wb``'s next round trip; a returned
-    decision is the stored one from then on (its id in its audit event too). Only the items
+    decision is saved from then on (its id in its audit event too). Only the items
     that have other live votes cost a read (one for all of them). The reviewer's count of the
     day is the caller's (one decision or many)."""
     entries: dict[int, tuple[DecisionOutcome, dict[str, Any]]] = {}
     decisions = []
     for item_id, item in items:
+        # By id, the related objects cached after: assigning the objects costs a descriptor's
+        # checks per decision.
         decision = Decision(
             item_id=item_id,
-            dataset=dataset,
-            reviewer=reviewer,
+            dataset_id=dataset.pk,
+            reviewer_id=reviewer.pk,
             verdict=verdict,
             reason=reason,
             note=note,
@@ -162,6 +163,8 @@ def _decide_many(
             gold_expected=item.gold or "",
             created_at=now,
         )
+        Decision.dataset.field.set_cached_value(decision, dataset)
+        Decision.reviewer.field.set_cached_value(decision, reviewer)
         decisions.append(decision)
         payload: dict[str, Any] = {
             "decision": None,
@@ -176,12 +179,13 @@ def _decide_many(
         )
 
     def inserted(rows: Rows) -> None:
-        for stored in decisions_of(rows):
-            Decision.dataset.field.set_cached_value(stored, dataset)
-            Decision.reviewer.field.set_cached_value(stored, reviewer)
-            outcome, payload = entries[stored.item_id]
-            outcome.decision = stored
-            payload["decision"] = stored.pk
+        # Saved, as bulk_create leaves its objects: every value is the one stored.
+        for pk, item_id in rows:
+            outcome, payload = entries[item_id]
+            outcome.decision.pk = pk
+            outcome.decision._state.adding = False
+            outcome.decision._state.db = wb.using
+            payload["decision"] = pk
 
     wb.add(decisions_insert(decisions), then=inserted)
     # With no other live vote (the usual case) an item's tally is its new decision alone; the
