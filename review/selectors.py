@@ -32,8 +32,8 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from corpus import roles
-from corpus.selectors import item_matches
 from corpus.models import Dataset, Item, Score, Source
+from corpus.selectors import item_matches
 from review import evidence, rendering
 from review.models import (
     Claim,
