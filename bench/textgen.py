@@ -19,14 +19,90 @@ the figures it gives are if anything pessimistic.
 import itertools
 import random
 
-_FUNCTION_WORDS = (
-    "the of and to a in is that for it as was with be by on not he this are or his from at "
-    "which but have an they you were her she there been one all we their has would when if so "
-    "no will more can who its them out up then about"
-)
-FUNCTION_WORDS = _FUNCTION_WORDS.split()
-_SYLLABLE_LIST = "ka lo mi ne ra to su ve di po an el or is un ta ri mo ze lu ba ce fi go ho"
-_SYLLABLES = _SYLLABLE_LIST.split()
+FUNCTION_WORDS = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "a",
+    "in",
+    "is",
+    "that",
+    "for",
+    "it",
+    "as",
+    "was",
+    "with",
+    "be",
+    "by",
+    "on",
+    "not",
+    "he",
+    "this",
+    "are",
+    "or",
+    "his",
+    "from",
+    "at",
+    "which",
+    "but",
+    "have",
+    "an",
+    "they",
+    "you",
+    "were",
+    "her",
+    "she",
+    "there",
+    "been",
+    "one",
+    "all",
+    "we",
+    "their",
+    "has",
+    "would",
+    "when",
+    "if",
+    "so",
+    "no",
+    "will",
+    "more",
+    "can",
+    "who",
+    "its",
+    "them",
+    "out",
+    "up",
+    "then",
+    "about",
+]
+_SYLLABLES = [
+    "ka",
+    "lo",
+    "mi",
+    "ne",
+    "ra",
+    "to",
+    "su",
+    "ve",
+    "di",
+    "po",
+    "an",
+    "el",
+    "or",
+    "is",
+    "un",
+    "ta",
+    "ri",
+    "mo",
+    "ze",
+    "lu",
+    "ba",
+    "ce",
+    "fi",
+    "go",
+    "ho",
+]
 VOCABULARY_SIZE = 20_000
 ZIPF_EXPONENT = 1.0
 

@@ -417,3 +417,71 @@ def test_detail_lists_matches_both_ways_whichever_was_scored_first(api, dataset,
     assert "learned" in first["score"]["detectors"]
     listed = client.get(URL).json()["results"]
     assert listed and all("near_duplicates" not in row for row in listed)
+
+
+def test_list_rows_are_what_the_item_serializer_gives(api, dataset, consume_token):
+    """The list renders plain rows (``item_row_out``) instead of running ItemOutputSerializer
+    over model instances: on varied items (scored or not, a failed score, parents, messages,
+    metadata, decided, a rule flag, no external id) every result must equal the serializer's
+    output for the same item, key order included."""
+    import json as jsonlib
+
+    from rest_framework.renderers import JSONRenderer
+
+    from corpus import selectors
+    from corpus.api.items import ItemOutputSerializer
+    from corpus.services import scoring
+
+    plain = _ingest(dataset, ["first plain text", "second plain text"], origin="human")
+    rich = items_ingest(
+        dataset=dataset,
+        items=items_parse(
+            [
+                {
+                    "text": "a child of both",
+                    "origin": "synthetic",
+                    "external_id": "x-1",
+                    "generator_model": "gen",
+                    "generator_version": "v2",
+                    "prompt": "write",
+                    "sampling_params": {"temperature": 0.7, "top_p": 1},
+                    "metadata": {"k": [1, "two", None], "nested": {"a": True}},
+                    "parents": plain,
+                    "generation": 2,
+                },
+                {
+                    "kind": "chat",
+                    "messages": [
+                        {"role": "user", "content": "hi"},
+                        {"role": "assistant", "content": "hello there"},
+                    ],
+                    "origin": "synthetic",
+                },
+            ]
+        ),
+        actor=SYSTEM,
+        default_source="other-source",
+    )
+    rich_ids = [r.id for r in rich.results]
+    scoring.items_score(item_ids=[plain[0], *rich_ids])
+    Score.objects.filter(item_id=rich_ids[0]).update(rule_flag="near_duplicate: flagged")
+    Item.objects.filter(pk=plain[0]).update(
+        state="approved", decided_by=[3, 5], state_reason="", decided_at="2026-01-02T03:04:05Z"
+    )
+    failed = _ingest(dataset, ["will fail to score"], origin="unknown")[0]
+    Score.objects.create(item_id=failed, scorer_version="", error="boom", attempts=1)
+
+    body = api.as_token(consume_token).get(f"{URL}?limit=50").json()
+    items = {
+        item.pk: item
+        for item in Item.objects.filter(dataset=dataset)
+        .select_related("dataset", "source", "score")
+        .prefetch_related("parent_links")
+    }
+    assert [row["id"] for row in body["results"]] == sorted(items)
+    for row in body["results"]:
+        expected = jsonlib.loads(JSONRenderer().render(ItemOutputSerializer(items[row["id"]]).data))
+        assert list(row) == list(expected), row["id"]
+        assert row == expected, row["id"]
+    # The signature bytes are never read for a page.
+    assert "minhash" not in str(selectors.SCORE_ROW_COLUMNS)

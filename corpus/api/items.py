@@ -77,6 +77,67 @@ class ItemOutputSerializer(serializers.Serializer):
         return None if score is None else ScoreOutputSerializer(score).data
 
 
+_datetime = serializers.DateTimeField().to_representation
+
+
+def _dt(value: Any) -> str | None:
+    return None if value is None else _datetime(value)
+
+
+def item_row_out(row: dict[str, Any], *, dataset_slug: str) -> dict[str, Any]:
+    """What ``ItemOutputSerializer`` gives for an item, from a ``selectors.item_rows`` row: the
+    same keys in the same order and the same values (tests/test_items_list.py compares the two
+    on varied items), without a serializer field per value. A page of 100 items is 4,000 field
+    representations through DRF, several times the cost of its query."""
+    score = row["score"]
+    return {
+        "id": row["id"],
+        "dataset": dataset_slug,
+        "source": row["source_name"],
+        "kind": row["kind"],
+        "text": row["text"],
+        "messages": row["messages"],
+        "language": row["language"],
+        "content_hash": row["content_hash"],
+        "external_id": row["external_id"],
+        "origin": row["origin"],
+        "generator_model": row["generator_model"],
+        "generator_version": row["generator_version"],
+        "prompt": row["prompt"],
+        "sampling_params": row["sampling_params"],
+        "parents": row["parents"],
+        "generation": row["generation"],
+        "metadata": row["metadata"],
+        "is_reference": row["is_reference"],
+        "state": row["state"],
+        "state_reason": row["state_reason"],
+        "priority": row["priority"],
+        "decided_at": _dt(row["decided_at"]),
+        "decided_by": row["decided_by"],
+        "score": None
+        if score is None
+        else {
+            "scorer_version": score["scorer_version"],
+            "exact_duplicate_of": score["exact_duplicate_of_id"],
+            "near_duplicate_of": score["near_duplicate_of_id"],
+            "near_duplicate_jaccard": score["near_duplicate_jaccard"],
+            "near_duplicate_containment": score["near_duplicate_containment"],
+            "lexical": score["lexical"],
+            "degenerate": score["degenerate"],
+            "degenerate_reason": score["degenerate_reason"],
+            "detector_name": score["detector_name"],
+            "detector_version": score["detector_version"],
+            "detector_probability": score["detector_probability"],
+            "detectors": score["detectors"],
+            "rule_flag": score["rule_flag"],
+            "priority": score["priority"],
+            "computed_at": _dt(score["computed_at"]),
+        },
+        "created_at": _dt(row["created_at"]),
+        "updated_at": _dt(row["updated_at"]),
+    }
+
+
 class MatchOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField(help_text="the matched item")
     jaccard = serializers.FloatField()
@@ -161,14 +222,14 @@ class ItemListApi(APIView):
         if errors:
             return errors_response(errors)
         after_id = page.position
-        items = selectors.item_list(
+        rows = selectors.item_rows(
             dataset=dataset, after_id=after_id, limit=page.limit, filters=filters
         )
         # The next cursor is given even on a short page: a pipeline polls it for new items.
-        last = items[-1].pk if items else after_id
+        last = rows[-1]["id"] if rows else after_id
         return Response(
             {
-                "results": self.OutputSerializer(items, many=True).data,
+                "results": [item_row_out(row, dataset_slug=dataset.slug) for row in rows],
                 "next": cursor_encode({"after": last}) if last is not None else None,
             }
         )

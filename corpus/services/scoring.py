@@ -161,6 +161,8 @@ class Evidence:
     earlier_in_batch: set[int] = field(default_factory=set)  # ids sharing a band key
     # Verified matches found by this run: (other id, Jaccard, containment), most similar first.
     matches: list[tuple[int, float, float]] = field(default_factory=list)
+    # (state, is_reference) of each matched item outside the batch, as the verification read it.
+    outside: dict[int, tuple[str, bool]] = field(default_factory=dict)
     near_duplicate_of: int | None = None
     near_duplicate_jaccard: float | None = None
     near_duplicate_containment: float | None = None
@@ -318,7 +320,7 @@ def _near_duplicates(dataset: Dataset, evidence: list[Evidence], rules: ScoringR
         row["id"]: row
         for row in Item.objects.filter(
             id__in=wanted, score__minhash__isnull=False, score__error=""
-        ).values("id", "kind", "text", "messages", "language")
+        ).values("id", "kind", "text", "messages", "language", "state", "is_reference")
     }
     shingle_cache: dict[int, Any] = {}
     for ev, cands in zip(ok, candidate_sets, strict=True):
@@ -346,6 +348,11 @@ def _near_duplicates(dataset: Dataset, evidence: list[Evidence], rules: ScoringR
                 else []
             )
         ]
+        ev.outside = {
+            cid: (others[cid]["state"], others[cid]["is_reference"])
+            for cid, _, _ in ev.matches
+            if cid in others
+        }
 
 
 def _nearest(
@@ -710,6 +717,27 @@ def _matches_replace(evidence: list[Evidence], rescored: Collection[int]) -> set
     return touched - batch_ids
 
 
+def _batch_matches(evidence: list[Evidence]) -> dict[int, list[Match]]:
+    """Every stored match of the batch's items once ``_matches_replace`` has run, built from the
+    batch's own findings instead of read back (which cost a query under the scoring lock): a
+    batch item's rows are exactly its verified matches and, for a match inside the batch, the
+    other item's match with it. An item's older rows were deleted with its rescore, and an
+    item never scored has none (it was in no one's index). The matched item's state is the
+    one read with it (``Evidence.outside``, or the batch's own item)."""
+    in_batch = {ev.item.id: ev.item for ev in evidence}
+    out: dict[int, list[Match]] = {ev.item.id: [] for ev in evidence if not ev.error}
+    for ev in evidence:
+        for other_id, j, c in ev.matches:
+            other = in_batch.get(other_id)
+            if other is not None:
+                out[ev.item.id].append(Match(other_id, j, c, other.state, other.is_reference))
+                out[other_id].append(Match(ev.item.id, j, c, ev.item.state, ev.item.is_reference))
+            else:
+                state, is_reference = ev.outside[other_id]
+                out[ev.item.id].append(Match(other_id, j, c, state, is_reference))
+    return out
+
+
 def _matches_of(item_ids: Collection[int]) -> dict[int, list[Match]]:
     """Every stored match of the given items, with the matched item's state."""
     out: dict[int, list[Match]] = {i: [] for i in item_ids}
@@ -734,7 +762,7 @@ def _store_rows(
     max_attempts = settings.SYNTHGATE_SCORE_MAX_ATTEMPTS
     previous_attempts = _scores_attempts([ev.item.id for ev in evidence])
     outsiders = _matches_replace(evidence, rescored=list(previous_attempts))
-    matches = _matches_of([ev.item.id for ev in evidence if not ev.error])
+    matches = _batch_matches(evidence)
     scores: list[dict[str, Any]] = []
     decisions: dict[int, tuple[str, str, float]] = {}  # id -> (new state, reason, priority)
     rule_of: dict[int, str] = {}  # rescored items: the rule their new evidence triggers
