@@ -28,10 +28,10 @@ from corpus.services.audit import actor_for_user
 from corpus.services.exports.build import ExportRequestError
 from corpus.services.exports.draft import export_preview_draft
 from corpus.services.policy import PolicyError, policy_current, policy_set
-from corpus.services.scoring import scoring_rules_get
 from corpus.services.scoring_rules import (
     ScoringRulesError,
     detector_in_use,
+    scoring_rules_get,
     scoring_rules_preview,
     scoring_rules_set,
     scoring_rules_values,

@@ -15,10 +15,10 @@ from corpus.api_support import errors_response
 from corpus.auth import HasToken, require_scope
 from corpus.models import ApiToken, Dataset, ScoringRules
 from corpus.services.audit import actor_for_token
-from corpus.services.scoring import scoring_rules_get
 from corpus.services.scoring_rules import (
     ScoringRulesError,
     detector_in_use,
+    scoring_rules_get,
     scoring_rules_set,
     scoring_rules_values,
 )

@@ -60,6 +60,7 @@ from corpus.scoring import SCORER_VERSION, kinds, lexical, lsh, minhash
 from corpus.scoring.text import prepare
 from corpus.services import detectors, holds, near_dup_index
 from corpus.services.audit import SYSTEM, audit_append
+from corpus.services.scoring_rules import scoring_rules_get
 
 logger = logging.getLogger(__name__)
 
@@ -113,11 +114,6 @@ def review_priority(
     depth = min(generation, 4) / 4.0
     unknown = 1.0 if origin == Item.Origin.UNKNOWN else 0.0
     return round(0.5 * uncertainty + 0.3 * novelty + 0.2 * depth + 0.1 * unknown, 6)
-
-
-def scoring_rules_get(*, dataset: Dataset) -> ScoringRules:
-    rules = ScoringRules.objects.filter(dataset=dataset).first()
-    return rules if rules is not None else ScoringRules(dataset=dataset)
 
 
 @dataclass(slots=True)

@@ -1,6 +1,6 @@
 """Editing a dataset's scoring rules, and what an edit would change before it is saved.
 
-The scorer reads the rules fresh for every batch (``corpus.services.scoring.scoring_rules_get``;
+The scorer reads the rules fresh for every batch (``scoring_rules_get``;
 no cache), so a saved edit decides the very next batch. Items already queued keep their state
 until they are rescored (``manage.py rescore``); ``scoring_rules_preview`` counts them.
 """
@@ -35,6 +35,14 @@ class ScoringRulesError(ValueError):
     def __init__(self, errors: list[dict[str, Any]]) -> None:
         super().__init__("; ".join(f"{e.get('field', '')}: {e['message']}" for e in errors))
         self.errors = errors
+
+
+def scoring_rules_get(*, dataset: Dataset) -> ScoringRules:
+    """The dataset's scoring rules, or the defaults (unsaved) when it has none. Here rather than
+    beside the scorer: the web process reads them, and importing ``corpus.services.scoring``
+    loads the scoring stack (numpy, SciPy, scikit-learn: about 140 MB per web worker)."""
+    rules = ScoringRules.objects.filter(dataset=dataset).first()
+    return rules if rules is not None else ScoringRules(dataset=dataset)
 
 
 def scoring_rules_values(rules: ScoringRules) -> dict[str, Any]:
