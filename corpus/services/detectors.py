@@ -21,7 +21,6 @@ from django.db import transaction
 from django.db.models import Q
 
 from corpus.models import Dataset, DetectorModel, Item
-from corpus.scoring.detectors.holdout import holdout_compare
 from corpus.scoring.detectors.learned import LearnedDetector
 from corpus.services.audit import audit_append
 
@@ -128,6 +127,9 @@ def detector_train(*, dataset: Dataset, actor: str, test_size: float = 0.3) -> D
             f"dataset '{dataset.slug}' has {n_human} human and {n_ai} AI-labelled items; "
             f"retraining needs at least {MIN_PER_CLASS} of each"
         )
+    # The baseline's scikit-learn is loaded only to retrain (about 130 MB a process).
+    from corpus.scoring.detectors.holdout import holdout_compare
+
     try:
         holdout = holdout_compare(
             data.texts, np.array(data.labels), data.groups, test_size=test_size

@@ -1,7 +1,8 @@
 """AI-text detectors: the `Detector` protocol, the learned detector, its baseline and metrics."""
 
+from typing import TYPE_CHECKING, Any
+
 from .base import TEXT_KINDS, Detector, TextKind
-from .baseline import BaselineDetector
 from .evaluation import evaluate, split_indices, stratified_sample, tpr_at_fpr
 from .learned import (
     OK,
@@ -28,3 +29,16 @@ __all__ = [
     "stratified_sample",
     "tpr_at_fpr",
 ]
+
+if TYPE_CHECKING:
+    from .baseline import BaselineDetector
+
+
+def __getattr__(name: str) -> Any:
+    """``BaselineDetector`` on first use: it is scikit-learn's TF-IDF and logistic regression,
+    whose import costs a process about 130 MB, and a scoring worker never uses it."""
+    if name == "BaselineDetector":
+        from .baseline import BaselineDetector
+
+        return BaselineDetector
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

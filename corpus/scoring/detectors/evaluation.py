@@ -1,4 +1,8 @@
-"""Detector evaluation metrics, pure functions of labels and scores."""
+"""Detector evaluation metrics, pure functions of labels and scores.
+
+scikit-learn is imported inside the functions that use it: a scoring worker imports this
+package to score and never evaluates, and scikit-learn's import costs it about 130 MB of
+resident memory per process (tests/test_web_footprint.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +10,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import roc_auc_score, roc_curve
-from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
 __all__ = ["evaluate", "split_indices", "stratified_sample", "tpr_at_fpr"]
 
@@ -20,6 +22,8 @@ def tpr_at_fpr(y_true: np.ndarray, y_score: np.ndarray, target_fpr: float) -> fl
     which is the TPR of the randomized classifier mixing the two thresholds and so is actually
     achievable; at a vertical step exactly on the target we take the top of the step.
     """
+    from sklearn.metrics import roc_curve
+
     fpr, tpr, _ = roc_curve(y_true, y_score, drop_intermediate=False)
     i = int(np.searchsorted(fpr, target_fpr, side="right")) - 1  # last point with fpr <= target
     if i >= fpr.size - 1:
@@ -37,6 +41,8 @@ def evaluate(
     that need both classes are NaN when only one is present (e.g. a human-only evaluation file
     still yields accuracy, i.e. 1 - FPR at 0.5).
     """
+    from sklearn.metrics import roc_auc_score
+
     y = np.asarray(y_true).astype(np.int64)
     s = np.asarray(y_score, dtype=np.float64)
     if y.shape != s.shape or y.ndim != 1:
@@ -70,6 +76,8 @@ def split_indices(
     With groups, every group lands entirely on one side, so `test_size` is approximate (it is the
     share of groups, not of rows).
     """
+    from sklearn.model_selection import GroupShuffleSplit, train_test_split
+
     y = np.asarray(labels).astype(np.int64)
     idx = np.arange(y.size)
     if groups is not None:

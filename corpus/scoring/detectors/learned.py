@@ -54,8 +54,6 @@ from typing import Any, BinaryIO
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GroupKFold, StratifiedKFold
 
 from ..lexical import LexicalStats, docs_stats
 from ..text import Doc, prepare
@@ -344,6 +342,10 @@ class LearnedDetector:
     def _fit_core(
         self, counts: feat.NgramCounts, dense: np.ndarray, y: np.ndarray, seed: int
     ) -> _Fitted:
+        # Imported here, not at the top: scoring with a trained model needs numpy and SciPy
+        # only, and scikit-learn's import costs a scoring worker about 130 MB.
+        from sklearn.linear_model import LogisticRegression
+
         n = y.size
         df_word = np.bincount(counts.word.indices, minlength=feat.N_HASHED)
         df_char = np.bincount(counts.char.indices, minlength=feat.N_HASHED)
@@ -428,6 +430,9 @@ class LearnedDetector:
         mixed_calibration: with groups, calibrate on familiar and unseen groups alike (the
         default model, whose texts come from generators it never saw).
         """
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import GroupKFold, StratifiedKFold
+
         y = _as_labels(labels)
         if len(texts) != y.size:
             raise ValueError("texts and labels differ in length")
