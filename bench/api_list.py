@@ -32,12 +32,12 @@ from bench.review import (  # noqa: E402
     DEFAULT_URL,
     NEXT_PAGE,
     SLUG,
-    _configure,
-    _ensure_database,
     _insert_select,
     _percentile,
     _seed,
     _SqlClock,
+    django_bench,
+    results_write,
 )
 
 RESULTS = ROOT / "bench" / "results" / "api_list.json"
@@ -214,35 +214,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=300, help="timed requests per case")
     args = parser.parse_args()
     database_url = os.environ.get("DATABASE_URL") or DEFAULT_URL
-    _ensure_database(database_url)
-    redis_process = _configure(database_url)
-    try:
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
-        call_command("collectstatic", interactive=False, verbosity=0)
+    with django_bench(database_url):
         big, users = _seed(args.items)
         small = _seed_small(users)
         load_before = os.getloadavg()
         results = _bench([small, big], users, args.rounds)
-        summary = {
-            "big_dataset": SLUG,
-            "cpus": os.cpu_count(),
-            "load_average_before": [round(x, 2) for x in load_before],
-            "load_average_after": [round(x, 2) for x in os.getloadavg()],
-            "cases": results,
-        }
-        RESULTS.parent.mkdir(exist_ok=True)
-        RESULTS.write_text(json.dumps(summary, indent=2) + "\n")
-        print(f"written to {RESULTS.relative_to(ROOT)}", flush=True)
-    finally:
-        if redis_process is not None:
-            from config import embedded_redis
-
-            embedded_redis.stop(redis_process)
+        results_write(RESULTS, {"big_dataset": SLUG, "cases": results}, load_before)
     return 0
 
 

@@ -33,7 +33,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.review import _configure, _ensure_database, _insert_select, _percentile  # noqa: E402
+from bench.review import (  # noqa: E402
+    _insert_select,
+    _percentile,
+    django_bench,
+    results_write,
+)
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/sg_dashboard_bench"
 SLUG = "bench-dashboard"
@@ -274,16 +279,7 @@ def main() -> int:
     parser.add_argument("--loads", type=int, default=50, help="timed loads per page (default 50)")
     args = parser.parse_args()
     database_url = os.environ.get("DATABASE_URL") or DEFAULT_URL
-    _ensure_database(database_url)
-    redis_process = _configure(database_url)
-    try:
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
-        call_command("collectstatic", interactive=False, verbosity=0)
+    with django_bench(database_url):
         dataset, admin, reviewer = _seed(args.items)
         from dashboard.models import DashboardState
         from dashboard.services.alerts import alerts_evaluate
@@ -303,21 +299,11 @@ def main() -> int:
 
         summary = {
             "items": Item.objects.filter(dataset=dataset).count(),
-            "cpus": os.cpu_count(),
-            "load_average_before": [round(x, 2) for x in load_before],
-            "load_average_after": [round(x, 2) for x in os.getloadavg()],
             "rollup_seconds": {"first": rollups[0], "second": rollups[1], "catch_up": fresh},
             "cases": results,
         }
         print(json.dumps({k: v for k, v in summary.items() if k != "cases"}), flush=True)
-        RESULTS.parent.mkdir(exist_ok=True)
-        RESULTS.write_text(json.dumps(summary, indent=2) + "\n")
-        print(f"written to {RESULTS.relative_to(ROOT)}", flush=True)
-    finally:
-        if redis_process is not None:
-            from config import embedded_redis
-
-            embedded_redis.stop(redis_process)
+        results_write(RESULTS, summary, load_before)
     return 0 if all(r["ok"] for r in results) else 1
 
 

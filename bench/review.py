@@ -24,6 +24,7 @@ shows directly in these numbers. Exit status 1 when a target is missed.
 """
 
 import argparse
+import contextlib
 import html
 import json
 import os
@@ -31,6 +32,7 @@ import re
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -84,6 +86,43 @@ def _ensure_database(database_url: str) -> None:
         if not exists:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(cfg["NAME"])))
             print(f"created database {cfg['NAME']}")
+
+
+@contextlib.contextmanager
+def django_bench(database_url: str) -> Iterator[None]:
+    """Django on the bench database (created if missing), with an embedded Redis when
+    REDIS_URL is unset, migrated, and the static files collected (DEBUG is off, as in
+    production: pages link the hashed files of the manifest). The Redis stops on the way out."""
+    _ensure_database(database_url)
+    redis_process = _configure(database_url)
+    try:
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
+        yield
+    finally:
+        if redis_process is not None:
+            from config import embedded_redis
+
+            embedded_redis.stop(redis_process)
+
+
+def results_write(path: Path, summary: dict[str, Any], load_before: tuple[float, ...]) -> None:
+    """Write a bench's summary as JSON with the machine's load before and after its timing
+    (other work on a small machine shows directly in the numbers), and say where."""
+    summary = {
+        "cpus": os.cpu_count(),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        **summary,
+    }
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"written to {path.relative_to(ROOT)}", flush=True)
 
 
 def _insert_select(
@@ -491,17 +530,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     database_url = os.environ.get("DATABASE_URL") or DEFAULT_URL
-    _ensure_database(database_url)
-    redis_process = _configure(database_url)
-    try:
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
-        # DEBUG is off, as in production: pages link the hashed static files of the manifest.
-        call_command("collectstatic", interactive=False, verbosity=0)
+    with django_bench(database_url):
         dataset, users = _seed(args.items)
         from django.db import connection
 
@@ -511,23 +540,12 @@ def main() -> int:
         print(f"dataset {SLUG}: {queued:,} queued items", flush=True)
         load_before = os.getloadavg()
         results = _bench(dataset, users, args.requests, args.bulk_calls, args.only)
-        # Other work on the machine shows in these numbers; the load average says how much.
         summary = {
             "database": connection.settings_dict["NAME"],
             "queued_items": queued,
-            "cpus": os.cpu_count(),
-            "load_average_before": [round(x, 2) for x in load_before],
-            "load_average_after": [round(x, 2) for x in os.getloadavg()],
             "cases": results,
         }
-        RESULTS.parent.mkdir(exist_ok=True)
-        RESULTS.write_text(json.dumps(summary, indent=2) + "\n")
-        print(f"written to {RESULTS.relative_to(ROOT)}", flush=True)
-    finally:
-        if redis_process is not None:
-            from config import embedded_redis
-
-            embedded_redis.stop(redis_process)
+        results_write(RESULTS, summary, load_before)
     return 0 if all(r["ok"] for r in results) else 1
 
 

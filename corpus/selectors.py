@@ -136,9 +136,10 @@ def item_rows(
     filters: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """A keyset page of the dataset's items in id order, as plain rows (the shape the reviewer's
-    list page reads): one query for the items with their source's name and their score's
-    columns (``score`` is None for an item not scored yet; the signature bytes are not read),
-    one for their parents (``parents``, in link order). No model instances: building 100 of
+    list page reads): one query for the items (``ITEM_ROW_COLUMNS``) with ``source__name`` and
+    their score's columns (``score__<column>`` of ``SCORE_ROW_COLUMNS``, all None for an item
+    not scored yet; the signature bytes are not read), one for their parents (``parents``, in
+    link order). No model instances: building 100 of
     them, their related objects and a prefetch cost more than the query itself.
 
     Ids are handed out in commit order (ingest inserts under the audit chain lock), so a cursor
@@ -147,7 +148,7 @@ def item_rows(
     if after_id is not None:
         items = items.filter(id__gt=after_id)
     score_columns = [f"score__{c}" for c in SCORE_ROW_COLUMNS]
-    rows = list(
+    rows: list[dict[str, Any]] = list(
         items.order_by("id").values(*ITEM_ROW_COLUMNS, "source__name", *score_columns)[:limit]
     )
     parents: dict[int, list[int]] = {}
@@ -159,13 +160,6 @@ def item_rows(
         )
         for child_id, parent_id in links:
             parents.setdefault(child_id, []).append(parent_id)
-    out = []
     for row in rows:
-        # scorer_version is never NULL in a score row: NULL here means no score row (LEFT JOIN).
-        scored = row["score__scorer_version"] is not None
-        item = {c: row[c] for c in ITEM_ROW_COLUMNS}
-        item["source_name"] = row["source__name"]
-        item["parents"] = parents.get(row["id"], [])
-        item["score"] = {c: row[f"score__{c}"] for c in SCORE_ROW_COLUMNS} if scored else None
-        out.append(item)
-    return out
+        row["parents"] = parents.get(row["id"], [])
+    return rows

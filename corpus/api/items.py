@@ -89,11 +89,12 @@ def item_row_out(row: dict[str, Any], *, dataset_slug: str) -> dict[str, Any]:
     same keys in the same order and the same values (tests/test_items_list.py compares the two
     on varied items), without a serializer field per value. A page of 100 items is 4,000 field
     representations through DRF, several times the cost of its query."""
-    score = row["score"]
+    # scorer_version is never NULL in a score row: NULL means no score row (a LEFT JOIN).
+    scored = row["score__scorer_version"] is not None
     return {
         "id": row["id"],
         "dataset": dataset_slug,
-        "source": row["source_name"],
+        "source": row["source__name"],
         "kind": row["kind"],
         "text": row["text"],
         "messages": row["messages"],
@@ -115,23 +116,23 @@ def item_row_out(row: dict[str, Any], *, dataset_slug: str) -> dict[str, Any]:
         "decided_at": _dt(row["decided_at"]),
         "decided_by": row["decided_by"],
         "score": None
-        if score is None
+        if not scored
         else {
-            "scorer_version": score["scorer_version"],
-            "exact_duplicate_of": score["exact_duplicate_of_id"],
-            "near_duplicate_of": score["near_duplicate_of_id"],
-            "near_duplicate_jaccard": score["near_duplicate_jaccard"],
-            "near_duplicate_containment": score["near_duplicate_containment"],
-            "lexical": score["lexical"],
-            "degenerate": score["degenerate"],
-            "degenerate_reason": score["degenerate_reason"],
-            "detector_name": score["detector_name"],
-            "detector_version": score["detector_version"],
-            "detector_probability": score["detector_probability"],
-            "detectors": score["detectors"],
-            "rule_flag": score["rule_flag"],
-            "priority": score["priority"],
-            "computed_at": _dt(score["computed_at"]),
+            "scorer_version": row["score__scorer_version"],
+            "exact_duplicate_of": row["score__exact_duplicate_of_id"],
+            "near_duplicate_of": row["score__near_duplicate_of_id"],
+            "near_duplicate_jaccard": row["score__near_duplicate_jaccard"],
+            "near_duplicate_containment": row["score__near_duplicate_containment"],
+            "lexical": row["score__lexical"],
+            "degenerate": row["score__degenerate"],
+            "degenerate_reason": row["score__degenerate_reason"],
+            "detector_name": row["score__detector_name"],
+            "detector_version": row["score__detector_version"],
+            "detector_probability": row["score__detector_probability"],
+            "detectors": row["score__detectors"],
+            "rule_flag": row["score__rule_flag"],
+            "priority": row["score__priority"],
+            "computed_at": _dt(row["score__computed_at"]),
         },
         "created_at": _dt(row["created_at"]),
         "updated_at": _dt(row["updated_at"]),

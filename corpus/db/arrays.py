@@ -49,6 +49,13 @@ def pg_int_array(values: Iterable[int]) -> str:
 _SQLITE_TYPES = {"TIMESTAMPTZ": "TEXT", "JSONB": "TEXT"}
 
 
+def _sql_type(sql_type: str) -> str:
+    """PostgreSQL's type name as the connection's database spells it."""
+    if connection.vendor == "postgresql":
+        return sql_type
+    return _SQLITE_TYPES.get(sql_type, sql_type)
+
+
 def values_source(rows: list[tuple[Any, ...]], types: list[str]) -> tuple[str, list[Any]]:
     """A ``WITH v(...) AS (...)`` source for rows of the given SQL types, and its parameters.
 
@@ -65,12 +72,11 @@ def values_source(rows: list[tuple[Any, ...]], types: list[str]) -> tuple[str, l
             pg_int_array(c) if t == "BIGINT" else pg_array(c)
             for c, t in zip(columns, types, strict=True)
         ]
-    row = "(" + ", ".join(f"CAST(%s AS {_SQLITE_TYPES.get(t, t)})" for t in types) + ")"
+    row = "(" + ", ".join(f"CAST(%s AS {_sql_type(t)})" for t in types) + ")"
     return f"VALUES {', '.join([row] * len(rows))}", [value for r in rows for value in r]
 
 
 def typed_param(sql_type: str) -> str:
-    """A placeholder read as ``sql_type`` (PostgreSQL's name, as ``values_source`` takes it)."""
-    if connection.vendor == "postgresql":
-        return f"CAST(%s AS {sql_type})"
-    return f"CAST(%s AS {_SQLITE_TYPES.get(sql_type, sql_type)})"
+    """One parameter marker (``%s``) cast to ``sql_type``, PostgreSQL's name for it as
+    ``values_source`` takes it (spelt for SQLite there)."""
+    return f"CAST(%s AS {_sql_type(sql_type)})"

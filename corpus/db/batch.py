@@ -22,6 +22,8 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from corpus.db.arrays import pg_int_array
+
 Statement = tuple[str, list[Any]]
 Rows = list[tuple[Any, ...]]
 Then = Callable[[Rows], None]
@@ -141,7 +143,7 @@ def id_list(value: Any) -> list[int]:
 def in_ids(column: str, using: str | None = None) -> str:
     """A condition that ``column`` is one of the ids of one parameter (``ids_param``): a
     selection of 500 items is a short statement whose ids the server parses, not 500
-    placeholders the driver adapts one by one."""
+    parameters the driver adapts one by one."""
     if _connection(using).vendor == "postgresql":
         return f"{column} = ANY(%s::bigint[])"
     return f"{column} IN (SELECT value FROM json_each(%s))"
@@ -150,7 +152,6 @@ def in_ids(column: str, using: str | None = None) -> str:
 def ids_param(ids: Iterable[int], using: str | None = None) -> str:
     """The parameter of an ``in_ids`` condition: an array literal on PostgreSQL, JSON on
     SQLite."""
-    values = ",".join(map(str, map(int, ids)))
     if _connection(using).vendor == "postgresql":
-        return "{" + values + "}"
-    return "[" + values + "]"
+        return pg_int_array(ids)
+    return "[" + ",".join(map(str, map(int, ids))) + "]"
