@@ -150,7 +150,11 @@ def detector_explanation(probability: float | None) -> str:
     return "chance it is machine-written; the detector sees mostly human-like text."
 
 
-DETECTOR_LABELS = {"learned": "Learned detector", "fast-detectgpt": "Language-model detector"}
+DETECTOR_LABELS = {
+    "learned": "Learned detector",
+    "fast-detectgpt": "Language-model detector",
+    "learned+lm": "Learned detector with language-model features",
+}
 ABSTENTIONS = {
     "out_of_distribution": "outside this detector's scope: the text is unlike what it was "
     "trained on, so it gives no probability",

@@ -3,7 +3,8 @@
 Fast-DetectGPT needs torch and a causal LM: an install may not have them (requirements-lm.txt is
 optional), and a GPU worker should take this work while CPU workers do the cheap signals. So the
 scoring service only enqueues ``items_lm_score_task`` when ``SYNTHGATE_LM_DETECTOR`` is on, and
-this service adds one more entry to ``Score.detectors``; it never changes an item's state.
+this service adds one more entry to ``Score.detectors`` (two when the dataset has a fused model:
+``corpus.services.detectors``); it never changes an item's state.
 
 Keeping up with ingest
     One CPU core scores SYNTHGATE_LM_TEXTS_PER_SECOND_PER_CORE texts/s (measured by
@@ -32,6 +33,7 @@ from django.utils import timezone
 
 from corpus.models import Score
 from corpus.scoring import kinds
+from corpus.services.detectors import FUSED_NAME, detector_fused_for_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -100,19 +102,57 @@ def items_lm_score(*, item_ids: list[int], detector: Any = None) -> int:
         kinds.scoring_text(s.item.kind, s.item.text, s.item.messages, s.item.language)
         for s in supported
     ]
-    probabilities: Any = (
-        np.asarray(detector.predict_proba(texts), dtype=np.float64) if texts else []
-    )
-    for s, p in zip(supported, probabilities, strict=True):
+    # One LM pass gives the statistics; the verdict is the calibrated curvature among them.
+    features = np.empty((0, 4))
+    probabilities = np.empty(0)
+    if texts:
+        features = np.asarray(detector.features(texts), dtype=np.float64).reshape(len(texts), 4)
+        probabilities = np.asarray(detector.calibration.apply(features[:, 3]), dtype=np.float64)
+    for s, p, row in zip(supported, probabilities, features, strict=True):
         verdict[s.item_id] = (
-            {"version": detector.version, "probability": float(p)}
+            {
+                "version": detector.version,
+                "probability": float(p),
+                # kept for the fused model's retraining (corpus.services.detectors)
+                "features": [round(float(x), 6) for x in row],
+            }
             if np.isfinite(p)
             else {"version": detector.version, "too_short": True}
         )
+    fused = {}
+    if texts:
+        fused = _fused_verdicts(supported, texts, features, lm_version=detector.version)
     for s in todo:
         s.detectors = {**s.detectors, detector.name: verdict[s.item_id]}
+        if s.item_id in fused:
+            s.detectors[FUSED_NAME] = fused[s.item_id]
     Score.objects.bulk_update(todo, ["detectors"])
     return len(todo)
+
+
+def _fused_verdicts(
+    scores: list[Score], texts: list[str], features: np.ndarray, *, lm_version: str
+) -> dict[int, dict[str, Any]]:
+    """The verdicts of each dataset's fused model (text and LM features), for the datasets that
+    have one trained on this LM's statistics."""
+    by_dataset: dict[int, list[int]] = {}
+    for position, s in enumerate(scores):
+        by_dataset.setdefault(s.item.dataset_id, []).append(position)
+    out: dict[int, dict[str, Any]] = {}
+    for dataset_id, positions in by_dataset.items():
+        loaded = detector_fused_for_dataset(dataset_id)
+        if loaded is None or loaded[1] != lm_version:
+            continue  # none, or trained on another LM's statistics: wait for a retraining
+        fused = loaded[0]
+        assessment = fused.assess([texts[i] for i in positions], lm_features=features[positions])
+        for i, p, status in zip(positions, assessment.probability, assessment.status, strict=True):
+            entry: dict[str, Any] = {"version": fused.version, "quality": fused.quality}
+            if status == "ok":
+                entry["probability"] = float(p)
+            else:
+                entry["abstained"] = str(status)
+            out[scores[i].item_id] = entry
+    return out
 
 
 def lm_enqueue(*, item_ids: list[int]) -> None:

@@ -1,22 +1,34 @@
 """LM detector evidence on its own queue: recorded beside the learned detector's, never a state
 change; a real Fast-DetectGPT run when requirements-lm.txt is installed."""
 
+import random
+
 import numpy as np
 import pytest
 
-from corpus.models import Item, Score
+from corpus.models import DetectorModel, Item, Score
 from corpus.services import lm_scoring
+from corpus.services.audit import SYSTEM
+from corpus.services.detectors import FUSED_NAME, LM_NAME, detector_train
 from tests.pipeline.test_kinds_pipeline import LONG_ANSWER, chat, post
-from tests.pipeline.test_scoring_pipeline import score
+from tests.pipeline.test_scoring_pipeline import ingest, score
 
 pytestmark = pytest.mark.django_db
 
 
+class LengthCalibration:
+    @staticmethod
+    def apply(criterion):
+        return np.minimum(np.asarray(criterion) / 1000, 1.0)
+
+
 class LengthDetector:
-    """A stand-in honouring the Detector protocol: P(AI) grows with length; NaN when short."""
+    """A stand-in for the LM detector (``features`` and ``calibration``): its criterion is the
+    text's length, so P(AI) grows with length; NaN when short."""
 
     name = "fast-detectgpt"
     version = "test-1"
+    calibration = LengthCalibration()
 
     def __init__(self):
         self.calls = 0
@@ -24,9 +36,11 @@ class LengthDetector:
     def supports(self, kind):
         return kind == "text"
 
-    def predict_proba(self, texts):
+    def features(self, texts):
         self.calls += 1
-        return np.array([np.nan if len(t) < 20 else min(len(t) / 1000, 1.0) for t in texts])
+        return np.array(
+            [[np.nan] * 4 if len(t) < 20 else [-3.0, 1.5, 2.5, float(len(t))] for t in texts]
+        )
 
 
 def test_lm_verdicts_are_added_to_the_evidence_without_moving_items(api, produce_token, settings):
@@ -41,6 +55,8 @@ def test_lm_verdicts_are_added_to_the_evidence_without_moving_items(api, produce
     assert lm_scoring.items_lm_score(item_ids=ids, detector=detector) == 3
     scores = {s.item_id: s.detectors for s in Score.objects.filter(item_id__in=ids)}
     assert scores[ids[0]]["fast-detectgpt"]["probability"] == pytest.approx(len(LONG_ANSWER) / 1000)
+    # with the statistics a fused model is retrained on
+    assert scores[ids[0]]["fast-detectgpt"]["features"] == [-3.0, 1.5, 2.5, len(LONG_ANSWER)]
     assert scores[ids[1]]["fast-detectgpt"] == {"version": "test-1", "too_short": True}
     assert scores[ids[2]]["fast-detectgpt"] == {"version": "test-1", "unsupported": "chat"}
     assert "learned" in scores[ids[0]]  # the learned detector's verdict is kept
@@ -112,3 +128,78 @@ def test_lm_capacity_states_the_share_of_ingest_it_keeps_up_with(settings):
     c = lm_scoring.lm_capacity(ingest_items_per_second=100.0, cores=4)
     assert c == {"texts_per_second": 20.0, "cores": 4, "share_of_ingest": 0.2}
     assert lm_scoring.lm_capacity(ingest_items_per_second=0, cores=1)["share_of_ingest"] == 1.0
+
+
+class ClassLM:
+    """A stand-in LM whose statistics tell the classes apart where the texts cannot: the
+    curvature of an AI-labelled text is higher (as Fast-DetectGPT's is on machine text)."""
+
+    name = "fast-detectgpt"
+    calibration = LengthCalibration()
+
+    def __init__(self, ai_texts, version="lm-a"):
+        self.ai_texts = set(ai_texts)
+        self.version = version
+        self.rng = np.random.default_rng(3)
+
+    def supports(self, kind):
+        return kind == "text"
+
+    def features(self, texts):
+        shift = np.array([[1.5 if t in self.ai_texts else 0.0] for t in texts])
+        return self.rng.normal(0.0, 0.5, size=(len(texts), 4)) + shift * np.array([1, -1, -1, 2])
+
+
+def _same_style(rng, n):
+    """Texts of one style whatever their label: the text alone says nothing."""
+    vocab = ["river", "stone", "lamp", "garden", "bread", "window", "letter", "market"]
+    return [" ".join(rng.choices(vocab, k=70)) + f" {rng.random():.8f}" for _ in range(n)]
+
+
+def test_retraining_fuses_the_lm_statistics_and_the_lm_task_scores_with_the_fused_model(
+    dataset, settings
+):
+    settings.SYNTHGATE_LM_SAMPLE_SHARE = 1.0
+    r = random.Random(5)
+    human, ai = _same_style(r, 60), _same_style(r, 60)
+    ids = ingest(dataset, human, origin="human") + ingest(dataset, ai, origin="synthetic")
+    score(ids)
+    lm = ClassLM(ai)
+    assert lm_scoring.items_lm_score(item_ids=ids, detector=lm) == 120
+    # when the dataset retrains
+    learned = detector_train(dataset=dataset, actor=SYSTEM, test_size=0.5)
+    fused = DetectorModel.objects.get(dataset=dataset, name=FUSED_NAME, is_active=True)
+    # then the fused model learned what the text alone could not tell
+    assert learned.auroc < 0.75
+    assert fused.auroc >= 0.95
+    assert fused.report["lm_version"] == "lm-a"
+    assert fused.report["held_out"]["baseline"]["auroc"] < 0.75
+    assert learned.report["lm_fusion"]["labels"] == {"human": 60, "ai": 60}
+    # and the LM task gives new items the fused model's verdict beside its own
+    new_human, new_ai = _same_style(r, 1), _same_style(r, 1)
+    lm.ai_texts |= set(new_ai)
+    new_ids = ingest(dataset, new_human + new_ai, origin="unknown")
+    score(new_ids)
+    lm_scoring.items_lm_score(item_ids=new_ids, detector=lm)
+    entries = [Score.objects.get(item_id=i).detectors for i in new_ids]
+    assert all(LM_NAME in e and FUSED_NAME in e for e in entries)
+    verdicts = [e[FUSED_NAME] for e in entries]
+    assert verdicts[1]["probability"] > verdicts[0]["probability"]
+    assert verdicts[0]["quality"] == {"auroc": round(fused.auroc, 4), "n_items": 120}
+    # but statistics of another LM are not fused into a model trained on these
+    other = ClassLM(new_ai, version="lm-b")
+    again = ingest(dataset, _same_style(r, 1), origin="unknown")
+    score(again)
+    lm_scoring.items_lm_score(item_ids=again, detector=other)
+    assert FUSED_NAME not in Score.objects.get(item_id=again[0]).detectors
+
+
+def test_retraining_says_why_there_is_no_fused_model(dataset):
+    r = random.Random(6)
+    ids = ingest(dataset, _same_style(r, 25), origin="human")
+    ids += ingest(dataset, _same_style(r, 25), origin="synthetic")
+    score(ids)
+    lm_scoring.items_lm_score(item_ids=ids[:30], detector=ClassLM([]))
+    learned = detector_train(dataset=dataset, actor=SYSTEM, test_size=0.5)
+    assert not DetectorModel.objects.filter(dataset=dataset, name=FUSED_NAME).exists()
+    assert "at least 20 of each" in learned.report["lm_fusion"]["skipped"]
