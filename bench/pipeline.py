@@ -126,6 +126,14 @@ def _stat_cpu_seconds(stat: Path) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def redis_cpu_seconds() -> float:
+    """User + system CPU seconds of the Redis server (INFO cpu), main thread and others."""
+    from corpus.redis_client import redis_client
+
+    info = redis_client().info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=100_000)
@@ -250,6 +258,7 @@ def main() -> None:
             time.sleep(0.02)
         t0 = time.perf_counter()
         startup_s = t0 - t_launch
+        redis_cpu_before = redis_cpu_seconds()
         for ids in held:
             send_scoring(ids)
         # Progress: every scored batch appends one "items.scored" audit event, a count over a
@@ -273,6 +282,8 @@ def main() -> None:
                 raise SystemExit("timed out")
             time.sleep(0.1)
         elapsed = time.perf_counter() - t0
+        # The Redis server's CPU seconds meanwhile (the index's scripts, the broker, the cache).
+        redis_cpu = redis_cpu_seconds() - redis_cpu_before
         # CPU seconds of the worker process (start-up included), read before it exits: on a
         # shared machine they say what the pipeline costs when wall time does not.
         worker_cpu = process_cpu_seconds(worker.pid)
@@ -307,16 +318,14 @@ def main() -> None:
 
     # Near-duplicate query time at two index sizes (random signatures, as for unrelated texts).
     def fill(count: int, offset: int) -> None:
-        client = redis_client()
         sig_rng = np.random.default_rng(offset)
-        with client.pipeline(transaction=False) as pipe:
-            for i in range(count):
-                sig = sig_rng.integers(0, 2**32, size=minhash.NUM_PERM, dtype=np.uint32)
-                for key in lsh.band_keys(sig):
-                    pipe.sadd(near_dup_index._key(99, key), offset + i)
-                if i % 2000 == 1999:
-                    pipe.execute()
-            pipe.execute()
+        for lo in range(0, count, 500):
+            sigs = sig_rng.integers(
+                0, 2**32, size=(min(500, count - lo), minhash.NUM_PERM), dtype=np.uint32
+            )
+            near_dup_index.index_add_keys(
+                99, ((offset + lo + i + 1, k) for i, k in enumerate(lsh.band_keys_many(sigs)))
+            )
 
     def query_time(count: int) -> float:
         q_rng = np.random.default_rng(12345)
@@ -353,6 +362,8 @@ def main() -> None:
         "worker_cpu_seconds": round(worker_cpu, 1),
         "worker_cpu_items_per_s": round(args.n / worker_cpu) if worker_cpu else None,
         "worker_threads_cpu_seconds": [round(x, 1) for x in threads_cpu if x >= 0.05],
+        "redis_cpu_seconds": round(redis_cpu, 1),
+        "redis_cpu_us_per_item": round(redis_cpu / args.n * 1e6),
         "postgres_backends_cpu_seconds": None if backends_cpu is None else round(backends_cpu, 1),
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "states": by_state,
@@ -366,7 +377,8 @@ def main() -> None:
     print(
         f"pipeline: {args.n} items pending->queued in {elapsed:.1f} s"
         f" = {pipeline_rate:,.0f} items/s (steady {steady_rate:,.0f}/s; worker CPU"
-        f" {worker_cpu:.1f} s = {args.n / worker_cpu:,.0f} items per CPU-second)"
+        f" {worker_cpu:.1f} s = {args.n / worker_cpu:,.0f} items per CPU-second; Redis CPU"
+        f" {redis_cpu:.1f} s = {redis_cpu / args.n * 1e6:.0f} us per item)"
     )
     print(
         f"worker start-up (launch to ready): {startup_s:.2f} s; start-up included:"

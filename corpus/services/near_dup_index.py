@@ -1,14 +1,41 @@
-"""The near-duplicate index: LSH buckets of MinHash signatures in Redis sets.
+"""The near-duplicate index: LSH buckets of MinHash signatures in Redis, packed.
 
 Every worker on every host sees the same corpus because the buckets live in Redis; the signatures
 they are built from live in the database (``Score.minhash``), so ``rebuild_index`` recreates the
-index from scratch after a lost Redis. Keys carry the LSH layout version: a new band layout never
-matches old buckets.
+index from scratch after a lost Redis. Keys carry the LSH layout version and the storage version:
+a new band layout or storage never matches old buckets, and an upgraded scorer finds no marker and
+rebuilds the index (``corpus.services.scoring``).
 
 What is indexed: every item scored successfully, whatever its state (reference, approved, queued,
 rejected), so that a match is found whichever of two items is scored second: near-duplicate
 evidence must not depend on the order items were scored in. The rules, not the index, decide
 which matches reject an item.
+
+Storage (issue 16.3: memory per million items). An item has one band key per LSH band (32), and
+unrelated texts share none, so a Redis set per band key (the first layout) held almost only
+one-member sets: about 127 bytes of per-key overhead for a few bytes of information, 3.9 to
+4.2 GB per million items. Here the band keys of a dataset go into one linear-hashing table
+(Litwin 1980) of small Redis hashes:
+
+- a band key becomes a 32-bit fingerprint (its band index mixed into 4 bytes of its digest): the
+  field, 4 bytes, whose value is the item id (or the ids, comma-separated, of the rare items
+  sharing it);
+- the field lives in the hash of its bucket, the fingerprint's low ``level`` bits (one more bit
+  for buckets already split this round), so a bucket holds about ``_LOAD`` fields whatever the
+  size of the corpus, and Redis keeps such a hash as one compact listpack (up to its
+  ``hash-max-listpack-entries``, 128 by default): about 13 bytes a field, the Redis key's own
+  overhead shared by ``_LOAD`` fields. A query is one HGET per band key, flat in corpus size;
+- when the table holds more than ``_LOAD`` fields per bucket, the next bucket in turn splits in
+  two (``level`` and ``split`` in the dataset's ``meta`` hash), so the table grows one bucket at
+  a time, with no rebuild;
+- two band keys with the same fingerprint are told apart by nothing: such a false candidate has
+  probability 32 x N / 2^32 per query in a corpus of N items (0.0075 at 1M), and it costs one
+  verification, because candidates are verified on their exact Jaccard before anything is
+  reported (``corpus.services.scoring``).
+
+Every read and write is one Lua script, atomic on the Redis server, so workers on several hosts
+share the table safely. Adding an item id that is already under its fingerprint does nothing: a
+retried batch re-adds the same items.
 
 Beside the buckets, a marker holds the generation of the index (``NearDupIndexState``): the
 number of scoring batches of the dataset it reflects. A flushed or restarted Redis loses the
@@ -22,58 +49,141 @@ from typing import Any
 from corpus.redis_client import redis_client
 from corpus.scoring import lsh, minhash
 
-PREFIX = f"sg:lsh:{lsh.LSH_VERSION}:"
+# Bump when the storage below changes (record layout, fingerprint, addressing).
+STORAGE_VERSION = "lh1"
+PREFIX = f"sg:lsh:{lsh.LSH_VERSION}:{STORAGE_VERSION}:"
 _ALL_VERSIONS = "sg:lsh:*"
-_MARKER = f"sg:lsh-generation:{lsh.LSH_VERSION}:"
+_MARKER = f"sg:lsh-generation:{lsh.LSH_VERSION}:{STORAGE_VERSION}:"
+
+# Fields per bucket, on average, before the next bucket splits. A bucket not yet split this round
+# holds up to twice as many, and Redis turns a hash of more than 128 fields (its default
+# hash-max-listpack-entries) into a hash table of about five times the memory: 32 keeps the
+# fullest buckets near 64 and far from it.
+_LOAD = 32
 
 
-def _key(dataset_id: int, band_key: bytes) -> bytes:
-    return f"{PREFIX}{dataset_id}:".encode() + band_key
+def _bucket_key(dataset_id: int, bucket: int) -> bytes:
+    return f"{PREFIX}{dataset_id}:{bucket}".encode()
 
 
-# The batch scripts below build each bucket's key from the dataset's key prefix and a band key
-# cut out of one binary blob: a batch of 500 items has 10,500 band keys, and sending them as
-# separate arguments cost more client CPU (redis-py packs every argument in Python) than the
-# scoring of the batch itself. Keys named inside a script are not declared in KEYS, so the index
-# needs a standalone Redis (or one cluster slot per dataset), which is what DESIGN.md runs.
+def _meta_key(dataset_id: int) -> bytes:
+    return f"{PREFIX}{dataset_id}:meta".encode()
 
-# ARGV: key prefix, key blob, key length, comma-separated key count per item.
-# Returns a flat array: for each item with candidates, its position (0-based) and its SUNION.
-_QUERY_SCRIPT = """
-local prefix, blob, klen = ARGV[1], ARGV[2], tonumber(ARGV[3])
+
+# Keys named inside a script are not declared in KEYS, so the index needs a standalone Redis
+# (or one cluster slot per dataset), which is what DESIGN.md runs. Every script gets the key
+# prefix, one blob of band keys (each cut out of it by its length: sending 10,500 keys as
+# separate arguments cost more client CPU than scoring the batch) and the load factor.
+_COMMON = """
+local prefix, blob, klen, load = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local meta = prefix .. 'meta'
+local state = redis.call('HMGET', meta, 'level', 'split', 'n')
+local level = tonumber(state[1]) or 0
+local split = tonumber(state[2]) or 0
+local n = tonumber(state[3]) or 0
+local byte, char, floor, format = string.byte, string.char, math.floor, string.format
+local low_mod, high_mod = 2 ^ level, 2 ^ (level + 1)
+
+-- The fingerprint of the band key at position p: its band index mixed into 4 digest bytes.
+local function fingerprint(p)
+  local band, b1, b2, b3, b4 = byte(blob, p, p + 4)
+  return (((b1 * 256 + b2) * 256 + b3) * 256 + b4 + band * 2654435761) % 4294967296
+end
+
+local function field_of(fp)
+  return char(floor(fp / 16777216), floor(fp / 65536) % 256, floor(fp / 256) % 256, fp % 256)
+end
+
+local function bucket_key(fp)
+  local b = fp % low_mod
+  if b < split then b = fp % high_mod end
+  return prefix .. format('%d', b)
+end
+"""
+
+# ARGV: prefix, blob, key length, load, comma-separated key count per item.
+# Returns a flat array: for each item with candidates, its position (0-based) and its ids.
+_QUERY_SCRIPT = (
+    _COMMON
+    + """
 local out, offset, position = {}, 0, 0
-for count in string.gmatch(ARGV[4], "%d+") do
-  count = tonumber(count)
-  if count > 0 then
-    local keys = {}
-    for j = 1, count do
-      keys[j] = prefix .. string.sub(blob, offset + 1, offset + klen)
-      offset = offset + klen
+for count in string.gmatch(ARGV[5], "%d+") do
+  local seen, ids = {}, {}
+  for j = 1, tonumber(count) do
+    local fp = fingerprint(offset + 1)
+    offset = offset + klen
+    local value = redis.call('HGET', bucket_key(fp), field_of(fp))
+    if value then
+      for id in string.gmatch(value, "%d+") do
+        if not seen[id] then
+          seen[id] = true
+          ids[#ids + 1] = id
+        end
+      end
     end
-    local found = redis.call('SUNION', unpack(keys))
-    if #found > 0 then
-      out[#out + 1] = position
-      out[#out + 1] = found
-    end
+  end
+  if #ids > 0 then
+    out[#out + 1] = position
+    out[#out + 1] = ids
   end
   position = position + 1
 end
 return out
 """
+)
 
-# ARGV: key prefix, key blob, key length, comma-separated "item id:key count" pairs.
-_ADD_SCRIPT = """
-local prefix, blob, klen = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local offset, added = 0, 0
-for id, count in string.gmatch(ARGV[4], "(%d+):(%d+)") do
-  for j = 1, tonumber(count) do
-    redis.call('SADD', prefix .. string.sub(blob, offset + 1, offset + klen), id)
-    offset = offset + klen
+# ARGV: prefix, blob, key length, load, comma-separated "item id:key count" pairs.
+# Returns the number of items.
+_ADD_SCRIPT = (
+    _COMMON
+    + """
+-- Linear hashing: split the next bucket in turn, as soon as the table is above its load.
+local function split_next()
+  local low = prefix .. format('%d', split)
+  local high = prefix .. format('%d', split + low_mod)
+  local entries = redis.call('HGETALL', low)
+  if #entries > 0 then
+    local keep, move = {}, {}
+    for i = 1, #entries, 2 do
+      local b1, b2, b3, b4 = byte(entries[i], 1, 4)
+      local into = ((((b1 * 256 + b2) * 256 + b3) * 256 + b4) % high_mod == split) and keep or move
+      into[#into + 1] = entries[i]
+      into[#into + 1] = entries[i + 1]
+    end
+    redis.call('DEL', low)
+    if #keep > 0 then redis.call('HSET', low, unpack(keep)) end
+    if #move > 0 then redis.call('HSET', high, unpack(move)) end
   end
-  added = added + 1
+  split = split + 1
+  if split == low_mod then
+    level, split = level + 1, 0
+    low_mod, high_mod = 2 ^ level, 2 ^ (level + 1)
+  end
 end
-return added
+
+local offset, items = 0, 0
+for id, count in string.gmatch(ARGV[5], "(%d+):(%d+)") do
+  for j = 1, tonumber(count) do
+    local fp = fingerprint(offset + 1)
+    offset = offset + klen
+    local key, field = bucket_key(fp), field_of(fp)
+    if redis.call('HSETNX', key, field, id) == 1 then
+      n = n + 1
+      if n > load * (low_mod + split) then split_next() end
+    else
+      -- another item with this fingerprint (a shared band, or rarely a collision)
+      local ids = redis.call('HGET', key, field)
+      if not string.find(',' .. ids .. ',', ',' .. id .. ',', 1, true) then
+        redis.call('HSET', key, field, ids .. ',' .. id)
+      end
+    end
+  end
+  items = items + 1
+end
+redis.call('HSET', meta, 'level', level, 'split', split, 'n', n)
+return items
 """
+)
 
 _KEY_LENGTH = lsh.BAND_KEY_BYTES
 # Keys per script call: bounds how long one call holds the (single-threaded) Redis server.
@@ -92,7 +202,8 @@ def _joined(keys: list[bytes]) -> bytes:
 
 
 def candidates_many(dataset_id: int, keys_per_item: Sequence[list[bytes]]) -> list[set[int]]:
-    """Candidates for many items in one round trip: one SUNION over each item's band buckets."""
+    """Candidates for many items in one round trip: the ids of every indexed item sharing a band
+    key (or, rarely, only a fingerprint) with each item."""
     joined = [_joined(keys) for keys in keys_per_item]
     script = redis_client().register_script(_QUERY_SCRIPT)
     found: list[set[int]] = [set() for _ in keys_per_item]
@@ -108,6 +219,7 @@ def candidates_many(dataset_id: int, keys_per_item: Sequence[list[bytes]]) -> li
                 _prefix(dataset_id),
                 b"".join(joined[start:stop]),
                 _KEY_LENGTH,
+                _LOAD,
                 ",".join(str(len(keys)) for keys in chunk),
             ]
         )
@@ -118,9 +230,9 @@ def candidates_many(dataset_id: int, keys_per_item: Sequence[list[bytes]]) -> li
 
 
 class IndexAdd:
-    """Index additions sent to Redis whose replies are not read yet: Redis runs the SADDs while
-    the caller goes on (scoring commits its transaction meanwhile). ``wait()`` reads the replies
-    and raises what Redis raised; until then the connection is the caller's alone."""
+    """Index additions sent to Redis whose replies are not read yet: Redis runs the additions
+    while the caller goes on (scoring commits its transaction meanwhile). ``wait()`` reads the
+    replies and raises what Redis raised; until then the connection is the caller's alone."""
 
     def __init__(self, count: int) -> None:
         self.count = count
@@ -141,6 +253,7 @@ class IndexAdd:
             _prefix(dataset_id),
             b"".join(blob),
             _KEY_LENGTH,
+            _LOAD,
             ",".join(pairs),
         )
         self._replies += 1
@@ -163,7 +276,7 @@ class IndexAdd:
 
 def index_add_keys_send(dataset_id: int, entries: Iterable[tuple[int, list[bytes]]]) -> IndexAdd:
     """Send the index additions of (item id, band keys) pairs without waiting for Redis; the
-    caller must call ``wait()`` on the result (in a ``finally``). Idempotent (SADD)."""
+    caller must call ``wait()`` on the result (in a ``finally``). Idempotent."""
     pending = IndexAdd(0)
     blob: list[bytes] = []
     pairs: list[str] = []
@@ -189,16 +302,24 @@ def index_add_keys_send(dataset_id: int, entries: Iterable[tuple[int, list[bytes
 
 
 def index_add_keys(dataset_id: int, entries: Iterable[tuple[int, list[bytes]]]) -> int:
-    """Index (item id, band keys) pairs; idempotent (SADD). Returns how many items."""
+    """Index (item id, band keys) pairs; idempotent. Returns how many items."""
     return index_add_keys_send(dataset_id, entries).wait()
 
 
 def index_add_many(dataset_id: int, entries: Iterable[tuple[int, bytes]]) -> int:
-    """Index (item id, signature bytes) pairs; idempotent (SADD). Returns how many."""
+    """Index (item id, signature bytes) pairs; idempotent. Returns how many."""
     return index_add_keys(
         dataset_id,
         ((item_id, lsh.band_keys(minhash.from_bytes(sig))) for item_id, sig in entries),
     )
+
+
+def index_stats(dataset_id: int) -> dict[str, int]:
+    """The table's shape: fields (distinct fingerprints), buckets, level and split pointer."""
+    level, split, n = redis_client().hmget(_meta_key(dataset_id), "level", "split", "n")
+    level_i, split_i = int(level or 0), int(split or 0)
+    return {"fields": int(n or 0), "buckets": 2**level_i + split_i, "level": level_i,
+            "split": split_i}  # fmt: skip
 
 
 def index_clear(dataset_id: int | None = None) -> int:

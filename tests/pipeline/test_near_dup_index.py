@@ -1,5 +1,8 @@
 """The Redis near-duplicate index: batch scripts against the plain commands they replace."""
 
+import math
+import statistics
+
 import numpy as np
 import pytest
 from redis.exceptions import ResponseError
@@ -16,42 +19,75 @@ def _keys(seed: int) -> list[bytes]:
     return lsh.band_keys(rng.integers(0, 2**32, size=minhash.NUM_PERM, dtype=np.uint32))
 
 
-def test_batch_insert_and_query_agree_with_sadd_and_sunion(monkeypatch):
-    # given items indexed with the batch script, in several script calls
+def _exact(entries: list[tuple[int, list[bytes]]]) -> dict[bytes, set[int]]:
+    """What the index stands for: every band key's item ids."""
+    buckets: dict[bytes, set[int]] = {}
+    for item_id, keys in entries:
+        for key in keys:
+            buckets.setdefault(key, set()).add(item_id)
+    return buckets
+
+
+def _union(buckets: dict[bytes, set[int]], keys: list[bytes]) -> set[int]:
+    return set().union(*(buckets.get(k, set()) for k in keys))
+
+
+def test_batch_insert_and_query_agree_with_the_exact_buckets(monkeypatch):
+    # given items indexed in several script calls, with a load of 4 records per bucket so that
+    # the table splits hundreds of times along the way
     monkeypatch.setattr(near_dup_index, "_KEYS_PER_CALL", 50)
-    entries = [(100 + n, _keys(n)) for n in range(30)]
+    monkeypatch.setattr(near_dup_index, "_LOAD", 4)
+    entries = [(100 + n, _keys(n)) for n in range(300)]
     # one item shares two buckets with item 100 and one with item 105
     shared = [*entries[0][1][:2], entries[5][1][2], *_keys(999)[3:]]
     entries.append((200, shared))
-    assert near_dup_index.index_add_keys(7, entries) == 31
-    # then every bucket holds exactly what SADD would have put there
-    client = redis_client()
-    for item_id, keys in entries:
-        for key in keys:
-            assert str(item_id).encode() in client.smembers(near_dup_index._key(7, key))
-    # and a batch query returns the SUNION of each item's buckets, empty key lists included
-    queries = [entries[0][1], [], shared, _keys(5000), entries[5][1]]
+    # and one has item 110's digests in other bands: no band key in common
+    moved = [bytes([(k[0] + 1) % lsh.NUM_BANDS]) + k[1:] for k in entries[10][1]]
+    entries.append((201, moved))
+    assert near_dup_index.index_add_keys(7, entries[:150]) == 150
+    assert near_dup_index.index_add_keys(7, entries[150:]) == 152
+    # then a batch query returns the union of each item's buckets, empty key lists included
+    buckets = _exact(entries)
+    queries = [keys for _, keys in entries] + [[], _keys(5000)]
     found = near_dup_index.candidates_many(7, queries)
-    expected = [
-        {int(m) for m in client.sunion([near_dup_index._key(7, k) for k in keys])}
-        if keys
-        else set()
-        for keys in queries
-    ]
-    assert found == expected
-    assert found[0] == {100, 200} and found[2] == {100, 105, 200} and found[3] == set()
+    assert found == [_union(buckets, keys) for keys in queries]
+    assert found[0] == {100, 200} and found[300] == {100, 105, 200}
+    assert found[10] == {110} and found[301] == {201} and found[-1] == set()
+    # and the table grew by splits to about the load per bucket
+    stats = near_dup_index.index_stats(7)
+    assert stats["fields"] == len(buckets) == 302 * 32 - 3
+    assert stats["buckets"] == math.ceil(stats["fields"] / 4)
     # and another dataset's key space is separate
     assert near_dup_index.candidates_many(8, queries) == [set()] * len(queries)
 
 
-def test_batch_insert_is_idempotent_and_matches_signature_insert():
+def test_buckets_stay_near_the_load_as_the_table_grows(monkeypatch):
+    monkeypatch.setattr(near_dup_index, "_LOAD", 16)
+    near_dup_index.index_add_keys(4, [(n, _keys(10_000 + n)) for n in range(1, 1001)])
+    client = redis_client()
+    sizes = [
+        client.hlen(near_dup_index._bucket_key(4, b))
+        for b in range(near_dup_index.index_stats(4)["buckets"])
+    ]
+    assert sum(sizes) == 32_000
+    assert statistics.mean(sizes) == pytest.approx(16, abs=0.5)
+    assert max(sizes) <= 4 * 16  # no bucket a query must read grows with the corpus
+
+
+def test_batch_insert_is_idempotent_and_matches_signature_insert(monkeypatch):
+    monkeypatch.setattr(near_dup_index, "_LOAD", 2)
     sig = np.random.default_rng(1).integers(0, 2**32, size=minhash.NUM_PERM, dtype=np.uint32)
     near_dup_index.index_add_many(3, [(42, minhash.to_bytes(sig))])
-    near_dup_index.index_add_keys(3, [(42, lsh.band_keys(sig))])
-    client = redis_client()
-    for key in lsh.band_keys(sig):
-        assert client.smembers(near_dup_index._key(3, key)) == {b"42"}
+    before = near_dup_index.index_stats(3)
+    near_dup_index.index_add_keys(3, [(42, lsh.band_keys(sig)), (42, lsh.band_keys(sig))])
+    assert near_dup_index.index_stats(3) == before == {**before, "fields": 32}
     assert near_dup_index.candidates_many(3, [lsh.band_keys(sig)]) == [{42}]
+
+
+def test_large_item_ids_round_trip():
+    keys = _keys(3)
+    near_dup_index.index_add_keys(2, [(2**62, keys), (2**31 + 5, keys)])
+    assert near_dup_index.candidates_many(2, [keys]) == [{2**62, 2**31 + 5}]
 
 
 def test_keys_of_another_length_are_refused():
@@ -62,16 +98,16 @@ def test_keys_of_another_length_are_refused():
 
 
 def test_an_error_reply_read_later_is_raised_and_the_pool_stays_usable():
-    # given a bucket key that holds a string, so that the script's SADD fails
+    # given the table's one bucket holding a string, so that the script's HSETNX fails
     client = redis_client()
     keys = _keys(77)
-    client.set(near_dup_index._key(5, keys[0]), "not a set")
+    client.set(near_dup_index._bucket_key(5, 0), "not a hash")
     # when the additions are sent, and only then read
     pending = near_dup_index.index_add_keys_send(5, [(1, keys)])
     with pytest.raises(ResponseError, match="WRONGTYPE"):
         pending.wait()
     # then the next calls get whole replies of their own
-    client.delete(near_dup_index._key(5, keys[0]))
+    client.delete(near_dup_index._bucket_key(5, 0))
     assert near_dup_index.index_add_keys(5, [(1, keys)]) == 1
     assert near_dup_index.candidates_many(5, [keys]) == [{1}]
     assert client.ping()
