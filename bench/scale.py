@@ -24,7 +24,7 @@ Groundwork for issue 16.3 (1M and 10M items on one box). It
 3. fills the near-duplicate index of a private redis-server (started here, under a temporary
    directory) with ``--index-items`` items (default: ``--n``) and reports its memory
    (``INFO memory``: used_memory) per million items. The signatures are random, as for
-   unrelated texts: every band key is its own set, the worst case for memory.
+   unrelated texts: every band key is its own, the worst case for memory.
 
 Uses --database (default sg_scale_big) on BENCH_POSTGRES; dropped at the end unless --keep.
 Prints a summary and ``RESULT {json}``. Not a test.
