@@ -19,6 +19,7 @@ from django.db.models import (
     Exists,
     F,
     FloatField,
+    Max,
     OuterRef,
     Q,
     QuerySet,
@@ -36,6 +37,7 @@ from corpus.models import Dataset, Item, Score, Source
 from corpus.selectors import item_matches
 from review import evidence, rendering
 from review.models import (
+    BulkJob,
     Claim,
     Decision,
     GoldItem,
@@ -97,6 +99,15 @@ def dataset_for_admin(*, user: Any, slug: str) -> Dataset:
     dataset = dataset_for_review(user=user, slug=slug)
     if not is_admin(user):
         raise PermissionDenied("Only admins change review settings.")
+    return dataset
+
+
+def dataset_for_bulk_jobs(*, user: Any, slug: str) -> Dataset:
+    """The dataset, if the user may decide every item matching a filter at once in it
+    (``roles.may_bulk_decide_all``); 404 for who may not see it, 403 for its reviewers."""
+    dataset = dataset_for_review(user=user, slug=slug)
+    if not roles.may_bulk_decide_all(user, dataset):
+        raise PermissionDenied("Only admins decide every item matching a filter at once.")
     return dataset
 
 
@@ -375,6 +386,10 @@ BANDS = {
 }
 
 
+# The list's filters: what narrows it, as opposed to its order and page.
+FILTER_FIELDS = ("state", "source", "origin", "generator", "band", "near_duplicate", "degenerate")
+
+
 @dataclass
 class ListQuery:
     state: str = Item.State.QUEUED
@@ -387,6 +402,15 @@ class ListQuery:
     sort: str = "priority"
     cursor: dict[str, Any] | None = None
     limit: int = 50
+
+    def filters(self) -> dict[str, Any]:
+        """The filters alone, as JSON (source by id): what a bulk job keeps of the list."""
+        return {name: getattr(self, name) for name in FILTER_FIELDS}
+
+    @classmethod
+    def of_filters(cls, filters: dict[str, Any]) -> "ListQuery":
+        """The query of stored ``filters()``, in id order."""
+        return cls(**{k: v for k, v in filters.items() if k in FILTER_FIELDS}, sort="oldest")
 
 
 @dataclass
@@ -463,16 +487,21 @@ def _cursor_of(query: ListQuery, row: dict[str, Any]) -> dict[str, Any]:
 PREVIEW_CHARS = 140
 
 
-def review_item_list(*, dataset: Dataset, user: Any, query: ListQuery) -> ItemPage:
-    """One keyset page of items in one query, as plain rows (no model instances: a page of
-    fifty is rendered on every click). Gold checks are hidden from reviewers (they would stop
-    being checks) and flagged for admins; each row says whether someone holds it and what this
-    user voted."""
-    now = timezone.now()
+def _matching(*, dataset: Dataset, user: Any, query: ListQuery) -> QuerySet[Item]:
+    """The items of the list's filters as ``user`` sees the list: gold checks are hidden from
+    reviewers (they would stop being checks), shown to admins."""
     items = Item.objects.filter(dataset=dataset)
     if not is_admin(user):
         items = items.filter(is_gold=False)
-    items = _list_filters(query, items)
+    return _list_filters(query, items)
+
+
+def review_item_list(*, dataset: Dataset, user: Any, query: ListQuery) -> ItemPage:
+    """One keyset page of items in one query, as plain rows (no model instances: a page of
+    fifty is rendered on every click). Gold checks are flagged for admins; each row says
+    whether someone holds it and what this user voted."""
+    now = timezone.now()
+    items = _matching(dataset=dataset, user=user, query=query)
     items, order = _keyset(query, items)
     my_vote = Decision.objects.filter(
         item_id=OuterRef("pk"), reviewer=user, undone_at__isnull=True
@@ -523,10 +552,58 @@ LIST_COUNT_CAP = 10_000
 def review_item_count(*, dataset: Dataset, user: Any, query: ListQuery) -> int:
     """How many items match the list's filters, counted up to ``LIST_COUNT_CAP`` + 1 (one index
     range scan at most that long, so a filter over a million items costs what a page does)."""
-    items = Item.objects.filter(dataset=dataset)
-    if not is_admin(user):
-        items = items.filter(is_gold=False)
-    return _list_filters(query, items).values("id")[: LIST_COUNT_CAP + 1].count()
+    items = _matching(dataset=dataset, user=user, query=query)
+    return items.values("id")[: LIST_COUNT_CAP + 1].count()
+
+
+# --- filter-wide bulk jobs -----------------------------------------------------------------------
+
+
+def bulk_job_scope(
+    *, dataset: Dataset, user: Any, query: ListQuery, ceiling: int | None = None
+) -> tuple[int, int]:
+    """How many items match the list's filters, exactly (no cap: an admin confirms this
+    number), and the largest id among them (0 when none), none above ``ceiling``. A job decides
+    nothing above the largest id of when the admin was asked, so items ingested after that are
+    never swept in."""
+    items = _matching(dataset=dataset, user=user, query=query)
+    if ceiling is not None:
+        items = items.filter(id__lte=ceiling)
+    row = items.aggregate(n=Count("id"), last=Max("id"))
+    return row["n"], row["last"] or 0
+
+
+def bulk_job_chunk_ids(
+    *, dataset: Dataset, user: Any, query: ListQuery, after: int, ceiling: int, limit: int
+) -> list[int]:
+    """The next ``limit`` ids of the items matching the filters, in id order, after ``after``
+    and up to ``ceiling``: a keyset walk, each chunk as cheap as the first."""
+    items = _matching(dataset=dataset, user=user, query=query).filter(id__gt=after, id__lte=ceiling)
+    return list(items.order_by("id").values_list("id", flat=True)[:limit])
+
+
+def bulk_job_get(*, dataset: Dataset, job_id: int) -> BulkJob:
+    job = (
+        BulkJob.objects.select_related("dataset", "requested_by")
+        .filter(pk=job_id, dataset=dataset)
+        .first()
+    )
+    if job is None:
+        raise Http404("No such bulk job in this dataset.")
+    return job
+
+
+def bulk_job_active(*, dataset: Dataset) -> BulkJob | None:
+    """The dataset's queued or running job (one at most)."""
+    return BulkJob.objects.filter(dataset=dataset, state__in=BulkJob.ACTIVE).first()
+
+
+def bulk_job_list(*, dataset: Dataset, limit: int = 50) -> list[BulkJob]:
+    return list(
+        BulkJob.objects.filter(dataset=dataset)
+        .select_related("requested_by")
+        .order_by("-id")[:limit]
+    )
 
 
 @dataclass
