@@ -4,6 +4,7 @@ its evidence, the list page, the dashboard numbers and the per-reviewer statisti
 import contextlib
 import logging
 import statistics
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from django.db.models import (
     F,
     FloatField,
     Max,
+    Min,
     OuterRef,
     Q,
     QuerySet,
@@ -559,27 +561,57 @@ def review_item_count(*, dataset: Dataset, user: Any, query: ListQuery) -> int:
 # --- filter-wide bulk jobs -----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class BulkJobScope:
+    count: int  # items matching the filters, exactly (no cap: an admin confirms this number)
+    first: int  # the smallest and largest id among them (0 when none)
+    last: int
+
+
 def bulk_job_scope(
     *, dataset: Dataset, user: Any, query: ListQuery, ceiling: int | None = None
-) -> tuple[int, int]:
-    """How many items match the list's filters, exactly (no cap: an admin confirms this
-    number), and the largest id among them (0 when none), none above ``ceiling``. A job decides
-    nothing above the largest id of when the admin was asked, so items ingested after that are
-    never swept in."""
+) -> BulkJobScope:
+    """The items matching the list's filters, none above ``ceiling``, in one aggregate. A job
+    decides nothing above the largest id of when the admin was asked, so items ingested after
+    that are never swept in; its walk starts at the smallest."""
     items = _matching(dataset=dataset, user=user, query=query)
     if ceiling is not None:
         items = items.filter(id__lte=ceiling)
-    row = items.aggregate(n=Count("id"), last=Max("id"))
-    return row["n"], row["last"] or 0
+    row = items.aggregate(n=Count("id"), first=Min("id"), last=Max("id"))
+    return BulkJobScope(count=row["n"], first=row["first"] or 0, last=row["last"] or 0)
 
 
 def bulk_job_chunk_ids(
     *, dataset: Dataset, user: Any, query: ListQuery, after: int, ceiling: int, limit: int
 ) -> list[int]:
     """The next ``limit`` ids of the items matching the filters, in id order, after ``after``
-    and up to ``ceiling``: a keyset walk, each chunk as cheap as the first."""
+    and up to ``ceiling``: a keyset walk, each chunk reading on from where the last stopped."""
     items = _matching(dataset=dataset, user=user, query=query).filter(id__gt=after, id__lte=ceiling)
-    return list(items.order_by("id").values_list("id", flat=True)[:limit])
+    with _in_index_order():
+        return list(items.order_by("id").values_list("id", flat=True)[:limit])
+
+
+@contextlib.contextmanager
+def _in_index_order() -> Iterator[None]:
+    """PostgreSQL plans the query inside without sorting, so it reads an index in id order
+    (the primary key, or the dataset's) and stops at ``limit``: a whole job then reads each row
+    of its id range once. Left to choose, with statistics that do not yet know a source just
+    ingested (the usual case: a new batch, then "approve all from it"), it drove the walk from
+    the (source, external_id) index and sorted, reading every item of the source on every
+    chunk: 21,500 rows for 500 (bench/RESULTS.md, "Filter-wide bulk jobs"), quadratic over a
+    job. Transaction-local, put back after the query."""
+    if connection.vendor != "postgresql" or not connection.in_atomic_block:
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('enable_sort')")
+        before = cursor.fetchone()[0]
+        cursor.execute("SELECT set_config('enable_sort', 'off', true)")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('enable_sort', %s, true)", [before])
 
 
 def bulk_job_get(*, dataset: Dataset, job_id: int) -> BulkJob:

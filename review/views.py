@@ -544,12 +544,12 @@ def bulk_all(request: UserHttpRequest, slug: str) -> HttpResponse:
             status = STATUS_FOR[exc.code]
         else:
             return _see_other(reverse("review:bulk-job", args=[dataset.slug, job.pk]))
-    count, ceiling = selectors.bulk_job_scope(
+    scope = selectors.bulk_job_scope(
         dataset=dataset, user=request.user, query=query, ceiling=asked.get("ceiling")
     )
     context.update(
-        count=count,
-        ceiling=ceiling,
+        count=scope.count,
+        ceiling=scope.last,
         verdict=asked["verdict"],
         # What was typed stays, to be fixed in place.
         reason=data.get("reason", ""),

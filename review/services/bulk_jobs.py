@@ -98,10 +98,10 @@ def bulk_job_request(
     _, verdict, reason, note = decisions_bulk_validated(
         dataset=dataset, verdict=verdict, reason=reason, note=note
     )
-    count, last = selectors.bulk_job_scope(
+    scope = selectors.bulk_job_scope(
         dataset=dataset, user=requested_by, query=query, ceiling=ceiling
     )
-    if not count:
+    if not scope.count:
         raise ReviewError("No items match these filters: there is nothing to decide.")
     filters = query.filters()
     with write_batch() as wb:
@@ -117,8 +117,10 @@ def bulk_job_request(
             verdict=verdict,
             reason=reason,
             note=note,
-            id_ceiling=last,
-            total=count,
+            id_ceiling=scope.last,
+            # The walk starts at the first match, not at the dataset's first item.
+            last_id=scope.first - 1,
+            total=scope.count,
         )
         wb.audit(
             actor=actor_for_user(requested_by),
@@ -130,8 +132,8 @@ def bulk_job_request(
                 "filters": filters,
                 "verdict": verdict,
                 "reason": reason,
-                "id_ceiling": last,
-                "total": count,
+                "id_ceiling": scope.last,
+                "total": scope.count,
             },
         )
         transaction.on_commit(lambda: bulk_job_enqueue(job_id=job.pk))
