@@ -417,6 +417,18 @@ def test_a_reason_removed_meanwhile_fails_the_job(review_dataset, lead, web):
 # --- who may, and what they are told ------------------------------------------------------------
 
 
+def test_a_job_whose_admin_lost_the_role_decides_nothing(review_dataset, lead, web):
+    found = items(review_dataset, web, 3)
+    job = request(review_dataset, lead)
+    lead.groups.clear()
+
+    job = run(job)
+
+    assert job.state == "failed"
+    assert job.error == "lead may no longer decide in bulk."
+    assert states(found) == ["queued"] * 3
+
+
 def test_only_admins_may_start_a_job(review_dataset, alice, web):
     items(review_dataset, web, 2)
     with pytest.raises(PermissionDenied):
