@@ -2,7 +2,10 @@
 list, approves every matching item behind the confirmation, and watches the job's page reach
 done (htmx polls it every second and stops once it is finished)."""
 
+from pathlib import Path
+
 import pytest
+from django.conf import settings as django_settings
 
 from corpus.models import Item, Source
 from review.models import BulkJob
@@ -18,6 +21,7 @@ pytestmark = [
 ]
 
 CHUNK = 5
+SHOTS = Path(django_settings.VAR_DIR)  # where the pages' screenshots go, to look at
 
 
 @pytest.fixture
@@ -50,12 +54,14 @@ def test_an_admin_approves_every_matching_item_and_watches_the_job_finish(
     page.click("#bulk-all a.approve")
     confirm = page.locator("#bulk-all-confirm").inner_text()
     assert confirm == "Approve all 12 items matching these filters?"
+    page.screenshot(path=str(SHOTS / "bulk-all-confirm.png"), full_page=True)
     page.click("form.confirm button[type=submit]")
 
     # Then the job's page follows the worker until the job is done
     page.wait_for_selector("#bulk-job[data-state=done]", timeout=90_000)
     assert page.locator("#bulk-job-progress").inner_text() == "12 of 12 items done"
     assert page.locator("#bulk-job-done").inner_text() == "Done: 12 decided, 0 skipped."
+    page.screenshot(path=str(SHOTS / "bulk-job-done.png"), full_page=True)
     job = BulkJob.objects.get()
     assert (job.state, job.decided, job.chunks) == ("done", 12, 3)
     states = dict(Item.objects.values_list("pk", "state"))
