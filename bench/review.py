@@ -5,13 +5,15 @@
 Targets (issue 4): "claim + decide + next item" p95 <= 15 ms of server time, and the list page
 p95 <= 20 ms, over 500 requests each; (issue 16) a confirmed bulk decision of 500 items from the
 list page under 100 ms (``--bulk-calls`` calls, 20 by default; ``--only bulk`` runs that case
-alone). Server time is what a WSGI server waits for when it calls Django in process:
-``WSGIHandler`` given the request's environ (the request object built from it, every middleware
-with CSRF enforced as in production, session and user, the view, its queries and template, the
-response and its close). No network is involved. Each triage and list request is also timed
-around a ``django.test.Client`` call, alternating with the server timing on the same data, as
-earlier rounds measured it: that figure adds the test client's own work (building the request,
-cookies, signal connects) and skips the CSRF check; it is reported for comparison.
+alone), and a filter-wide bulk job over ``--job-items`` items (20,000 by default; ``--only job``
+runs it after the bulk case, for the ratio of the two). Server time is what a WSGI server waits
+for when it calls Django in process: ``WSGIHandler`` given the request's environ (the request
+object built from it, every middleware with CSRF enforced as in production, session and user,
+the view, its queries and template, the response and its close). No network is involved. Each
+triage and list request is also timed around a ``django.test.Client`` call, alternating with the
+server timing on the same data, as earlier rounds measured it: that figure adds the test
+client's own work (building the request, cookies, signal connects) and skips the CSRF check; it
+is reported for comparison.
 
 The dataset ``bench-review`` is filled once with INSERT ... SELECT (items, their scores and a
 human reference corpus), then topped up to the wanted number of queued items on later runs, so
@@ -160,6 +162,58 @@ def _insert_select(
         return cursor.rowcount
 
 
+def _insert_queued(source: Any, start: int, count: int) -> int:
+    """``count`` queued items of ``source`` numbered from ``start`` (unique texts and hashes)."""
+    from corpus.models import Item
+
+    return _insert_select(
+        Item,
+        {
+            "text": "'Bench item ' || g || ': ' "
+            "|| repeat('the model wrote a fluent paragraph about rivers and lakes. ', "
+            "1 + g % 6)",
+            "content_hash": "md5('bench' || g) || md5('BENCH' || g)",
+            "origin": "(ARRAY['synthetic','unknown','human'])[1 + g % 3]",
+            "generator_model": "'bench-model-' || (g % 4)",
+            "generation": "1 + g % 3",
+            "state": "'queued'",
+            "priority": "random()",
+        },
+        "generate_series(%s, %s) AS g",
+        [start, start + count - 1],
+        {"dataset_id": source.dataset_id, "source_id": source.pk},
+    )
+
+
+def _insert_scores(dataset: Any) -> int:
+    """A score for each item of the dataset that has none."""
+    from django.db import connection
+
+    from corpus.models import Item, Score
+
+    lexical = (
+        "jsonb_build_object('distinct_1', 0.55 + (i.id % 40) / 100.0, 'distinct_2', 0.9, "
+        "'distinct_3', 0.97, 'compression_ratio', 2.1 + (i.id % 9) / 10.0, "
+        "'repeated_ngram_share', (i.id % 7) / 100.0, 'longest_repeated_span', i.id % 5)"
+    )
+    return _insert_select(
+        Score,
+        {
+            "item_id": "i.id",
+            "scorer_version": "'1'",
+            "lexical": lexical,
+            "detector_name": "'bench-detector'",
+            "detector_version": "'1'",
+            "detector_probability": "(i.id % 100) / 100.0",
+            "priority": "i.priority",
+        },
+        f"{connection.ops.quote_name(Item._meta.db_table)} i WHERE i.dataset_id = %s "
+        f"AND NOT EXISTS (SELECT 1 FROM {connection.ops.quote_name(Score._meta.db_table)} s "
+        "WHERE s.item_id = i.id)",
+        [dataset.pk],
+    )
+
+
 def _seed(n_items: int) -> tuple[Any, list[Any]]:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
@@ -177,11 +231,6 @@ def _seed(n_items: int) -> tuple[Any, list[Any]]:
         users.append(user)
     dataset.reviewers.add(*users)
 
-    lexical = (
-        "jsonb_build_object('distinct_1', 0.55 + (i.id % 40) / 100.0, 'distinct_2', 0.9, "
-        "'distinct_3', 0.97, 'compression_ratio', 2.1 + (i.id % 9) / 10.0, "
-        "'repeated_ngram_share', (i.id % 7) / 100.0, 'longest_repeated_span', i.id % 5)"
-    )
     if not Item.objects.filter(dataset=dataset, is_reference=True).exists():
         with transaction.atomic():
             _insert_select(
@@ -212,42 +261,11 @@ def _seed(n_items: int) -> tuple[Any, list[Any]]:
         print(f"inserting {missing:,} queued items (and their scores)...", flush=True)
         began = time.perf_counter()
         with transaction.atomic():
-            _insert_select(
-                Item,
-                {
-                    "text": "'Bench item ' || g || ': ' "
-                    "|| repeat('the model wrote a fluent paragraph about rivers and lakes. ', "
-                    "1 + g % 6)",
-                    "content_hash": "md5('bench' || g) || md5('BENCH' || g)",
-                    "origin": "(ARRAY['synthetic','unknown','human'])[1 + g % 3]",
-                    "generator_model": "'bench-model-' || (g % 4)",
-                    "generation": "1 + g % 3",
-                    "state": "'queued'",
-                    "priority": "random()",
-                },
-                "generate_series(%s, %s) AS g",
-                [start, start + missing - 1],
-                {"dataset_id": dataset.pk, "source_id": source.pk},
-            )
+            _insert_queued(source, start, missing)
         print(f"  items in {time.perf_counter() - began:.1f} s", flush=True)
     began = time.perf_counter()
     with transaction.atomic():
-        added = _insert_select(
-            Score,
-            {
-                "item_id": "i.id",
-                "scorer_version": "'1'",
-                "lexical": lexical,
-                "detector_name": "'bench-detector'",
-                "detector_version": "'1'",
-                "detector_probability": "(i.id % 100) / 100.0",
-                "priority": "i.priority",
-            },
-            f"{connection.ops.quote_name(Item._meta.db_table)} i WHERE i.dataset_id = %s "
-            f"AND NOT EXISTS (SELECT 1 FROM {connection.ops.quote_name(Score._meta.db_table)} s "
-            "WHERE s.item_id = i.id)",
-            [dataset.pk],
-        )
+        added = _insert_scores(dataset)
     if added:
         print(f"  {added:,} scores in {time.perf_counter() - began:.1f} s", flush=True)
     if missing > 0 or added:
@@ -307,19 +325,27 @@ class _SqlClock:
 
     ``statements`` counts execute calls, that is round trips: where review.sql sends several
     statements as one query string (PostgreSQL) they count once. COPY (the audit events) and
-    COMMIT do not pass through execute wrappers; their time is in the server time, not here."""
+    COMMIT do not pass through execute wrappers; their time is in the server time, not here.
+    An execute made inside another (a unit of work sends its pending writes before the ORM
+    query that comes next) is a round trip of its own but its time is already in the outer
+    one's: it is counted once."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
         self.statements = 0
+        self._depth = 0
 
     def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        self.statements += 1
+        if self._depth:
+            return execute(sql, params, many, context)
+        self._depth += 1
         began = time.perf_counter()
         try:
             return execute(sql, params, many, context)
         finally:
             self.seconds += time.perf_counter() - began
-            self.statements += 1
+            self._depth -= 1
 
     def reset(self) -> None:
         self.seconds, self.statements = 0.0, 0
@@ -330,7 +356,7 @@ Sample = tuple[float, float, int, float]
 
 
 def _bench(
-    dataset: Any, users: list[Any], requests: int, bulk_calls: int, only: str
+    dataset: Any, users: list[Any], requests: int, bulk_calls: int, only: str, job_items: int
 ) -> list[dict[str, Any]]:
     """Each request is timed two ways, alternating on the same data so both see the same
     machine: ``server``, what a WSGI server calls (Django's ``WSGIHandler``: the request built
@@ -442,7 +468,7 @@ def _bench(
         results += _bench_triage(dataset, users, requests, decide_server, decide_client, clock)
     if only in ("", "list"):
         results += _bench_list(requests, server_timed, client_timed, clock)
-    if only in ("", "bulk"):
+    if only in ("", "bulk", "job"):
         with connection.execute_wrapper(clock):
             for _ in range(3):  # warm-up
                 bulk_server()
@@ -450,7 +476,115 @@ def _bench(
         results.append(_stats(f"bulk decision, {BULK_ITEMS} items", bulk, 100.0))
         p50 = results[-1]["p50"]
         print(f"bulk decision: {BULK_ITEMS / p50 * 1000:,.0f} items/s at p50", flush=True)
+        if only in ("", "job"):
+            results.append(_bench_job(dataset, job_items, BULK_ITEMS / p50 * 1000, clock))
     return results
+
+
+JOB_SOURCE = "bench-job"
+
+
+def _bench_job(dataset: Any, n_items: int, bulk_rate: float, clock: Any) -> dict[str, Any]:
+    """A filter-wide bulk job (issue 16.2) over ``n_items`` fresh queued items of their own
+    source, as an admin starts it from the list page: the confirmation page (the exact count),
+    the confirming POST (the job row), then the run as a worker does it (``bulk_job_run`` in this
+    process, no broker in between), chunk by chunk. Reported: items/s over the whole run, each
+    chunk's time, and the ratio to the 500-item bulk decision timed just before."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.db import connection, transaction
+    from django.test import Client
+
+    from corpus.models import Item, Source
+    from review.models import BulkJob
+    from review.services import bulk_jobs
+
+    admin, _ = get_user_model().objects.get_or_create(username="bench-admin")
+    admin.groups.add(Group.objects.get_or_create(name="admin")[0])
+    for left in BulkJob.objects.filter(dataset=dataset, state__in=BulkJob.ACTIVE):
+        bulk_jobs.bulk_job_cancel(job=left, actor=admin)  # an interrupted run's job
+    source, _ = Source.objects.get_or_create(dataset=dataset, name=JOB_SOURCE)
+    last = Item.objects.filter(dataset=dataset).order_by("-id").values_list("id", flat=True)
+    with transaction.atomic():
+        _insert_queued(source, (last.first() or 0) + 1, n_items)
+        _insert_scores(dataset)
+    client = Client()
+    client.force_login(admin)
+    filters = {"state": "queued", "source": JOB_SOURCE}
+    url = f"/review/{SLUG}/items/bulk-all"
+    began = time.perf_counter()
+    asked = client.get(url, {**filters, "verdict": "approve"})
+    ask_ms = (time.perf_counter() - began) * 1000
+    counted = re.search(r"all <strong>(\d+) items</strong>", asked.content.decode())
+    ceiling = re.search(r'name="ceiling" value="(\d+)"', asked.content.decode())
+    assert asked.status_code == 200 and counted and ceiling, asked.content[:500]
+    assert int(counted.group(1)) == n_items, counted.group(1)
+    # No worker in this bench: the job runs below, in this process, as a worker would run it.
+    enqueue = bulk_jobs.bulk_job_enqueue
+    bulk_jobs.bulk_job_enqueue = lambda *, job_id: None  # type: ignore[assignment]
+    try:
+        began = time.perf_counter()
+        confirmed = client.post(
+            url, {**filters, "verdict": "approve", "ceiling": ceiling.group(1), "confirm": "on"}
+        )
+        confirm_ms = (time.perf_counter() - began) * 1000
+    finally:
+        bulk_jobs.bulk_job_enqueue = enqueue  # type: ignore[assignment]
+    assert confirmed.status_code == 303, confirmed.content[:500]
+    job_id = int(confirmed["Location"].rstrip("/").rsplit("/", 1)[1])
+
+    chunks: list[float] = []
+    chunk = bulk_jobs._chunk
+
+    def timed(**kwargs: Any) -> bool:
+        began = time.perf_counter()
+        try:
+            return chunk(**kwargs)
+        finally:
+            chunks.append((time.perf_counter() - began) * 1000)
+
+    bulk_jobs._chunk = timed  # type: ignore[assignment]
+    try:
+        with connection.execute_wrapper(clock):
+            clock.reset()
+            cpu = time.thread_time()
+            began = time.perf_counter()
+            job = bulk_jobs.bulk_job_run(job_id=job_id)
+            wall = time.perf_counter() - began
+            cpu = time.thread_time() - cpu
+    finally:
+        bulk_jobs._chunk = chunk  # type: ignore[assignment]
+    assert job is not None and job.state == "done", (job and job.state, job and job.error)
+    assert job.decided == n_items, (job.decided, job.skipped_by_reason)
+    rate = job.decided / wall
+    ordered = sorted(chunks)
+    row = {
+        "name": f"bulk job, {n_items} items",
+        "items": job.decided,
+        "chunks": job.chunks,
+        "wall_s": round(wall, 2),
+        "items_per_s": round(rate),
+        "chunk_p50": round(statistics.median(ordered), 2),
+        "chunk_p95": round(_percentile(ordered, 0.95), 2),
+        "chunk_max": round(ordered[-1], 2),
+        "sql_s": round(clock.seconds, 2),
+        "django_cpu_s": round(cpu, 2),
+        "ask_ms": round(ask_ms, 1),
+        "confirm_ms": round(confirm_ms, 1),
+        "bulk_items_per_s": round(bulk_rate),
+        "ratio_to_bulk": round(rate / bulk_rate, 2),
+        "ok": True,  # no target of its own; compared with the bulk decision
+    }
+    print(
+        f"bulk job: {job.decided:,} items in {job.chunks} chunks, {wall:.2f} s, "
+        f"{rate:,.0f} items/s ({rate / bulk_rate:.2f}x the 500-item bulk call's {bulk_rate:,.0f}"
+        f"/s at p50); chunk p50 {row['chunk_p50']} ms, p95 {row['chunk_p95']} ms; SQL "
+        f"{clock.seconds:.2f} s, CPU {cpu:.2f} s; asking {ask_ms:.0f} ms, confirming "
+        f"{confirm_ms:.0f} ms",
+        flush=True,
+    )
+    print("RESULT " + json.dumps({"bench": "review", **row}), flush=True)
+    return row
 
 
 def _bench_triage(
@@ -526,7 +660,13 @@ def main() -> int:
         "--bulk-calls", type=int, default=20, help="timed bulk decisions of 500 items"
     )
     parser.add_argument(
-        "--only", choices=["triage", "list", "bulk"], default="", help="run one case only"
+        "--job-items", type=int, default=20_000, help="items of the filter-wide bulk job"
+    )
+    parser.add_argument(
+        "--only",
+        choices=["triage", "list", "bulk", "job"],
+        default="",
+        help="run one case only (job: the bulk decision too, for the ratio)",
     )
     args = parser.parse_args()
     database_url = os.environ.get("DATABASE_URL") or DEFAULT_URL
@@ -539,13 +679,15 @@ def main() -> int:
         queued = Item.objects.filter(dataset=dataset, state="queued").count()
         print(f"dataset {SLUG}: {queued:,} queued items", flush=True)
         load_before = os.getloadavg()
-        results = _bench(dataset, users, args.requests, args.bulk_calls, args.only)
+        results = _bench(dataset, users, args.requests, args.bulk_calls, args.only, args.job_items)
         summary = {
             "database": connection.settings_dict["NAME"],
             "queued_items": queued,
             "cases": results,
         }
-        results_write(RESULTS, summary, load_before)
+        # A run of one case does not replace the whole run's figures.
+        path = RESULTS.with_name(f"review-{args.only}.json") if args.only else RESULTS
+        results_write(path, summary, load_before)
     return 0 if all(r["ok"] for r in results) else 1
 
 

@@ -8,7 +8,9 @@ the navigation (templates read it through the ``roles`` context processor).
   changes this module only.
 - **reviewer of a dataset**: has the ``reviewer`` role (group) *and* is listed in
   ``Dataset.reviewers``; reads that dataset's items. Being listed without the role grants
-  nothing, so removing the role cuts access at once.
+  nothing, so removing the role cuts access at once. Reviewers decide items one at a time or
+  a page's selection at once; deciding everything a filter matches (a bulk job over up to a
+  whole dataset, ``may_bulk_decide_all``) is the dataset admin's.
 - **Django admin user**: ``is_staff`` (Django's own rule for ``/admin/``). Staff status alone is
   not the admin role: it opens the Django admin and nothing else.
 
@@ -80,6 +82,12 @@ def may_use_django_admin(user: Any) -> bool:
 def may_administer(user: Any, dataset: Any = None) -> bool:
     """A dataset admin (today: the site admin) for ``dataset``; any dataset when None."""
     return is_site_admin(user)
+
+
+def may_bulk_decide_all(user: Any, dataset: Any = None) -> bool:
+    """May approve or reject every item matching a filter at once (a filter-wide bulk job, up
+    to a whole dataset): a dataset admin. Reviewers decide at most a page's selection at once."""
+    return may_administer(user, dataset)
 
 
 def reviewable_dataset_ids(user: Any) -> frozenset[int] | None:

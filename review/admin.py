@@ -5,6 +5,7 @@ from django.contrib import admin
 
 from corpus.admin import ReadOnlyAdmin
 from review.models import (
+    BulkJob,
     Claim,
     Decision,
     GoldItem,
@@ -86,3 +87,21 @@ class GoldItemAdmin(ReadOnlyAdmin):
     list_display = ["item", "dataset", "expected", "created_by", "created_at"]
     list_filter = ["dataset", "expected"]
     raw_id_fields = ["item"]
+
+
+@admin.register(BulkJob)
+class BulkJobAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "dataset",
+        "verdict",
+        "state",
+        "total",
+        "decided",
+        "skipped",
+        "requested_by",
+        "created_at",
+        "finished_at",
+    ]
+    list_filter = ["dataset", "state", "verdict"]
+    list_select_related = ["dataset", "requested_by"]

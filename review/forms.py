@@ -10,7 +10,7 @@ from rest_framework.exceptions import ValidationError as DRFValidationError
 from corpus.api_support import cursor_decode
 from corpus.models import Item
 from review.models import Verdict
-from review.selectors import BANDS, SORTS, ListQuery
+from review.selectors import BANDS, FILTER_FIELDS, SORTS, ListQuery
 from review.services.decisions import MAX_BULK_ITEMS, MAX_NOTE_CHARS
 
 CURSOR_KEYS = {
@@ -57,6 +57,24 @@ class BulkForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if data.get("verdict") == Verdict.REJECT and not data.get("reason"):
+            self.add_error("reason", "Choose a reason for the rejection.")
+        return data
+
+
+class BulkAllForm(forms.Form):
+    """A decision on every item matching the list's filters (which come in the same request,
+    read by ``ListFilterForm``). ``ceiling``: the largest matching id when the admin was asked,
+    so that items ingested after the confirmation page was drawn are left alone."""
+
+    verdict = forms.ChoiceField(choices=Verdict.choices)
+    reason = forms.CharField(required=False, max_length=64)
+    note = forms.CharField(required=False, max_length=MAX_NOTE_CHARS, strip=True)
+    ceiling = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+    confirm = forms.BooleanField(required=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("confirm") and data.get("verdict") == Verdict.REJECT and not data.get("reason"):
             self.add_error("reason", "Choose a reason for the rejection.")
         return data
 
@@ -127,6 +145,34 @@ class ListFilterForm(forms.Form):
                 ]
             controls.append(control)
         return controls
+
+    @classmethod
+    def of_filters(cls, filters: dict[str, Any], *, sources: list[Any]) -> "ListFilterForm":
+        """The bound form of stored filters (``ListQuery.filters()``, source by id), to show
+        them and to link back to the list they came from."""
+        names = {s.pk: s.name for s in sources}
+        data = {name: filters.get(name) for name in FILTER_FIELDS}
+        data["source"] = names.get(filters.get("source"), "")
+        return cls({k: "" if v is None else str(v) for k, v in data.items()}, sources=sources)
+
+    def filter_params(self) -> list[tuple[str, str]]:
+        """The filters as submitted (not the order nor the page): the hidden fields of a form
+        that acts on every matching item, and the query of a link back to the list."""
+        return [(name, str(self.data.get(name) or "")) for name in FILTER_FIELDS]
+
+    def described(self) -> list[tuple[str, str]]:
+        """(label, value) of each filter that narrows the list, the state always, as a person
+        reads them (the options' labels)."""
+        shown = []
+        for control in self.controls():
+            if control["name"] not in FILTER_FIELDS:
+                continue
+            if not control["value"] and control["name"] != "state":
+                continue
+            options = control.get("options") or []
+            value = next((label for _, label, chosen in options if chosen), control["value"])
+            shown.append((str(control["label"]), str(value)))
+        return shown
 
     def query(self) -> ListQuery:
         data = self.cleaned_data

@@ -251,3 +251,97 @@ class GoldItem(models.Model):
 
     def __str__(self) -> str:
         return f"gold item {self.item_id} (expect {self.expected})"
+
+
+class BulkJobState(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class BulkJob(models.Model):
+    """An admin's approval or rejection of every item matching the list page's filters, run by
+    a worker in chunks (``review.services.bulk_jobs``). Each chunk is one transaction that
+    decides its items and moves ``last_id`` and the counts with them, so the row always says
+    exactly what has been decided, and a job that stops (a failure, a dead worker, a cancel)
+    resumes after its last committed chunk."""
+
+    State = BulkJobState
+    ACTIVE = (BulkJobState.QUEUED, BulkJobState.RUNNING)
+    FINISHED = (BulkJobState.DONE, BulkJobState.FAILED, BulkJobState.CANCELLED)
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="+")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    # The list's filters (review.selectors.ListQuery without its sort and page), source by id.
+    filters = models.JSONField(default=dict)
+    verdict = models.CharField(max_length=8, choices=Verdict.choices)
+    reason = models.CharField(max_length=64, blank=True)
+    note = models.TextField(blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    # Only items up to this id are decided: those that existed when the admin was asked.
+    id_ceiling = models.BigIntegerField()
+    # Items matching the filters up to id_ceiling when the job was requested.
+    total = models.PositiveIntegerField()
+    # Where the walk is: every matching item up to this id has been decided or skipped.
+    last_id = models.BigIntegerField(default=0)
+    decided = models.PositiveIntegerField(default=0)  # a vote recorded on each
+    settled = models.PositiveIntegerField(default=0)  # of those, now approved or rejected
+    skipped = models.PositiveIntegerField(default=0)
+    # {reason: {"count": n, "ids": [the first few]}}, reasons as LEFT_OUT_REASONS names them.
+    skipped_by_reason = models.JSONField(default=dict)
+    chunks = models.PositiveIntegerField(default=0)
+    # Which run owns the job: a worker that lost it (taken over after it went silent, or the
+    # job cancelled) stops at its next chunk.
+    attempt = models.CharField(max_length=32, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # One job at a time per dataset: two would walk the same rows and skip each other's
+            # locked ones as "busy", and an admin could not tell which decided what.
+            models.UniqueConstraint(
+                fields=["dataset"],
+                condition=Q(state__in=["queued", "running"]),
+                name="bulkjob_one_active_per_dataset",
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=BulkJobState.values), name="bulkjob_state_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(verdict=Verdict.APPROVE, reason="")
+                | (Q(verdict=Verdict.REJECT) & ~Q(reason="")),
+                name="bulkjob_reason_iff_reject",
+            ),
+        ]
+        indexes = [models.Index(fields=["dataset", "-id"], name="bulkjob_dataset_recent")]
+
+    def __str__(self) -> str:
+        return f"bulk {self.verdict} job {self.pk} of {self.dataset_id} ({self.state})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in self.ACTIVE
+
+    @property
+    def processed(self) -> int:
+        """Items the job has been through: decided or skipped."""
+        return self.decided + self.skipped
+
+    @property
+    def recorded(self) -> int:
+        """Items with a vote recorded that still wait for more approvals (consensus)."""
+        return self.decided - self.settled
+
+    @property
+    def unmatched(self) -> int:
+        """Of the items counted when the job was asked, how many it never met: they stopped
+        matching the filters before their chunk (someone else decided them meanwhile)."""
+        return max(0, self.total - self.processed) if self.state == BulkJobState.DONE else 0

@@ -19,24 +19,27 @@ from django.http import (
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
+from corpus import roles
 from corpus.api_support import cursor_encode
 from corpus.http import UserHttpRequest
 from corpus.models import Dataset, Item
 from corpus.templatetags.synthgate import dashboard_url
 from review import selectors
 from review.forms import (
+    BulkAllForm,
     BulkForm,
     DecisionForm,
     GoldForm,
     ListFilterForm,
     StatsForm,
 )
-from review.models import Decision, Verdict
+from review.models import BulkJob, Decision, Verdict
 from review.services import ReviewError
+from review.services.bulk_jobs import bulk_job_cancel, bulk_job_request, bulk_job_resume
 from review.services.consensus import ItemFacts, consensus_reasons
 from review.services.decisions import (
     LEFT_OUT_REASONS,
@@ -400,7 +403,11 @@ def item_list(request: HttpRequest, slug: str) -> HttpResponse:
         "reasons": selectors.review_policy_get(dataset=dataset).reject_reasons,
         "is_admin": selectors.is_admin(request.user),
         "back": request.get_full_path(),
+        "bulk_all": roles.may_bulk_decide_all(request.user, dataset),
     }
+    if context["bulk_all"] and not request.htmx:  # type: ignore[attr-defined]
+        # The banner above the filters (outside the swapped table): a job under way.
+        context["active_job"] = selectors.bulk_job_active(dataset=dataset)
     template = "review/list.html#item-table" if request.htmx else "review/list.html"  # type: ignore[attr-defined]
     return render(request, template, context, status=status)
 
@@ -478,6 +485,146 @@ def bulk(request: UserHttpRequest, slug: str) -> HttpResponse:
     context["outcome"] = outcome
     context["left_out"] = [(LEFT_OUT_REASONS[why], ids) for why, ids in outcome.left_out.items()]
     return render(request, "review/bulk.html", context)
+
+
+# --- filter-wide bulk jobs (admins) -------------------------------------------------------------
+
+
+def _list_data(data: Any) -> Any:
+    """The list's parameters as the list reads them: the queue when no state is given."""
+    data = data.copy()
+    if "state" not in data:
+        data["state"] = Item.State.QUEUED
+    return data
+
+
+@login_needed
+@require_http_methods(["GET", "POST"])
+def bulk_all(request: UserHttpRequest, slug: str) -> HttpResponse:
+    """Approve or reject every item matching the list's filters. GET asks: the exact count and
+    the largest matching id now, which the confirmation carries back (the job decides nothing
+    newer). POST with ``confirm`` queues the job and goes to its page."""
+    dataset = selectors.dataset_for_bulk_jobs(user=request.user, slug=slug)
+    asking = request.method == "GET"
+    data = _list_data(request.GET if asking else request.POST)
+    filters = ListFilterForm(data, sources=selectors.dataset_sources(dataset=dataset))
+    form = BulkAllForm(data)
+    context: dict[str, Any] = {
+        "dataset": dataset,
+        "filters_form": filters,
+        "form": form,
+        "reasons": selectors.review_policy_get(dataset=dataset).reject_reasons,
+        "active": selectors.bulk_job_active(dataset=dataset),
+        "filter_params": filters.filter_params(),
+        "list_query": urlencode(filters.filter_params()),
+    }
+    # Both forms checked, so that every error shows at once.
+    valid = [filters.is_valid(), form.is_valid()]
+    if not valid[0] or "verdict" not in form.cleaned_data:
+        return render(request, "review/bulk_all.html", context, status=400)
+    query = filters.query()
+    asked = dict(form.cleaned_data)  # as sent: a service error may take a field out of it
+    status = 200 if all(valid) else 400
+    if all(valid) and not asking and asked["confirm"]:
+        try:
+            job = bulk_job_request(
+                dataset=dataset,
+                requested_by=request.user,
+                query=query,
+                verdict=asked["verdict"],
+                reason=asked["reason"],
+                note=asked["note"],
+                ceiling=asked["ceiling"],
+            )
+        except ReviewError as exc:
+            if exc.field in form.fields:
+                form.add_error(exc.field, exc.message)
+            else:
+                context["error"] = exc.message
+            status = STATUS_FOR[exc.code]
+        else:
+            return _see_other(reverse("review:bulk-job", args=[dataset.slug, job.pk]))
+    scope = selectors.bulk_job_scope(
+        dataset=dataset, user=request.user, query=query, ceiling=asked.get("ceiling")
+    )
+    context.update(
+        count=scope.count,
+        ceiling=scope.last,
+        verdict=asked["verdict"],
+        # What was typed stays, to be fixed in place.
+        reason=data.get("reason", ""),
+        note=data.get("note", ""),
+        queued_only=query.state == Item.State.QUEUED,
+    )
+    return render(request, "review/bulk_all.html", context, status=status)
+
+
+def _job_context(dataset: Dataset, job: BulkJob) -> dict[str, Any]:
+    filters = ListFilterForm.of_filters(
+        job.filters, sources=selectors.dataset_sources(dataset=dataset)
+    )
+    reasons = selectors.review_policy_get(dataset=dataset).reject_reasons
+    return {
+        "dataset": dataset,
+        "job": job,
+        "filters": filters.described(),
+        "list_query": urlencode(filters.filter_params()),
+        "reason_label": next((r["label"] for r in reasons if r["key"] == job.reason), job.reason),
+        "skipped": [
+            (LEFT_OUT_REASONS.get(why, why), entry["count"], entry["ids"])
+            for why, entry in sorted(job.skipped_by_reason.items())
+        ],
+    }
+
+
+@login_needed
+@require_GET
+@vary_on_headers("HX-Request")
+def bulk_job(request: UserHttpRequest, slug: str, job_id: int) -> HttpResponse:
+    """A bulk job's progress, polled every second by its page while it is queued or running;
+    once it is finished the answer says 286 (htmx: swap this in and stop polling)."""
+    dataset = selectors.dataset_for_bulk_jobs(user=request.user, slug=slug)
+    job = selectors.bulk_job_get(dataset=dataset, job_id=job_id)
+    context = _job_context(dataset, job)
+    if not request.htmx:
+        return render(request, "review/bulk_job.html", context)
+    response = render(request, "review/bulk_job.html#bulk-job", context)
+    if not job.is_active:
+        return HttpResponseStopPolling(response.content)
+    return response
+
+
+@login_needed
+@require_POST
+@vary_on_headers("HX-Request")
+def bulk_job_action(request: UserHttpRequest, slug: str, job_id: int, action: str) -> HttpResponse:
+    """Cancel a queued or running job, or resume a failed or cancelled one."""
+    dataset = selectors.dataset_for_bulk_jobs(user=request.user, slug=slug)
+    job = selectors.bulk_job_get(dataset=dataset, job_id=job_id)
+    status = 200
+    error = ""
+    try:
+        if action == "cancel":
+            job = bulk_job_cancel(job=job, actor=request.user)
+        else:
+            job = bulk_job_resume(job=job, actor=request.user)
+    except ReviewError as exc:
+        error, status = exc.message, STATUS_FOR[exc.code]
+    if not request.htmx:
+        if error:
+            context = {**_job_context(dataset, job), "error": error}
+            return render(request, "review/bulk_job.html", context, status=status)
+        return _see_other(reverse("review:bulk-job", args=[dataset.slug, job.pk]))
+    context = {**_job_context(dataset, job), "error": error}
+    return render(request, "review/bulk_job.html#bulk-job", context, status=status)
+
+
+@login_needed
+@require_GET
+def bulk_jobs(request: UserHttpRequest, slug: str) -> HttpResponse:
+    dataset = selectors.dataset_for_bulk_jobs(user=request.user, slug=slug)
+    context = {"dataset": dataset, "jobs": selectors.bulk_job_list(dataset=dataset)}
+    return render(request, "review/bulk_jobs.html", context)
 
 
 # --- settings and statistics (admins) -----------------------------------------------------------

@@ -93,6 +93,16 @@ def test_dataset_settings_are_for_admins(client, world, kind):
     assert status == {"group_admin": 200, "superuser": 200, "reviewer": 403}.get(kind, 404)
 
 
+@pytest.mark.parametrize("kind", sorted(set(KINDS) - {"anonymous"}))
+@pytest.mark.parametrize(
+    "page", ["/review/demo/bulk-jobs/", "/review/demo/items/bulk-all?verdict=approve"]
+)
+def test_bulk_jobs_over_a_whole_filter_are_for_admins(client, world, kind, page):
+    status = _client(client, world, kind).get(page).status_code
+
+    assert status == {"group_admin": 200, "superuser": 200, "reviewer": 403}.get(kind, 404)
+
+
 def test_the_old_review_settings_address_moved_to_the_dataset_settings(client, world):
     response = _client(client, world, "group_admin").get("/review/demo/settings/")
 

@@ -190,6 +190,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "expire-claims": {"task": "review.tasks.claims_expire_task", "schedule": 60},
     "sweep-exports": {"task": "corpus.tasks.exports_sweep_task", "schedule": 60},
+    "sweep-bulk-jobs": {"task": "review.tasks.bulk_jobs_sweep_task", "schedule": 60},
     # Verify what was appended since the last checkpoint (and anchor the head); once a day, the
     # whole chain and every anchor.
     "audit-verify": {
@@ -335,6 +336,11 @@ SYNTHGATE_DEMO_PASSWORD = os.environ.get("SYNTHGATE_DEMO_PASSWORD", "demo")
 SYNTHGATE_CLAIM_LEASE_SECONDS = envint("SYNTHGATE_CLAIM_LEASE_SECONDS", 600)
 SYNTHGATE_SKIP_HIDE_SECONDS = envint("SYNTHGATE_SKIP_HIDE_SECONDS", 3600)
 SYNTHGATE_SCORE_MAX_ATTEMPTS = envint("SYNTHGATE_SCORE_MAX_ATTEMPTS", 3)
+# Filter-wide bulk jobs (review/services/bulk_jobs.py): items per chunk, one transaction each (at
+# most 500, the bulk decision's limit); a running job whose chunks stopped this long ago is taken
+# over by the sweep (its worker died).
+SYNTHGATE_BULK_JOB_CHUNK = envint("SYNTHGATE_BULK_JOB_CHUNK", 500)
+SYNTHGATE_BULK_JOB_STALE_SECONDS = envint("SYNTHGATE_BULK_JOB_STALE_SECONDS", 120)
 # Exports: files go to this storage (any Django storage backend; the default is a folder under
 # VAR_DIR), built in a staging folder on local disk first.
 SYNTHGATE_EXPORT_STORAGE = {

@@ -441,10 +441,13 @@ def decision_undo(*, dataset: Dataset, reviewer: User) -> UndoOutcome:
     return UndoOutcome(decision=last, item_state=state, reclaimed=reclaimed)
 
 
+SETTLED_STATES = (Item.State.APPROVED, Item.State.REJECTED)
+
 LEFT_OUT_REASONS = {
     "missing": "not in this dataset's list",
     "busy": "being decided by someone else at this moment",
     "settled": "already approved or rejected",
+    "not_queued": "not in the review queue (waiting to be scored, auto-rejected or failed)",
     "held": "open on another reviewer's screen",
     "voted": "you already voted on it",
     "gold": "a gold check (decided one at a time in triage)",
@@ -476,82 +479,120 @@ def decisions_bulk(
     approval may only add a vote), within the reviewer's quota; whatever cannot be decided is
     left out and reported by reason. Rows another transaction has locked are left out, not
     waited for."""
-    now = timezone.now()
-    policy = review_policy_get(dataset=dataset)
-    verdict, reason, note = _validated(policy=policy, verdict=verdict, reason=reason, note=note)
+    policy, verdict, reason, note = decisions_bulk_validated(
+        dataset=dataset, verdict=verdict, reason=reason, note=note
+    )
     ids = sorted(set(item_ids))
     if not ids:
         raise ReviewError("Select at least one item.", field="items")
     if len(ids) > MAX_BULK_ITEMS:
         raise ReviewError(f"Select at most {MAX_BULK_ITEMS} items at once.", field="items")
-    outcome = BulkOutcome()
     with write_batch() as wb:
-        # One round trip for the whole selection: the quota and every row's lock (rows another
-        # transaction holds are skipped) with what a decision reads of it.
-        reads = bulk_reads(
-            wb,
-            item_ids=ids,
-            dataset_id=dataset.pk,
-            reviewer_id=reviewer.pk,
-            now=now,
-            since=day_start(now),
-        )
-        remaining = QuotaStatus(limit=reads.limit, used=reads.used).remaining
-        decidable: list[tuple[int, LockedItem]] = []
-        for item_id in ids:
-            why = None
-            gold = reads.found.get(item_id)
-            locked = reads.locked.get(item_id)
-            if gold is None:
-                why = "missing"
-            elif gold:
-                why = "gold"
-            elif locked is None:
-                why = "busy"
-            elif locked[0].state != Item.State.QUEUED:
-                why = "settled"
-            elif locked[1]:
-                why = "held"
-            elif locked[0].voted:
-                why = "voted"
-            elif remaining is not None and remaining <= 0:
-                why = "quota"
-            if why is not None:
-                outcome.left_out.setdefault(why, []).append(item_id)
-                continue
-            assert locked is not None
-            decidable.append((item_id, locked[0]))
-            if remaining is not None:
-                remaining -= 1
-        if not decidable:
-            return outcome
-        results = _decide_many(
+        return decisions_bulk_in(
             wb,
             dataset=dataset,
             reviewer=reviewer,
-            items=decidable,
+            item_ids=ids,
             verdict=verdict,
             reason=reason,
             note=note,
-            via=Decision.Via.BULK,
-            seconds=None,
             policy=policy,
-            now=now,
         )
-        for (item_id, _), result in zip(decidable, results, strict=True):
-            if result.item_state == Item.State.QUEUED:
-                outcome.recorded.append(item_id)
-            else:
-                outcome.settled.append(item_id)
-        decided = [item_id for item_id, _ in decidable]
-        wb.add(
-            day_count(
-                dataset_id=dataset.pk,
-                reviewer_id=reviewer.pk,
-                since=day_start(now),
-                change=len(decided),
-            )
+
+
+def decisions_bulk_validated(
+    *, dataset: Dataset, verdict: str, reason: str, note: str
+) -> tuple[ReviewPolicy, str, str, str]:
+    """The dataset's policy and a bulk decision's verdict, reason and note as ``decisions_bulk``
+    checks them (a ``ReviewError`` naming the field when they are not what a decision takes)."""
+    policy = review_policy_get(dataset=dataset)
+    return policy, *_validated(policy=policy, verdict=verdict, reason=reason, note=note)
+
+
+def decisions_bulk_in(
+    wb: WriteBatch,
+    *,
+    dataset: Dataset,
+    reviewer: User,
+    item_ids: Sequence[int],
+    verdict: str,
+    reason: str,
+    note: str,
+    policy: ReviewPolicy,
+) -> BulkOutcome:
+    """``decisions_bulk`` in ``wb``: ``item_ids`` sorted, distinct, at most ``MAX_BULK_ITEMS``;
+    the verdict, reason and note validated against ``policy``. A filter-wide bulk job decides
+    each of its chunks through here, in a unit of work of its own."""
+    now = timezone.now()
+    outcome = BulkOutcome()
+    # One round trip for the whole selection: the quota and every row's lock (rows another
+    # transaction holds are skipped) with what a decision reads of it.
+    reads = bulk_reads(
+        wb,
+        item_ids=item_ids,
+        dataset_id=dataset.pk,
+        reviewer_id=reviewer.pk,
+        now=now,
+        since=day_start(now),
+    )
+    remaining = QuotaStatus(limit=reads.limit, used=reads.used).remaining
+    decidable: list[tuple[int, LockedItem]] = []
+    for item_id in item_ids:
+        why = None
+        gold = reads.found.get(item_id)
+        locked = reads.locked.get(item_id)
+        if gold is None:
+            why = "missing"
+        elif gold:
+            why = "gold"
+        elif locked is None:
+            why = "busy"
+        elif locked[0].state in SETTLED_STATES:
+            why = "settled"
+        elif locked[0].state != Item.State.QUEUED:
+            why = "not_queued"
+        elif locked[1]:
+            why = "held"
+        elif locked[0].voted:
+            why = "voted"
+        elif remaining is not None and remaining <= 0:
+            why = "quota"
+        if why is not None:
+            outcome.left_out.setdefault(why, []).append(item_id)
+            continue
+        assert locked is not None
+        decidable.append((item_id, locked[0]))
+        if remaining is not None:
+            remaining -= 1
+    if not decidable:
+        return outcome
+    results = _decide_many(
+        wb,
+        dataset=dataset,
+        reviewer=reviewer,
+        items=decidable,
+        verdict=verdict,
+        reason=reason,
+        note=note,
+        via=Decision.Via.BULK,
+        seconds=None,
+        policy=policy,
+        now=now,
+    )
+    for (item_id, _), result in zip(decidable, results, strict=True):
+        if result.item_state == Item.State.QUEUED:
+            outcome.recorded.append(item_id)
+        else:
+            outcome.settled.append(item_id)
+    decided = [item_id for item_id, _ in decidable]
+    wb.add(
+        day_count(
+            dataset_id=dataset.pk,
+            reviewer_id=reviewer.pk,
+            since=day_start(now),
+            change=len(decided),
         )
-        # A lease of this reviewer's own on a decided item has nothing left to guard.
-        wb.add(claims_end(dataset_id=dataset.pk, reviewer_id=reviewer.pk, item_ids=decided))
+    )
+    # A lease of this reviewer's own on a decided item has nothing left to guard.
+    wb.add(claims_end(dataset_id=dataset.pk, reviewer_id=reviewer.pk, item_ids=decided))
     return outcome
