@@ -359,3 +359,33 @@ def test_demo_chat_and_code_items_show_their_cases_once_scored():
     assert copy.near_duplicate_of_id == by_ext["code-parse-duration"].pk
     for ext in ["chat-refund", "chat-puncture", "code-median", "code-parse-duration", "code-sql"]:
         assert by_ext[ext].state == "queued", (ext, by_ext[ext].state_reason)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_seed_demo_as_make_run_runs_it_rejects_every_near_copy_before_reviewers_decide():
+    """`make run` runs `seed_demo` before it starts the worker, committing as it goes: the
+    scoring tasks the ingest enqueues wait in the broker, and the demo's reviewers decide the
+    queue in the same process. The near-copies must be rejected by their rule first, naming the
+    reference paragraph, whatever order the items were ingested in, and never decided by hand."""
+    # when
+    seed()
+    # then
+    near = list(
+        Item.objects.filter(metadata__demo_case="near_duplicate").select_related("score")
+    )
+    assert len(near) == 5
+    for item in near:
+        assert item.state == "auto_rejected", (item.external_id, item.state)
+        assert "with reference item" in item.state_reason, item.state_reason
+        original = Item.objects.get(pk=item.score.near_duplicate_of_id)
+        assert original.is_reference
+        # both directions are stored: the paragraph shows its copy too
+        assert original.score.near_duplicate_of_id is not None
+        assert not Decision.objects.filter(item=item).exists()
+    # and the item the issue named: the one-word edit of the third reference paragraph
+    copy = Item.objects.get(external_id="acme-bike-chain")
+    paragraph = Item.objects.get(external_id="ref-bike-chain")
+    assert copy.score.near_duplicate_of_id == paragraph.pk
+    assert paragraph.score.near_duplicate_of_id == copy.pk
+    # every demo item has been scored, the reference paragraphs included
+    assert not Item.objects.filter(score__isnull=True).exists()
