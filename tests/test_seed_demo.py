@@ -370,9 +370,7 @@ def test_seed_demo_as_make_run_runs_it_rejects_every_near_copy_before_reviewers_
     # when
     seed()
     # then
-    near = list(
-        Item.objects.filter(metadata__demo_case="near_duplicate").select_related("score")
-    )
+    near = list(Item.objects.filter(metadata__demo_case="near_duplicate").select_related("score"))
     assert len(near) == 5
     for item in near:
         assert item.state == "auto_rejected", (item.external_id, item.state)

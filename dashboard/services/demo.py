@@ -4,8 +4,8 @@
 in-process every demo item not yet scored, the reference paragraphs included (the worker would,
 moments later; the tasks it then runs find them scored and skip them), one batch per source in
 the order they were ingested, as the worker takes the ingest's tasks, so that the near-copies are
-rejected by their rule before anyone decides; then it has reviewer1 and reviewer2 decide the queue but for
-``LEFT_QUEUED`` items (left for the new user) through the review services, builds one
+rejected by their rule before anyone decides; then it has reviewer1 and reviewer2 decide the
+queue but for ``LEFT_QUEUED`` items (left for the new user) through the review services, builds one
 accumulate export through the export service, and rolls the dashboard up once, as
 ``manage.py rollup_dashboard`` does. Lives here, not in ``corpus``, because corpus never
 imports review.
