@@ -364,7 +364,10 @@ def _append_small(
 
 
 def audit_append_many(
-    *, events: Sequence[Mapping[str, Any]], head: AuditHead | None = None
+    *,
+    events: Sequence[Mapping[str, Any]],
+    head: AuditHead | None = None,
+    returning: bool = True,
 ) -> list[AuditEvent]:
     """Append several events under one acquisition of the head lock, in the given order.
 
@@ -379,6 +382,10 @@ def audit_append_many(
     Appends keep it current. The head update is guarded (``seq`` must still be the one the
     chain was extended from), so a head object that is stale, or was not locked in this
     transaction, raises ``AuditHeadMoved`` instead of forking the chain.
+
+    ``returning=False``: the caller does not use the events (a unit of work appending at
+    commit), so on PostgreSQL no model instance is built for them (a 500-item bulk decision
+    spent about 5 ms on that) and the result is empty.
     """
     prepared = [_prepare(**spec) for spec in events]
     if not prepared:
@@ -442,7 +449,9 @@ def audit_append_many(
             f"the audit chain head is no longer at #{head.seq}: append under the lock "
             "taken by audit_lock() in this transaction"
         )
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql" and not returning:
+        rows = []
+    elif connection.vendor == "postgresql":
         rows = [
             AuditEvent.from_db(connection.alias, _ATTNAMES, (*row[:7], event.payload, *row[8:]))
             for row, event in zip(values, prepared, strict=True)
@@ -457,7 +466,7 @@ def audit_append_many(
             AuditEventItem.objects.bulk_create(
                 [AuditEventItem(item_id=i, event_id=e) for i, e in refs], batch_size=1000
             )
-    for row, event in zip(rows, prepared, strict=True):
+    for row, event in zip(rows, prepared if rows else (), strict=True):
         if event.dataset is not None:
             dataset_field.set_cached_value(row, event.dataset)
     head.seq, head.hash = seq, prev_hash

@@ -88,7 +88,7 @@ class WriteBatch(StatementBatch):
         self.flush()
         if self._events:
             events, self._events = self._events, []
-            audit_append_many(events=events, head=self.head)
+            audit_append_many(events=events, head=self.head, returning=False)
 
 
 @contextmanager

@@ -215,9 +215,10 @@ def _decide_many(
             outcome=outcome.item_state, approvals=len(result.approvers), required=result.required
         )
     item_outcomes_set(wb, outcomes=settled)
+    actor = actor_for_user(reviewer)
     for item_id, _ in items:
         wb.audit(
-            actor=actor_for_user(reviewer),
+            actor=actor,
             action="review.decided",
             object_type="item",
             object_id=item_id,
