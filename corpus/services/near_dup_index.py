@@ -132,11 +132,7 @@ return out
 """
 )
 
-# ARGV: prefix, blob, key length, load, comma-separated "item id:key count" pairs.
-# Returns the number of items.
-_ADD_SCRIPT = (
-    _COMMON
-    + """
+_SPLIT = """
 -- Linear hashing: split the next bucket in turn, as soon as the table is above its load.
 local function split_next()
   local low = prefix .. format('%d', split)
@@ -160,7 +156,14 @@ local function split_next()
     low_mod, high_mod = 2 ^ level, 2 ^ (level + 1)
   end
 end
+"""
 
+# ARGV: prefix, blob, key length, load, comma-separated "item id:key count" pairs.
+# Returns the number of items.
+_ADD_SCRIPT = (
+    _COMMON
+    + _SPLIT
+    + """
 local offset, items = 0, 0
 for id, count in string.gmatch(ARGV[5], "(%d+):(%d+)") do
   for j = 1, tonumber(count) do
@@ -182,6 +185,51 @@ for id, count in string.gmatch(ARGV[5], "(%d+):(%d+)") do
 end
 redis.call('HSET', meta, 'level', level, 'split', split, 'n', n)
 return items
+"""
+)
+
+# The query and the addition of a scoring batch in one pass (scoring runs them back to back
+# under the dataset's lock): a fingerprint's bucket is found once, and HSETNX both adds the item
+# and says whether the field was there, so a new band key (nearly all of them) costs one command
+# instead of an HGET and then an HSETNX.
+# ARGV: prefix, blob, key length, load, comma-separated "item id:key count" pairs.
+# Returns a flat array: for each item with candidates, its position (0-based) and its ids.
+_QUERY_ADD_SCRIPT = (
+    _COMMON
+    + _SPLIT
+    + """
+local out, offset, position = {}, 0, 0
+for id, count in string.gmatch(ARGV[5], "(%d+):(%d+)") do
+  local seen, ids = {[id] = true}, {}
+  for j = 1, tonumber(count) do
+    local fp = fingerprint(offset + 1)
+    offset = offset + klen
+    local key, field = bucket_key(fp), field_of(fp)
+    if redis.call('HSETNX', key, field, id) == 1 then
+      n = n + 1
+      if n > load * (low_mod + split) then split_next() end
+    else
+      local value = redis.call('HGET', key, field)
+      local own = false
+      for other in string.gmatch(value, "%d+") do
+        if other == id then
+          own = true
+        elseif not seen[other] then
+          seen[other] = true
+          ids[#ids + 1] = other
+        end
+      end
+      if not own then redis.call('HSET', key, field, value .. ',' .. id) end
+    end
+  end
+  if #ids > 0 then
+    out[#out + 1] = position
+    out[#out + 1] = ids
+  end
+  position = position + 1
+end
+redis.call('HSET', meta, 'level', level, 'split', split, 'n', n)
+return out
 """
 )
 
@@ -221,6 +269,38 @@ def candidates_many(dataset_id: int, keys_per_item: Sequence[list[bytes]]) -> li
                 _KEY_LENGTH,
                 _LOAD,
                 ",".join(str(len(keys)) for keys in chunk),
+            ]
+        )
+        for position, members in zip(reply[::2], reply[1::2], strict=True):
+            found[start + position] = {int(m) for m in members}
+        start = stop
+    return found
+
+
+def candidates_and_add(
+    dataset_id: int, entries: Sequence[tuple[int, list[bytes]]]
+) -> list[set[int]]:
+    """Index (item id, band keys) pairs and return each one's candidates, in one round trip:
+    the ids of the other items that shared a band key (or, rarely, only a fingerprint) with it
+    when it was added. The pairs are added in order, so an item's candidates include the items
+    before it in ``entries`` that share a key. Idempotent: an item already indexed is not
+    added twice and is never its own candidate."""
+    found: list[set[int]] = [set() for _ in entries]
+    script = redis_client().register_script(_QUERY_ADD_SCRIPT)
+    start = 0
+    while start < len(entries):
+        stop, n_keys = start, 0
+        while stop < len(entries) and (stop == start or n_keys < _KEYS_PER_CALL):
+            n_keys += len(entries[stop][1])
+            stop += 1
+        chunk = entries[start:stop]
+        reply = script(
+            args=[
+                _prefix(dataset_id),
+                b"".join(_joined(keys) for _, keys in chunk),
+                _KEY_LENGTH,
+                _LOAD,
+                ",".join(f"{int(item_id)}:{len(keys)}" for item_id, keys in chunk),
             ]
         )
         for position, members in zip(reply[::2], reply[1::2], strict=True):

@@ -155,6 +155,7 @@ class Evidence:
     degenerate_reason: str = ""
     exact_duplicate_of: int | None = None
     earlier_in_batch: set[int] = field(default_factory=set)  # ids sharing a band key
+    indexed: bool = False  # added to the near-duplicate index by the query (_near_duplicates)
     # Verified matches found by this run: (other id, Jaccard, containment), most similar first.
     matches: list[tuple[int, float, float]] = field(default_factory=list)
     # (state, is_reference) of each matched item outside the batch, as the verification read it.
@@ -298,19 +299,26 @@ def _near_duplicates(dataset: Dataset, evidence: list[Evidence], rules: ScoringR
     """Every indexed or earlier-in-batch item each item matches, verified by exact Jaccard.
 
     Needs the dataset's scoring lock: the index must hold every batch scored before this one.
-    Candidates are compared only with items scored successfully (a candidate whose scoring
-    transaction rolled back is still ``pending``, without a score, and is left out).
+    The same Redis call adds the batch's items to the index (``candidates_and_add``: one
+    command per new band key instead of a query and then an addition); ``_store`` indexes only
+    what this did not. Candidates are compared only with items scored successfully (a candidate
+    whose scoring transaction rolled back is still ``pending``, without a score, and is left
+    out). The batch's own items among the index's answers are left to ``earlier_in_batch``,
+    which pairs them by position whatever the index held before.
     """
     ok = [ev for ev in evidence if not ev.error]
     if not ok:
         return
-    from_index = near_dup_index.candidates_many(dataset.pk, [ev.band_keys for ev in ok])
-    batch_position: dict[int, Evidence] = {}
+    from_index = near_dup_index.candidates_and_add(
+        dataset.pk, [(ev.item.id, ev.band_keys) for ev in ok]
+    )
+    batch_position: dict[int, Evidence] = {ev.item.id: ev for ev in ok}
     candidate_sets: list[set[int]] = []
     for ev, found in zip(ok, from_index, strict=True):
-        batch_position[ev.item.id] = ev
-        found.discard(ev.item.id)
-        candidate_sets.append(found | ev.earlier_in_batch)
+        ev.indexed = True
+        candidate_sets.append(
+            {cid for cid in found if cid not in batch_position} | ev.earlier_in_batch
+        )
     wanted = set().union(*candidate_sets) - set(batch_position)
     others = {
         row["id"]: row
@@ -834,7 +842,7 @@ def _store_rows(
     _scores_upsert(scores, existing=previous_attempts.keys())
     # Index every item scored successfully, whatever its state: a later item finds its match in
     # any of them. Sent now, read by ``_store`` after commit.
-    to_index = [(ev.item.id, ev.band_keys) for ev in evidence if ev.signature]
+    to_index = [(ev.item.id, ev.band_keys) for ev in evidence if ev.signature and not ev.indexed]
     if to_index:
         sent.append(near_dup_index.index_add_keys_send(dataset.pk, to_index))
     # Only rows still pending change state (a conditional UPDATE), so a rerun, or a second worker

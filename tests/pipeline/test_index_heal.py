@@ -66,7 +66,7 @@ def test_an_index_lost_during_a_batch_is_healed_and_the_batch_rescored(dataset, 
     score(ref)
     copy = ingest(dataset, [_near_copy(_varied(20, words=200))])
     # when Redis is flushed just before the copy's batch queries the index
-    real = near_dup_index.candidates_many
+    real = near_dup_index.candidates_and_add
     calls = []
 
     def flush_then_query(*args, **kwargs):
@@ -75,7 +75,7 @@ def test_an_index_lost_during_a_batch_is_healed_and_the_batch_rescored(dataset, 
             redis_client().flushdb()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(near_dup_index, "candidates_many", flush_then_query)
+    monkeypatch.setattr(near_dup_index, "candidates_and_add", flush_then_query)
     outcome = score(copy)
     # then the batch first queued the copy (it saw an empty index), noticed the lost marker,
     # rebuilt the index and rescored: the copy ends auto-rejected, audited with the rule

@@ -61,6 +61,42 @@ def test_batch_insert_and_query_agree_with_the_exact_buckets(monkeypatch):
     assert near_dup_index.candidates_many(8, queries) == [set()] * len(queries)
 
 
+def test_query_and_add_in_one_call_agrees_with_a_query_then_an_addition(monkeypatch):
+    """``candidates_and_add`` (what scoring calls) must answer what ``candidates_many`` would
+    have answered just before each item was added, and leave the same table."""
+    monkeypatch.setattr(near_dup_index, "_KEYS_PER_CALL", 50)
+    monkeypatch.setattr(near_dup_index, "_LOAD", 4)
+    rng = np.random.default_rng(5)
+    base = [(100 + n, _keys(n)) for n in range(200)]
+    # later items share a few bands with earlier ones, some of them in the same call
+    entries = list(base)
+    for n in range(120):
+        a, b = (entries[i][1] for i in rng.integers(0, len(entries), size=2))
+        entries.append((400 + n, [*a[:2], b[2], *_keys(7000 + n)[3:]]))
+    # when dataset 7 is built by the combined call, in three calls, and dataset 8 by a query
+    # before each addition, one item at a time
+    found = []
+    for lo, hi in ((0, 150), (150, 151), (151, len(entries))):
+        found += near_dup_index.candidates_and_add(7, entries[lo:hi])
+    expected = []
+    for item_id, keys in entries:
+        expected += near_dup_index.candidates_many(8, [keys])
+        near_dup_index.index_add_keys(8, [(item_id, keys)])
+    # then every item got the same candidates, and both tables hold the same buckets
+    assert found == expected
+    assert sum(map(bool, found)) >= 100
+    assert near_dup_index.index_stats(7) == near_dup_index.index_stats(8)
+    buckets = _exact(entries)
+    queries = [keys for _, keys in entries]
+    assert near_dup_index.candidates_many(7, queries) == [_union(buckets, k) for k in queries]
+    # and adding the same items again adds nothing and never returns an item as its own
+    # candidate
+    stats = near_dup_index.index_stats(7)
+    again = near_dup_index.candidates_and_add(7, entries[:5])
+    assert near_dup_index.index_stats(7) == stats
+    assert again == [_union(buckets, keys) - {item_id} for item_id, keys in entries[:5]]
+
+
 def test_buckets_stay_near_the_load_as_the_table_grows(monkeypatch):
     monkeypatch.setattr(near_dup_index, "_LOAD", 16)
     near_dup_index.index_add_keys(4, [(n, _keys(10_000 + n)) for n in range(1, 1001)])

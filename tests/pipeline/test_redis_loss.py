@@ -64,7 +64,7 @@ def test_every_near_copy_ends_auto_rejected_when_redis_is_flushed_mid_scoring(da
     batches = [order[i : i + BATCH] for i in range(0, len(order), BATCH)]
 
     # Redis is flushed while the 8th batch queries the index ...
-    real_candidates = near_dup_index.candidates_many
+    real_candidates = near_dup_index.candidates_and_add
     queries = []
 
     def candidates(*args, **kwargs):
@@ -73,7 +73,7 @@ def test_every_near_copy_ends_auto_rejected_when_redis_is_flushed_mid_scoring(da
             redis_client().flushdb()
         return real_candidates(*args, **kwargs)
 
-    monkeypatch.setattr(near_dup_index, "candidates_many", candidates)
+    monkeypatch.setattr(near_dup_index, "candidates_and_add", candidates)
     for n, batch in enumerate(batches):
         if n == 15:  # ... and again between two batches
             redis_client().flushdb()

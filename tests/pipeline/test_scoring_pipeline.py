@@ -241,7 +241,7 @@ def test_transient_redis_error_propagates_for_the_task_to_retry(dataset, monkeyp
     def down(*args, **kwargs):
         raise RedisConnectionError("redis is down")
 
-    monkeypatch.setattr(near_dup_index, "candidates_many", down)
+    monkeypatch.setattr(near_dup_index, "candidates_and_add", down)
     with pytest.raises(RedisConnectionError):
         score(ids)
     assert Item.objects.get(pk=ids[0]).state == Item.State.PENDING

@@ -29,7 +29,7 @@ def _score_concurrently(batches: list[list[int]], monkeypatch) -> list[dict[str,
     Every index query is followed by a pause, so that without the lock each scorer would query
     the index before any other had indexed its batch.
     """
-    real = near_dup_index.candidates_many
+    real = near_dup_index.candidates_and_add
     queried = []
 
     def slow_candidates(*args, **kwargs):
@@ -38,7 +38,7 @@ def _score_concurrently(batches: list[list[int]], monkeypatch) -> list[dict[str,
         time.sleep(0.5)
         return found
 
-    monkeypatch.setattr(near_dup_index, "candidates_many", slow_candidates)
+    monkeypatch.setattr(near_dup_index, "candidates_and_add", slow_candidates)
     start = threading.Barrier(len(batches))
     outcomes: list = [None] * len(batches)
     errors: list[BaseException] = []
