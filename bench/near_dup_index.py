@@ -19,9 +19,9 @@ embedded default runs it) with ``--n`` items, the way scoring does (the product'
 
 Signatures are random, as for unrelated texts: every band key is its own, the worst case for
 memory. The layouts: ``packed`` is the product's (``corpus.services.near_dup_index``: linear
-hashing over small Redis hashes of 4-byte fingerprint fields); ``sets``, the reference timed in the same run, is
-the first layout (a Redis set per band key, SADD and SUNION in the same batch scripts), kept
-here to measure against. Prints a summary and ``RESULT {json}``, writes
+hashing over small Redis hashes of 4-byte fingerprint fields); ``sets``, the reference timed in
+the same run, is the first layout (a Redis set per band key, SADD and SUNION in the same batch
+scripts), kept here to measure against. Prints a summary and ``RESULT {json}``, writes
 bench/results/near_dup_index.json. Not a test.
 """
 
