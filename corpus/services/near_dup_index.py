@@ -99,6 +99,26 @@ local function bucket_key(fp)
   if b < split then b = fp % high_mod end
   return prefix .. format('%d', b)
 end
+
+-- A query's reply: for each item with candidates, its position (0-based) and its ids.
+local out, position = {}, 0
+local function emit(ids)
+  if #ids > 0 then
+    out[#out + 1] = position
+    out[#out + 1] = ids
+  end
+  position = position + 1
+end
+
+-- Append to ids the comma-separated ids of value not yet seen.
+local function gather(value, seen, ids)
+  for id in string.gmatch(value, "%d+") do
+    if not seen[id] then
+      seen[id] = true
+      ids[#ids + 1] = id
+    end
+  end
+end
 """
 
 # ARGV: prefix, blob, key length, load, comma-separated key count per item.
@@ -106,33 +126,22 @@ end
 _QUERY_SCRIPT = (
     _COMMON
     + """
-local out, offset, position = {}, 0, 0
+local offset = 0
 for count in string.gmatch(ARGV[5], "%d+") do
   local seen, ids = {}, {}
   for j = 1, tonumber(count) do
     local fp = fingerprint(offset + 1)
     offset = offset + klen
     local value = redis.call('HGET', bucket_key(fp), field_of(fp))
-    if value then
-      for id in string.gmatch(value, "%d+") do
-        if not seen[id] then
-          seen[id] = true
-          ids[#ids + 1] = id
-        end
-      end
-    end
+    if value then gather(value, seen, ids) end
   end
-  if #ids > 0 then
-    out[#out + 1] = position
-    out[#out + 1] = ids
-  end
-  position = position + 1
+  emit(ids)
 end
 return out
 """
 )
 
-_SPLIT = """
+_ADD = """
 -- Linear hashing: split the next bucket in turn, as soon as the table is above its load.
 local function split_next()
   local low = prefix .. format('%d', split)
@@ -156,30 +165,38 @@ local function split_next()
     low_mod, high_mod = 2 ^ level, 2 ^ (level + 1)
   end
 end
+
+-- Add the item id under the band key at position p of the blob. Returns the ids the field held
+-- before (comma-separated), or nil for a new field: HSETNX both adds and says whether the field
+-- was there, so a new band key (nearly all of them) costs one command.
+local function add(p, id)
+  local fp = fingerprint(p)
+  local key, field = bucket_key(fp), field_of(fp)
+  if redis.call('HSETNX', key, field, id) == 1 then
+    n = n + 1
+    if n > load * (low_mod + split) then split_next() end
+    return nil
+  end
+  -- another item with this fingerprint (a shared band, or rarely a collision)
+  local ids = redis.call('HGET', key, field)
+  if not string.find(',' .. ids .. ',', ',' .. id .. ',', 1, true) then
+    redis.call('HSET', key, field, ids .. ',' .. id)
+  end
+  return ids
+end
 """
 
 # ARGV: prefix, blob, key length, load, comma-separated "item id:key count" pairs.
 # Returns the number of items.
 _ADD_SCRIPT = (
     _COMMON
-    + _SPLIT
+    + _ADD
     + """
 local offset, items = 0, 0
 for id, count in string.gmatch(ARGV[5], "(%d+):(%d+)") do
   for j = 1, tonumber(count) do
-    local fp = fingerprint(offset + 1)
+    add(offset + 1, id)
     offset = offset + klen
-    local key, field = bucket_key(fp), field_of(fp)
-    if redis.call('HSETNX', key, field, id) == 1 then
-      n = n + 1
-      if n > load * (low_mod + split) then split_next() end
-    else
-      -- another item with this fingerprint (a shared band, or rarely a collision)
-      local ids = redis.call('HGET', key, field)
-      if not string.find(',' .. ids .. ',', ',' .. id .. ',', 1, true) then
-        redis.call('HSET', key, field, ids .. ',' .. id)
-      end
-    end
   end
   items = items + 1
 end
@@ -189,44 +206,23 @@ return items
 )
 
 # The query and the addition of a scoring batch in one pass (scoring runs them back to back
-# under the dataset's lock): a fingerprint's bucket is found once, and HSETNX both adds the item
-# and says whether the field was there, so a new band key (nearly all of them) costs one command
-# instead of an HGET and then an HSETNX.
+# under the dataset's lock): each band key's bucket is found once, and a new band key costs one
+# command instead of an HGET and then an HSETNX.
 # ARGV: prefix, blob, key length, load, comma-separated "item id:key count" pairs.
 # Returns a flat array: for each item with candidates, its position (0-based) and its ids.
 _QUERY_ADD_SCRIPT = (
     _COMMON
-    + _SPLIT
+    + _ADD
     + """
-local out, offset, position = {}, 0, 0
+local offset = 0
 for id, count in string.gmatch(ARGV[5], "(%d+):(%d+)") do
   local seen, ids = {[id] = true}, {}
   for j = 1, tonumber(count) do
-    local fp = fingerprint(offset + 1)
+    local before = add(offset + 1, id)
     offset = offset + klen
-    local key, field = bucket_key(fp), field_of(fp)
-    if redis.call('HSETNX', key, field, id) == 1 then
-      n = n + 1
-      if n > load * (low_mod + split) then split_next() end
-    else
-      local value = redis.call('HGET', key, field)
-      local own = false
-      for other in string.gmatch(value, "%d+") do
-        if other == id then
-          own = true
-        elseif not seen[other] then
-          seen[other] = true
-          ids[#ids + 1] = other
-        end
-      end
-      if not own then redis.call('HSET', key, field, value .. ',' .. id) end
-    end
+    if before then gather(before, seen, ids) end
   end
-  if #ids > 0 then
-    out[#out + 1] = position
-    out[#out + 1] = ids
-  end
-  position = position + 1
+  emit(ids)
 end
 redis.call('HSET', meta, 'level', level, 'split', split, 'n', n)
 return out
