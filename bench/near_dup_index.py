@@ -15,7 +15,11 @@ embedded default runs it) with ``--n`` items, the way scoring does (the product'
   queried items near-copies of indexed ones (one band in common), half new; and that every
   near-copy found its original;
 - the Redis server's CPU (``INFO cpu``) per item filled and per item queried: what the layout
-  costs Redis, which on a busy machine wall time does not show.
+  costs Redis, which on a busy machine wall time does not show;
+- for the packed layout, scoring's own use of the full index (query a batch of new items, then
+  add them): the Redis CPU per item of the two calls scoring made before (``candidates_many``
+  then ``index_add_keys``) and of the one script it makes now (``candidates_and_add``), on
+  alternating batches.
 
 Signatures are random, as for unrelated texts: every band key is its own, the worst case for
 memory. The layouts: ``packed`` is the product's (``corpus.services.near_dup_index``: linear
@@ -200,8 +204,10 @@ def measure(layout: Any, client: Any, n: int, small: int, seed: int) -> dict[str
             queries_cpu[str(done)] = round(cpu_used / (20 * BATCH) * 1e6, 2)
     used = client.info("memory")["used_memory"] - before
     keys = client.dbsize()
+    scoring = _scoring_path(client, signatures, n, seed) if isinstance(layout, PackedLayout) else {}
     _flush(client)
     return {
+        **scoring,
         "items": n,
         "mb_per_million": round(used / 2**20 / n * 1e6, 1),
         "bytes_per_item": round(used / n, 1),
@@ -213,6 +219,45 @@ def measure(layout: Any, client: Any, n: int, small: int, seed: int) -> dict[str
         "query_redis_cpu_us_per_item": queries_cpu,
         "query_cpu_growth": round(queries_cpu[str(n)] / queries_cpu[str(small)], 2),
         "near_copies_missed": missed,
+    }
+
+
+def _scoring_path(client: Any, signatures: dict[int, list[bytes]], n: int, seed: int) -> dict:
+    """What scoring asks of the full index for each batch: query the batch's new items, then add
+    them. Timed both ways on alternating batches of 500 fresh items (half near-copies of indexed
+    items, half new): the two calls scoring made before (``candidates_many``, then
+    ``index_add_keys``) and the one script it makes now (``candidates_and_add``). Redis CPU per
+    item, and that every near-copy found its original either way."""
+    from corpus.scoring import minhash
+    from corpus.services import near_dup_index
+
+    probe = np.random.default_rng(seed + 1)
+    cpu = {"two_calls": 0.0, "one_script": 0.0}
+    missed = 0
+    next_id = n + 1
+    rounds = 20
+    for _ in range(rounds):
+        for way in cpu:
+            ids = probe.integers(1, min(n, 100_000) + 1, size=BATCH // 2)
+            copies = _near_copies(signatures.__getitem__, ids, probe)
+            new = _keys_for(
+                probe.integers(0, 2**32, size=(BATCH // 2, minhash.NUM_PERM), dtype=np.uint32)
+            )
+            entries = [(next_id + i, keys) for i, keys in enumerate(copies + new)]
+            next_id += len(entries)
+            start = redis_cpu(client)
+            if way == "two_calls":
+                found = near_dup_index.candidates_many(PackedLayout.dataset, copies + new)
+                near_dup_index.index_add_keys(PackedLayout.dataset, entries)
+            else:
+                found = near_dup_index.candidates_and_add(PackedLayout.dataset, entries)
+            cpu[way] += redis_cpu(client) - start
+            missed += sum(int(i) not in f for i, f in zip(ids, found, strict=False))
+    per_item = {way: round(used / (rounds * BATCH) * 1e6, 1) for way, used in cpu.items()}
+    return {
+        "scoring_redis_cpu_us_per_item": per_item,
+        "scoring_one_script_ratio": round(per_item["one_script"] / per_item["two_calls"], 2),
+        "scoring_near_copies_missed": missed,
     }
 
 
