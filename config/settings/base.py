@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("SYNTHGATE_VAR_DIR", BASE_DIR / "var"))
@@ -219,6 +220,22 @@ CELERY_BEAT_SCHEDULE = {
         "task": "corpus.tasks.tables_analyze_stale_task",
         "schedule": envint("SYNTHGATE_ANALYZE_SECONDS", 60),
     },
+}
+# The periodic tasks run on a queue of their own. On the default queue they waited behind
+# whatever scoring backlog there was, which is exactly when the planner statistics most need
+# refreshing: during 30 s of ingest at 10k items/s, the statistics task (every 5 s) never ran
+# once (bench/RESULTS.md, "Ingest as the corpus grows"). A worker started without --queues (as
+# `make run` starts it) consumes both queues, and it takes its next task from each in turn, so
+# upkeep waits for at most the batch in hand. With --queues, some worker must name
+# "maintenance" (deploy/systemd: synthgate-worker@maintenance).
+SYNTHGATE_MAINTENANCE_QUEUE = "maintenance"
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (
+    Queue("celery", routing_key="celery"),
+    Queue(SYNTHGATE_MAINTENANCE_QUEUE, routing_key=SYNTHGATE_MAINTENANCE_QUEUE),
+)
+CELERY_TASK_ROUTES = {
+    entry["task"]: {"queue": SYNTHGATE_MAINTENANCE_QUEUE} for entry in CELERY_BEAT_SCHEDULE.values()
 }
 SYNTHGATE_ANALYZE_MIN_CHANGES = envint("SYNTHGATE_ANALYZE_MIN_CHANGES", 1000)
 SYNTHGATE_ANALYZE_SHARE = envfloat("SYNTHGATE_ANALYZE_SHARE", 0.1)
