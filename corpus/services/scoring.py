@@ -660,12 +660,13 @@ def _store(
     ``confirmed``: the generation the index was checked whole at before this batch (recorded
     with it), or None while healing, which confirms nothing until it is done.
 
-    The index additions go to Redis before the state UPDATE and their reply is read after the
-    commit: Redis inserts the batch's band keys while PostgreSQL updates and commits, instead
-    of one after the other. Both finish before the caller releases the scoring lock, so the
-    next batch's query sees this one. Should the transaction roll back, the index holds ids of
-    items still ``pending``: harmless, as candidates without a successful score are skipped,
-    and the retry adds the same ids again (SADD).
+    The batch's items are in the index already (``_near_duplicates`` added them with its
+    query); what that did not add (items it did not query) goes to Redis before the state
+    UPDATE, its reply read after the commit, so Redis inserts while PostgreSQL updates and
+    commits. All of it is done before the caller releases the scoring lock, so the next batch's
+    query sees this one. Should the transaction roll back, the index holds ids of items still
+    ``pending``: harmless, as candidates without a successful score are skipped, and the retry
+    adds the same ids again (an id already under a band key is not added twice).
     """
     sent: list[near_dup_index.IndexAdd] = []
     try:
