@@ -842,7 +842,8 @@ def _store_rows(
                 renamed[item.id] = rule or ""
     _scores_upsert(scores, existing=previous_attempts.keys())
     # Index every item scored successfully, whatever its state: a later item finds its match in
-    # any of them. Sent now, read by ``_store`` after commit.
+    # any of them. The query indexed those it saw; the rest are sent now, read by ``_store``
+    # after commit.
     to_index = [(ev.item.id, ev.band_keys) for ev in evidence if ev.signature and not ev.indexed]
     if to_index:
         sent.append(near_dup_index.index_add_keys_send(dataset.pk, to_index))
