@@ -1,6 +1,7 @@
 """/healthz: database, Redis and worker liveness as JSON; 503 when one is down. The audit
 verifier's verdict rides along: a broken chain is "degraded" with 200 (see ``_check_audit``), and
-so is a near-duplicate index that is missing or behind the database."""
+so is a near-duplicate index that is missing or behind the database, and periodic tasks piling
+up on a queue no worker consumes."""
 
 import time
 
@@ -10,6 +11,8 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
+
+from corpus.redis_client import redis_client
 
 
 def _check_database() -> dict[str, object]:
@@ -63,6 +66,24 @@ def _check_audit() -> dict[str, object]:
     return result
 
 
+def _check_maintenance() -> dict[str, object]:
+    """Whether some worker takes the periodic tasks: beat sends them to their own queue
+    (config/settings/base.py), which stays near empty while one does. When none consumes it,
+    lease expiry, audit anchoring and the planner statistics silently stop, and their messages
+    pile up: "degraded" (200) with the count, past ``SYNTHGATE_MAINTENANCE_BACKLOG``. The broker
+    is the Redis database of ``REDIS_URL``, where kombu keeps a queue as a list of its name."""
+    queue = settings.SYNTHGATE_MAINTENANCE_QUEUE
+    waiting = int(redis_client().llen(queue))
+    if waiting > settings.SYNTHGATE_MAINTENANCE_BACKLOG:
+        return {
+            "ok": False,
+            "waiting": waiting,
+            "error": f"{waiting} periodic tasks wait on the {queue!r} queue and no worker takes "
+            f"them: start one without --queues, or with --queues {queue}",
+        }
+    return {"ok": True, "waiting": waiting}
+
+
 @never_cache
 @require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -95,6 +116,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
     from dashboard.services.alerts import health_check_alerts
 
     checks["alerts"] = health_check_alerts()
-    whole = checks["audit"]["ok"] and checks["index"]["ok"] and checks["alerts"]["ok"]
+    try:
+        checks["maintenance"] = _check_maintenance()
+    except Exception as exc:  # noqa: BLE001 - reported, like the liveness checks
+        checks["maintenance"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    whole = all(checks[name]["ok"] for name in ("audit", "index", "alerts", "maintenance"))
     status = "down" if not ok else ("ok" if whole else "degraded")
     return JsonResponse({"status": status, "checks": checks}, status=200 if ok else 503)

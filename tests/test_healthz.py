@@ -95,3 +95,29 @@ def test_healthz_needs_no_credentials_and_refuses_writes(client, db):
     assert client.get("/healthz").status_code == 200
     assert client.post("/healthz").status_code == 405
     assert client.delete("/healthz").status_code == 405
+
+
+def test_periodic_tasks_piling_up_on_an_unconsumed_queue_is_degraded(client, db, settings):
+    # Given a worker alive, and beat's tasks sent (as beat sends them, routes applied) where no
+    # worker takes them: more of them than the backlog allows
+    from config.celery import app
+
+    worker_heartbeat()
+    settings.SYNTHGATE_MAINTENANCE_BACKLOG = 3
+    for _ in range(3):
+        app.send_task("review.tasks.claims_expire_task")
+    assert client.get("/healthz").json()["checks"]["maintenance"] == {"ok": True, "waiting": 3}
+    app.send_task("corpus.tasks.audit_anchor_task")
+
+    response = client.get("/healthz")
+
+    # Then the service still serves (200) but says why it is degraded
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "degraded"
+    check = body["checks"]["maintenance"]
+    assert check["ok"] is False and check["waiting"] == 4
+    assert "--queues maintenance" in check["error"]
+    # and the scoring queue does not count
+    app.send_task("corpus.tasks.items_score_task", args=[[]])
+    assert client.get("/healthz").json()["checks"]["maintenance"]["waiting"] == 4

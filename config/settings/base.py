@@ -229,6 +229,9 @@ CELERY_BEAT_SCHEDULE = {
 # upkeep waits for at most the batch in hand. With --queues, some worker must name
 # "maintenance" (deploy/systemd: synthgate-worker@maintenance).
 SYNTHGATE_MAINTENANCE_QUEUE = "maintenance"
+# /healthz says "degraded" when more periodic tasks than this wait on that queue (beat sends
+# about 20 a minute): nothing consumes it.
+SYNTHGATE_MAINTENANCE_BACKLOG = envint("SYNTHGATE_MAINTENANCE_BACKLOG", 100)
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = (
     Queue("celery", routing_key="celery"),
