@@ -2,9 +2,8 @@
 
 `seed_demo` runs this after the corpus part of the demo (``corpus.demo.demo_seed``): it scores
 in-process every demo item not yet scored, the reference paragraphs included (the worker would,
-moments later; the tasks it then runs find them scored and skip them), one batch per source in
-the order they were ingested, as the worker takes the ingest's tasks, so that the near-copies are
-rejected by their rule before anyone decides; then it has reviewer1 and reviewer2 decide the
+moments later; the tasks it then runs find them scored and skip them), so that the near-copies
+are rejected by their rule before anyone decides; then it has reviewer1 and reviewer2 decide the
 queue but for ``LEFT_QUEUED`` items (left for the new user) through the review services, builds one
 accumulate export through the export service, and rolls the dashboard up once, as
 ``manage.py rollup_dashboard`` does. Lives here, not in ``corpus``, because corpus never
@@ -21,7 +20,7 @@ from django.contrib.auth import get_user_model
 
 from corpus.models import Dataset, Export, Item
 from corpus.services.exports.build import export_build, export_request
-from corpus.services.scoring import items_score
+from corpus.services.scoring import items_rescore_select, items_score
 from dashboard.services.alerts import alerts_evaluate
 from dashboard.services.rollup import dashboard_rollup
 from review.models import Decision, Verdict
@@ -124,30 +123,17 @@ def _decide_all(dataset: Dataset, report: HistoryReport) -> None:
                 report.rejected += 1
 
 
-def _score_unscored(dataset: Dataset) -> int:
-    """Score the items without a score, reference paragraphs included: `make run` seeds before
-    it starts the worker, so none of the ingest's scoring tasks has run yet, and a near-copy
-    scored before its reference paragraph is indexed only gets the match (and its rule) when the
-    paragraph is scored. One batch per source, in ingest order, as the tasks were enqueued.
-    Returns how many items were scored."""
-    unscored = (
-        Item.objects.filter(dataset=dataset, score__isnull=True)
-        .order_by("pk")
-        .values_list("source_id", "pk")
-    )
-    batches: dict[int, list[int]] = {}
-    for source_id, pk in unscored:
-        batches.setdefault(source_id, []).append(pk)
-    for ids in batches.values():
-        items_score(item_ids=ids)
-    return sum(len(ids) for ids in batches.values())
-
-
 def demo_history_seed(*, dataset: Dataset) -> HistoryReport:
     """Score, decide and export what the demo lacks, then roll its dashboard up (see the
     module docstring). Not atomic: each service commits its own unit of work, as in use."""
     report = HistoryReport()
-    report.scored = _score_unscored(dataset)
+    # Every item without current evidence, the reference paragraphs included: `make run` seeds
+    # before it starts the worker, so none of the ingest's scoring tasks has run, and a
+    # near-copy is rejected by its rule only once its paragraph is indexed.
+    unscored = items_rescore_select(dataset=dataset)
+    if unscored:
+        items_score(item_ids=unscored)
+        report.scored = len(unscored)
     if not Decision.objects.filter(dataset=dataset).exists():
         _policy(dataset)
         _decide_all(dataset, report)
