@@ -146,6 +146,18 @@ def _near_copies(keys_of: Callable[[int], list[bytes]], ids: np.ndarray, rng: An
     return out
 
 
+def _probe_batch(probe: Any, signatures: dict[int, list[bytes]], indexed: int) -> tuple:
+    """A batch of BATCH items to query: near-copies (one band in common) of BATCH / 2 of the
+    first ``indexed`` items (at most the first 100,000, whose keys are kept), then as many new
+    ones. Returns the copied ids and the batch's band keys."""
+    from corpus.scoring import minhash
+
+    ids = probe.integers(1, min(indexed, 100_000) + 1, size=BATCH // 2)
+    copies = _near_copies(signatures.__getitem__, ids, probe)
+    new = _keys_for(probe.integers(0, 2**32, size=(BATCH // 2, minhash.NUM_PERM), dtype=np.uint32))
+    return ids, copies + new
+
+
 def _flush(client: Any) -> None:
     """FLUSHDB with no socket timeout: dropping 32M keys takes Redis longer than the product's
     client waits."""
@@ -190,13 +202,9 @@ def measure(layout: Any, client: Any, n: int, small: int, seed: int) -> dict[str
             probe = np.random.default_rng(seed + done)
             elapsed = cpu_used = 0.0
             for _ in range(20):
-                ids = probe.integers(1, min(done, 100_000) + 1, size=BATCH // 2)
-                copies = _near_copies(signatures.__getitem__, ids, probe)
-                new = _keys_for(
-                    probe.integers(0, 2**32, size=(BATCH // 2, minhash.NUM_PERM), dtype=np.uint32)
-                )
+                ids, queried = _probe_batch(probe, signatures, done)
                 start, cpu = time.perf_counter(), redis_cpu(client)
-                found = layout.query(copies + new)
+                found = layout.query(queried)
                 elapsed += time.perf_counter() - start
                 cpu_used += redis_cpu(client) - cpu
                 missed += sum(int(i) not in f for i, f in zip(ids, found, strict=False))
@@ -228,7 +236,6 @@ def _scoring_path(client: Any, signatures: dict[int, list[bytes]], n: int, seed:
     items, half new): the two calls scoring made before (``candidates_many``, then
     ``index_add_keys``) and the one script it makes now (``candidates_and_add``). Redis CPU per
     item, and that every near-copy found its original either way."""
-    from corpus.scoring import minhash
     from corpus.services import near_dup_index
 
     probe = np.random.default_rng(seed + 1)
@@ -238,16 +245,12 @@ def _scoring_path(client: Any, signatures: dict[int, list[bytes]], n: int, seed:
     rounds = 20
     for _ in range(rounds):
         for way in cpu:
-            ids = probe.integers(1, min(n, 100_000) + 1, size=BATCH // 2)
-            copies = _near_copies(signatures.__getitem__, ids, probe)
-            new = _keys_for(
-                probe.integers(0, 2**32, size=(BATCH // 2, minhash.NUM_PERM), dtype=np.uint32)
-            )
-            entries = [(next_id + i, keys) for i, keys in enumerate(copies + new)]
+            ids, queried = _probe_batch(probe, signatures, n)
+            entries = [(next_id + i, keys) for i, keys in enumerate(queried)]
             next_id += len(entries)
             start = redis_cpu(client)
             if way == "two_calls":
-                found = near_dup_index.candidates_many(PackedLayout.dataset, copies + new)
+                found = near_dup_index.candidates_many(PackedLayout.dataset, queried)
                 near_dup_index.index_add_keys(PackedLayout.dataset, entries)
             else:
                 found = near_dup_index.candidates_and_add(PackedLayout.dataset, entries)

@@ -245,11 +245,15 @@ def _joined(keys: list[bytes]) -> bytes:
     return b"".join(keys)
 
 
-def candidates_many(dataset_id: int, keys_per_item: Sequence[list[bytes]]) -> list[set[int]]:
-    """Candidates for many items in one round trip: the ids of every indexed item sharing a band
-    key (or, rarely, only a fingerprint) with each item."""
+def _candidates_calls(
+    dataset_id: int, source: str, keys_per_item: Sequence[list[bytes]], tokens: Sequence[str]
+) -> list[set[int]]:
+    """Run a candidates script (``_QUERY_SCRIPT`` or ``_QUERY_ADD_SCRIPT``) over the items, in
+    calls of about ``_KEYS_PER_CALL`` band keys; ``tokens`` is each item's entry of the script's
+    comma-separated list. Every key is checked before the first call, so a bad one sends
+    nothing."""
     joined = [_joined(keys) for keys in keys_per_item]
-    script = redis_client().register_script(_QUERY_SCRIPT)
+    script = redis_client().register_script(source)
     found: list[set[int]] = [set() for _ in keys_per_item]
     start = 0
     while start < len(keys_per_item):
@@ -257,20 +261,26 @@ def candidates_many(dataset_id: int, keys_per_item: Sequence[list[bytes]]) -> li
         while stop < len(keys_per_item) and (stop == start or n_keys < _KEYS_PER_CALL):
             n_keys += len(keys_per_item[stop])
             stop += 1
-        chunk = keys_per_item[start:stop]
         reply = script(
             args=[
                 _prefix(dataset_id),
                 b"".join(joined[start:stop]),
                 _KEY_LENGTH,
                 _LOAD,
-                ",".join(str(len(keys)) for keys in chunk),
+                ",".join(tokens[start:stop]),
             ]
         )
         for position, members in zip(reply[::2], reply[1::2], strict=True):
             found[start + position] = {int(m) for m in members}
         start = stop
     return found
+
+
+def candidates_many(dataset_id: int, keys_per_item: Sequence[list[bytes]]) -> list[set[int]]:
+    """Candidates for many items in one round trip: the ids of every indexed item sharing a band
+    key (or, rarely, only a fingerprint) with each item."""
+    tokens = [str(len(keys)) for keys in keys_per_item]
+    return _candidates_calls(dataset_id, _QUERY_SCRIPT, keys_per_item, tokens)
 
 
 def candidates_and_add(
@@ -281,28 +291,9 @@ def candidates_and_add(
     when it was added. The pairs are added in order, so an item's candidates include the items
     before it in ``entries`` that share a key. Idempotent: an item already indexed is not
     added twice and is never its own candidate."""
-    found: list[set[int]] = [set() for _ in entries]
-    script = redis_client().register_script(_QUERY_ADD_SCRIPT)
-    start = 0
-    while start < len(entries):
-        stop, n_keys = start, 0
-        while stop < len(entries) and (stop == start or n_keys < _KEYS_PER_CALL):
-            n_keys += len(entries[stop][1])
-            stop += 1
-        chunk = entries[start:stop]
-        reply = script(
-            args=[
-                _prefix(dataset_id),
-                b"".join(_joined(keys) for _, keys in chunk),
-                _KEY_LENGTH,
-                _LOAD,
-                ",".join(f"{int(item_id)}:{len(keys)}" for item_id, keys in chunk),
-            ]
-        )
-        for position, members in zip(reply[::2], reply[1::2], strict=True):
-            found[start + position] = {int(m) for m in members}
-        start = stop
-    return found
+    keys_per_item = [keys for _, keys in entries]
+    tokens = [f"{int(item_id)}:{len(keys)}" for item_id, keys in entries]
+    return _candidates_calls(dataset_id, _QUERY_ADD_SCRIPT, keys_per_item, tokens)
 
 
 class IndexAdd:
