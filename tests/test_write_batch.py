@@ -1,8 +1,11 @@
 """The unit of work of the review path (``corpus.services.write_batch``) and the statement batch
 under it (``corpus.db.batch``)."""
 
+import threading
+import time
+
 import pytest
-from django.db import connection
+from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from corpus.db.batch import StatementBatch, one_string_batches
@@ -107,3 +110,62 @@ def test_a_statement_batch_outside_a_unit_of_work_runs_at_once_where_it_cannot_w
         assert Item.objects.get(pk=item.pk).state == "queued"
         batch.flush()
     assert Item.objects.get(pk=item.pk).state == "rejected"
+
+
+def _lock_item_sql(item_id):
+    table = connection.ops.quote_name(Item._meta.db_table)
+    return f"SELECT id FROM {table} WHERE id = %s FOR UPDATE", [item_id]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_audit_chain_lock_comes_first_even_before_the_chain_has_a_head_row(dataset):
+    """The chain's first events ever (or the first after the tables were emptied): the head row
+    does not exist yet. A second unit of work must still wait for the first at its very first
+    statement, not lock rows and only then wait for the head (two of those deadlocked: a
+    decision holding the new head waited for an item row that a racing claim had locked
+    before it waited for the head)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks need PostgreSQL; SQLite serializes write transactions whole")
+    item = ItemFactory(dataset=dataset)
+    AuditHead.objects.all().delete()
+    first_holds, second_sent, release = (threading.Event() for _ in range(3))
+    errors = []
+
+    def first():
+        try:
+            with write_batch() as wb:
+                wb.flush()  # the head row, created by this transaction, not committed yet
+                first_holds.set()
+                release.wait(20)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def second():
+        try:
+            first_holds.wait(20)
+            with write_batch() as wb:
+                second_sent.set()
+                wb.send(_lock_item_sql(item.pk))  # the head lock, then the item's row
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    try:
+        assert second_sent.wait(20)
+        time.sleep(0.5)  # time for the second batch to lock the item, were it not waiting
+        # The item row is free: the second unit of work is waiting for the head, holding nothing.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_lock_item_sql(item.pk)[0] + " NOWAIT", [item.pk])
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(30)
+    assert not errors, errors
+    assert AuditHead.objects.count() == 1

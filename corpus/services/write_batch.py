@@ -23,18 +23,32 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from corpus.db.batch import Rows, Statement, StatementBatch, for_update
+from corpus.db.batch import Rows, StatementBatch, for_update
 from corpus.models import AuditHead, Dataset
-from corpus.services.audit import audit_append_many, audit_lock
+from corpus.services.audit import GENESIS_HASH, audit_append_many, audit_lock
 
 _open = threading.local()
 
 
 @cache
-def _head_lock_sql(vendor: str) -> str:
-    # What audit_lock() reads, as a plain statement that can join a batch.
+def _head_sql(vendor: str) -> list[str]:
+    """What audit_lock() runs, as plain statements that can join a batch. On PostgreSQL, create
+    the head row if it is missing (the chain's first event ever, or tables just emptied), then
+    lock it. Without the insert, a batch sent before the row exists would lock nothing at its
+    start, lock rows, and only then wait for the head: the lock order would not hold, and two
+    such units of work could deadlock (a claim and a decision did). With it, a second
+    transaction waits at the insert for the first one's row, and the lock that follows (a new
+    statement, reading anew) takes it. SQLite serializes write transactions whole (IMMEDIATE):
+    the lock alone, and ``audit_lock()`` creates the row the once it is missing."""
     table = connection.ops.quote_name(AuditHead._meta.db_table)
-    return f"SELECT id, seq, hash FROM {table} WHERE id = 1{for_update()}"
+    lock = f"SELECT id, seq, hash FROM {table} WHERE id = 1{for_update()}"
+    if vendor != "postgresql":
+        return [lock]
+    create = (
+        f"INSERT INTO {table} (id, seq, hash) VALUES (1, 0, %s)"
+        " ON CONFLICT (id) DO NOTHING RETURNING id"
+    )
+    return [create, lock]
 
 
 class WriteBatch(StatementBatch):
@@ -43,15 +57,17 @@ class WriteBatch(StatementBatch):
         self._events: list[dict[str, Any]] = []
         self._head: AuditHead | None = None
 
-    def _lock_statement(self) -> Statement:
-        return _head_lock_sql(self.connection.vendor), []
+    def _lock(self) -> None:
+        """Add the audit chain lock's statements, the batch's first ones."""
+        *create, lock = _head_sql(self.connection.vendor)
+        for statement in create:
+            self.add((statement, [GENESIS_HASH]))
+        self.add((lock, []), then=self._locked)
 
     def _locked(self, rows: Rows) -> None:
         if rows:
             self._head = AuditHead.from_db(self.using, ["id", "seq", "hash"], rows[0])
-        else:
-            # No head row before the chain's first event ever: audit_lock() creates it (that
-            # once, it comes after whatever the batch sent with it).
+        else:  # SQLite, before the chain's first event ever
             self._head = audit_lock()
 
     @property
@@ -103,7 +119,7 @@ def write_batch() -> Iterator[WriteBatch]:
         _open.batch = wb
         try:
             with wb.ordered():
-                wb.add(wb._lock_statement(), then=wb._locked)
+                wb._lock()
                 yield wb
                 wb._commit()
         finally:
