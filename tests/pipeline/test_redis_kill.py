@@ -100,7 +100,6 @@ def _kill_and_restart(directory: Path) -> None:
 def test_every_near_copy_ends_auto_rejected_when_redis_is_killed_mid_scoring(
     transactional_db, private_redis, worker, dataset, monkeypatch
 ):
-    started = time.monotonic()
     # Given 2,000 reference paragraphs and 320 near-copies, committed, their messages not sent
     # (the test sends them, shuffled, below; outside a test transaction, ingest's on_commit
     # would send them at once, to the broker this process was configured with at import)
@@ -154,4 +153,3 @@ def test_every_near_copy_ends_auto_rejected_when_redis_is_killed_mid_scoring(
     assert AuditEvent.objects.filter(action="index.healed").exists()
     assert near_dup_index.index_health() == {"ok": True}
     assert 0 < killed_at < total
-    assert time.monotonic() - started < 40, time.monotonic() - started
