@@ -143,13 +143,23 @@ def item_rows(
     them, their related objects and a prefetch cost more than the query itself.
 
     Ids are handed out in commit order (ingest inserts under the audit chain lock), so a cursor
-    never skips a row that commits after the page was read."""
+    never skips a row that commits after the page was read.
+
+    The page's ids are picked first, in a subquery of the item table alone, and only those
+    rows are joined to their source and score. Joined in one query, PostgreSQL may merge-join
+    the item and score tables in id order and read the score index from its first row up to
+    the cursor on every page (the planner does not carry ``id > cursor`` over to the score
+    side): at 1M items a page from the middle took about 1 s, so reading a dataset through
+    from the start grew with the square of its size."""
     items = Item.objects.filter(dataset=dataset, **(filters or {}))
     if after_id is not None:
         items = items.filter(id__gt=after_id)
+    page = items.order_by("id").values("id")[:limit]
     score_columns = [f"score__{c}" for c in SCORE_ROW_COLUMNS]
     rows: list[dict[str, Any]] = list(
-        items.order_by("id").values(*ITEM_ROW_COLUMNS, "source__name", *score_columns)[:limit]
+        Item.objects.filter(id__in=page)
+        .order_by("id")
+        .values(*ITEM_ROW_COLUMNS, "source__name", *score_columns)
     )
     parents: dict[int, list[int]] = {}
     if rows:

@@ -505,6 +505,15 @@ def review_item_list(*, dataset: Dataset, user: Any, query: ListQuery) -> ItemPa
     now = timezone.now()
     items = _matching(dataset=dataset, user=user, query=query)
     items, order = _keyset(query, items)
+    # The page's ids first (the filters, the sort and the cursor, nothing else), then only
+    # those rows get their columns: one query still, but the score, claim and vote lookups
+    # run for fifty rows. Joined in one flat query, PostgreSQL may merge-join the item and
+    # score tables in id order and read the score index from its start up to the cursor on
+    # every page (it does not carry "id > cursor" over to the score side): at 1M items a
+    # page from the middle of the "oldest" order took about 1 s.
+    page = Item.objects.filter(id__in=items.order_by(*order).values("id")[: query.limit + 1])
+    if query.sort == "detector":
+        page = page.annotate(det=Coalesce("score__detector_probability", Value(-1.0)))
     my_vote = Decision.objects.filter(
         item_id=OuterRef("pk"), reviewer=user, undone_at__isnull=True
     ).values("verdict")[:1]
@@ -526,7 +535,7 @@ def review_item_list(*, dataset: Dataset, user: Any, query: ListQuery) -> ItemPa
     if query.sort == "detector":
         fields.append("det")
     items = (
-        items.annotate(
+        page.annotate(
             source_name=F("source__name"),
             detector_probability=F("score__detector_probability"),
             near_duplicate_of_id=F("score__near_duplicate_of_id"),
@@ -539,7 +548,7 @@ def review_item_list(*, dataset: Dataset, user: Any, query: ListQuery) -> ItemPa
         .order_by(*order)
         .values(*fields)
     )
-    rows = list(items[: query.limit + 1])
+    rows = list(items)
     next_cursor = _cursor_of(query, rows[query.limit - 1]) if len(rows) > query.limit else None
     rows = rows[: query.limit]
     for row in rows:

@@ -1,0 +1,106 @@
+"""Keyset pages read about a page of rows wherever the cursor is (PostgreSQL plans).
+
+A page of the API item list or of the reviewer's list joins each item to its score. Written
+as one flat join ordered by id, PostgreSQL may merge-join the two tables and read the score
+index from its first row up to the cursor on every page: it does not carry ``id > cursor``
+over to the score side, and its estimate of where the merge starts ignores the cursor. At 1M
+items a page from the middle took about 1 s (bench/RESULTS.md, "Keyset pages in the middle").
+These tests run each page query with ``EXPLAIN ANALYZE`` from the middle of a scored dataset
+and check that no step of the plan reads more than a few pages' worth of rows.
+"""
+
+import json
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from corpus import selectors
+from corpus.models import Item, Score
+from review.selectors import ListQuery, review_item_list
+from tests.factories import ItemFactory, SourceFactory
+
+pytestmark = [pytest.mark.postgres]
+
+N_ITEMS = 3_000
+LIMIT = 50
+
+
+@pytest.fixture(autouse=True)
+def _postgres_only() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("query plans are PostgreSQL's")
+
+
+@pytest.fixture
+def scored(dataset) -> list[int]:
+    source = SourceFactory(dataset=dataset)
+    items = Item.objects.bulk_create(
+        ItemFactory.build(dataset=dataset, source=source, priority=(n % 97) / 97.0)
+        for n in range(N_ITEMS)
+    )
+    Score.objects.bulk_create(
+        Score(item=item, scorer_version="1", detector_probability=(item.pk % 100) / 100.0)
+        for item in items
+    )
+    with connection.cursor() as cursor:  # statistics, as autovacuum or the product's task gives
+        for model in (Item, Score):
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+    return sorted(item.pk for item in items)
+
+
+def _rows_read(sql: str, params: Any) -> int:
+    """The most rows any step of the query's plan produced (per loop times loops)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
+        [[plan]] = cursor.fetchall()
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+
+    def walk(node: dict[str, Any]) -> int:
+        here = node["Actual Rows"] * node["Actual Loops"] + node.get("Rows Removed by Filter", 0)
+        return max([here, *(walk(child) for child in node.get("Plans", []))])
+
+    return walk(plan[0]["Plan"])
+
+
+def _page_queries(read) -> list[tuple[str, Any]]:
+    with CaptureQueriesContext(connection) as queries:
+        rows = read()
+    assert len(rows) == LIMIT
+    return [(q["sql"], None) for q in queries.captured_queries if "corpus_score" in q["sql"]]
+
+
+def test_an_api_page_from_the_middle_reads_a_page_of_rows(dataset, scored):
+    middle = scored[N_ITEMS // 2]
+
+    statements = _page_queries(
+        lambda: selectors.item_rows(dataset=dataset, after_id=middle, limit=LIMIT)
+    )
+
+    assert statements
+    for sql, params in statements:
+        assert _rows_read(sql, params) <= 4 * LIMIT, sql
+
+
+@pytest.mark.parametrize(
+    "sort, cursor",
+    [
+        ("oldest", lambda ids: {"id": ids[N_ITEMS // 2]}),
+        ("newest", lambda ids: {"id": ids[N_ITEMS // 2]}),
+        ("priority", lambda ids: {"priority": 0.5, "id": ids[N_ITEMS // 2]}),
+    ],
+)
+def test_a_review_list_page_from_the_middle_reads_a_page_of_rows(
+    dataset, scored, admin_user, sort, cursor
+):
+    query = ListQuery(sort=sort, cursor=cursor(scored), limit=LIMIT)
+
+    statements = _page_queries(
+        lambda: review_item_list(dataset=dataset, user=admin_user, query=query).items
+    )
+
+    assert statements
+    for sql, params in statements:
+        assert _rows_read(sql, params) <= 4 * LIMIT, sql
