@@ -260,6 +260,66 @@ def measure_pages(client, path: str, key: str, pages: int = 20) -> dict:  # type
     return {"first_page_ms": median_ms(first), "next_pages_ms": median_ms(deep)}
 
 
+def measure_middle(client, key: str, admin) -> dict:  # type: ignore[no-untyped-def]
+    """Median ms of 10 pages read from the middle of the dataset, each at a cursor of its own
+    (the median item id, then a thousand further, ...): the API item list (limit 100; all
+    items, then ``state=approved``), the feed (limit 100, from the median seq) and the
+    reviewer's list page (50 a page, ``sort=oldest``, the queue and every state, as an admin
+    who bookmarked a page sees it). Reading a dataset through by cursor meets every position;
+    the first pages alone do not show a page whose cost grows with its position."""
+    from django.db.models import Max, Min
+
+    from corpus.api_support import cursor_encode
+    from corpus.models import FeedEntry, Item
+
+    bounds = Item.objects.filter(dataset__slug="big").aggregate(lo=Min("id"), hi=Max("id"))
+    middle = (bounds["lo"] + bounds["hi"]) // 2
+    seqs = FeedEntry.objects.filter(dataset__slug="big").aggregate(lo=Min("seq"), hi=Max("seq"))
+    feed_middle = (seqs["lo"] + seqs["hi"]) // 2
+    token = {"HTTP_AUTHORIZATION": f"Token {key}"}
+
+    def timed(urls: list[str], **headers: str) -> float:
+        samples = []
+        for url in urls:
+            start = time.perf_counter()
+            response = client.get(url, **headers)
+            samples.append(time.perf_counter() - start)
+            if response.status_code != 200:
+                raise SystemExit(f"GET {url}: HTTP {response.status_code}")
+        return median_ms(samples)
+
+    def api(query: str) -> list[str]:
+        return [
+            f"/api/v1/datasets/big/items/?limit=100{query}"
+            f"&cursor={cursor_encode({'after': middle + 1000 * k})}"
+            for k in range(10)
+        ]
+
+    def listed(state: str) -> list[str]:
+        return [
+            f"/review/big/items/?state={state}&sort=oldest"
+            f"&cursor={cursor_encode({'id': middle + 1000 * k, 'sort': 'oldest'})}"
+            for k in range(10)
+        ]
+
+    result = {
+        "api_list_ms": timed(api(""), **token),
+        "api_list_approved_ms": timed(api("&state=approved"), **token),
+        "feed_ms": timed(
+            [
+                f"/api/v1/datasets/big/feed/?limit=100"
+                f"&cursor={cursor_encode({'feed': feed_middle + 1000 * k})}"
+                for k in range(10)
+            ],
+            **token,
+        ),
+    }
+    client.force_login(admin)
+    result["review_list_queued_ms"] = timed(listed("queued"))
+    result["review_list_all_ms"] = timed(listed(""))
+    return result
+
+
 def sizes(n: int) -> dict:
     from django.db import connection
 
@@ -331,6 +391,11 @@ def main() -> int:
     parser.add_argument(
         "--reuse", action="store_true", help="use --database as it is if it holds --n items"
     )
+    parser.add_argument(
+        "--pages-only",
+        action="store_true",
+        help="with --reuse: time the pages only (no sizes, lookups, ingest or index)",
+    )
     args = parser.parse_args()
     index_items = args.index_items if args.index_items is not None else args.n
 
@@ -362,6 +427,7 @@ def main() -> int:
     import django
 
     django.setup()
+    from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.test import Client
 
@@ -385,6 +451,14 @@ def main() -> int:
         result["feed"] = measure_pages(client, "/api/v1/datasets/big/feed/?limit=100", key)
         print(f"API list: {result['api_list']}; approved only: {result['api_list_approved']}; "
               f"feed: {result['feed']}", flush=True)  # fmt: skip
+        admin, _ = get_user_model().objects.get_or_create(
+            username="bench-admin", defaults={"is_superuser": True, "is_staff": True}
+        )
+        result["middle"] = measure_middle(client, key, admin)
+        print(f"pages from the middle (ms): {result['middle']}", flush=True)
+        if reuse and args.pages_only:
+            print("RESULT " + json.dumps(result), flush=True)
+            return 0
         result["sizes"] = sizes(args.n)
         for table, figures in result["sizes"].items():
             print(f"{table}: table {figures['table_mb']} MB, indexes {figures['indexes_mb']} MB "
