@@ -131,6 +131,15 @@ class Item(models.Model):
                 condition=Q(state="queued"),
                 name="item_review_queue",
             ),
+            # Reference items, a few thousand among millions: the dashboard rollup reads those
+            # added since its watermark, the reference statistics and the unscored-reference
+            # sweep read them all. Without it each of those read the whole item table (3.4 s
+            # a batch at 1M items, so the rollup's first run at 10M did not end in 20 minutes).
+            models.Index(
+                fields=["dataset", "id"],
+                condition=Q(is_reference=True),
+                name="item_reference",
+            ),
         ]
 
     def __str__(self) -> str:

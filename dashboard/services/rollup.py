@@ -96,17 +96,21 @@ def tail_update(*, dataset: Dataset, batch: int = 5000) -> int:
     """Count reference items and feed entries added since the last run into TailGram; returns
     how many were counted. Each batch commits with its watermark, under the state row lock."""
     done = 0
+    more_refs = True  # until a batch of references comes back short: then none are left
     while True:
         with transaction.atomic():
             DashboardState.objects.get_or_create(dataset=dataset)
             state = DashboardState.objects.select_for_update().get(dataset=dataset)
-            refs = list(
-                Item.objects.filter(
-                    dataset=dataset, is_reference=True, id__gt=state.reference_item_id
+            refs: list[tuple[int, str]] = []
+            if more_refs:
+                refs = list(
+                    Item.objects.filter(
+                        dataset=dataset, is_reference=True, id__gt=state.reference_item_id
+                    )
+                    .order_by("id")
+                    .values_list("id", "text")[:batch]
                 )
-                .order_by("id")
-                .values_list("id", "text")[:batch]
-            )
+                more_refs = len(refs) == batch
             entries = list(
                 FeedEntry.objects.filter(dataset=dataset, seq__gt=state.feed_seq)
                 .order_by("seq")
