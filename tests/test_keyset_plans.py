@@ -5,8 +5,11 @@ as one flat join ordered by id, PostgreSQL may merge-join the two tables and rea
 index from its first row up to the cursor on every page: it does not carry ``id > cursor``
 over to the score side, and its estimate of where the merge starts ignores the cursor. At 1M
 items a page from the middle took about 1 s (bench/RESULTS.md, "Keyset pages in the middle").
-These tests run each page query with ``EXPLAIN ANALYZE`` from the middle of a scored dataset
-and check that no step of the plan reads more than a few pages' worth of rows.
+These tests run each page query with ``EXPLAIN ANALYZE`` on the first page and from the middle
+of a scored dataset, and check that the page from the middle reads no more rows than the first
+page (a page's worth of slack): the cost of a page must not grow with its position. (Whether a
+page reads 50 score rows through the index or, on a table this small, all 3,000 through a hash
+join is the planner's choice on either page alike.)
 """
 
 import json
@@ -72,16 +75,21 @@ def _page_queries(read) -> list[tuple[str, Any]]:
     return [(q["sql"], None) for q in queries.captured_queries if "corpus_score" in q["sql"]]
 
 
-def test_an_api_page_from_the_middle_reads_a_page_of_rows(dataset, scored):
+def _most_rows_read(read) -> int:
+    statements = _page_queries(read)
+    assert statements
+    return max(_rows_read(sql, params) for sql, params in statements)
+
+
+def test_an_api_page_from_the_middle_reads_no_more_than_the_first(dataset, scored):
     middle = scored[N_ITEMS // 2]
 
-    statements = _page_queries(
+    first = _most_rows_read(lambda: selectors.item_rows(dataset=dataset, limit=LIMIT))
+    deep = _most_rows_read(
         lambda: selectors.item_rows(dataset=dataset, after_id=middle, limit=LIMIT)
     )
 
-    assert statements
-    for sql, params in statements:
-        assert _rows_read(sql, params) <= 4 * LIMIT, sql
+    assert deep <= first + LIMIT, (first, deep)
 
 
 @pytest.mark.parametrize(
@@ -92,15 +100,14 @@ def test_an_api_page_from_the_middle_reads_a_page_of_rows(dataset, scored):
         ("priority", lambda ids: {"priority": 0.5, "id": ids[N_ITEMS // 2]}),
     ],
 )
-def test_a_review_list_page_from_the_middle_reads_a_page_of_rows(
+def test_a_review_list_page_from_the_middle_reads_no_more_than_the_first(
     dataset, scored, admin_user, sort, cursor
 ):
-    query = ListQuery(sort=sort, cursor=cursor(scored), limit=LIMIT)
+    def page(position):
+        query = ListQuery(sort=sort, cursor=position, limit=LIMIT)
+        return lambda: review_item_list(dataset=dataset, user=admin_user, query=query).items
 
-    statements = _page_queries(
-        lambda: review_item_list(dataset=dataset, user=admin_user, query=query).items
-    )
+    first = _most_rows_read(page(None))
+    deep = _most_rows_read(page(cursor(scored)))
 
-    assert statements
-    for sql, params in statements:
-        assert _rows_read(sql, params) <= 4 * LIMIT, sql
+    assert deep <= first + LIMIT, (first, deep)
