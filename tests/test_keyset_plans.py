@@ -12,7 +12,6 @@ page reads 50 score rows through the index or, on a table this small, all 3,000 
 join is the planner's choice on either page alike.)
 """
 
-import json
 from typing import Any
 
 import pytest
@@ -23,6 +22,7 @@ from corpus import selectors
 from corpus.models import Item, Score
 from review.selectors import ListQuery, review_item_list
 from tests.factories import ItemFactory, SourceFactory
+from tests.plans import plan_rows_read
 
 pytestmark = [pytest.mark.postgres]
 
@@ -53,21 +53,6 @@ def scored(dataset) -> list[int]:
     return sorted(item.pk for item in items)
 
 
-def _rows_read(sql: str, params: Any) -> int:
-    """The most rows any step of the query's plan produced (per loop times loops)."""
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
-        [[plan]] = cursor.fetchall()
-    if isinstance(plan, str):
-        plan = json.loads(plan)
-
-    def walk(node: dict[str, Any]) -> int:
-        here = node["Actual Rows"] * node["Actual Loops"] + node.get("Rows Removed by Filter", 0)
-        return max([here, *(walk(child) for child in node.get("Plans", []))])
-
-    return walk(plan[0]["Plan"])
-
-
 def _page_queries(read) -> list[tuple[str, Any]]:
     with CaptureQueriesContext(connection) as queries:
         rows = read()
@@ -78,7 +63,7 @@ def _page_queries(read) -> list[tuple[str, Any]]:
 def _most_rows_read(read) -> int:
     statements = _page_queries(read)
     assert statements
-    return max(_rows_read(sql, params) for sql, params in statements)
+    return max(plan_rows_read(sql, params) for sql, params in statements)
 
 
 def test_an_api_page_from_the_middle_reads_no_more_than_the_first(dataset, scored):

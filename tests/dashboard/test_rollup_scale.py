@@ -5,9 +5,6 @@ references on every batch of feed entries, and with no index to find them each a
 whole item table: 3.4 s a batch at 1M items, so its first run at 10M (600 batches of
 approvals) did not end in 20 minutes (bench/RESULTS.md, "The dashboard at 10M")."""
 
-import json
-from typing import Any
-
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -17,6 +14,7 @@ from corpus.services.feed import feed_append
 from dashboard.models import DashboardState
 from dashboard.services.rollup import tail_update
 from tests.factories import ItemFactory, SourceFactory
+from tests.plans import plan_rows_read
 
 
 def _reference_reads(queries: CaptureQueriesContext) -> int:
@@ -68,14 +66,4 @@ def test_new_references_are_found_without_reading_the_other_items(dataset):
     )
     sql, params = query.query.sql_with_params()
 
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
-        [[plan]] = cursor.fetchall()
-    if isinstance(plan, str):
-        plan = json.loads(plan)
-
-    def read(node: dict[str, Any]) -> int:
-        here = node["Actual Rows"] * node["Actual Loops"] + node.get("Rows Removed by Filter", 0)
-        return max([here, *(read(child) for child in node.get("Plans", []))])
-
-    assert read(plan[0]["Plan"]) <= 10  # the 3 references, not the 3,000 items
+    assert plan_rows_read(sql, params) <= 10  # the 3 references, not the 3,000 items
