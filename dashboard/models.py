@@ -63,11 +63,51 @@ class DashboardState(models.Model):
     # The last feed entry and the last reference item counted into TailGram.
     feed_seq = models.BigIntegerField(default=0)
     reference_item_id = models.BigIntegerField(default=0)
+    # Where the per-block figures (DashboardBlock) have got to: the audit events and the item
+    # ids they cover, the near-duplicate threshold they count against, and their last full
+    # recomputation (dashboard.services.blocks).
+    blocks_seq = models.BigIntegerField(default=0)
+    blocks_item_id = models.BigIntegerField(default=0)
+    blocks_threshold = models.FloatField(null=True, blank=True)
+    blocks_full_at = models.DateTimeField(null=True, blank=True)
+    # The sum of every block's figures, moved by each run by the difference of the blocks it
+    # recomputed (the near-duplicate targets are in DashboardTarget).
+    blocks_total = models.JSONField(default=dict, blank=True)
     figures = models.JSONField(default=dict, blank=True)
     computed_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"dashboard state of {self.dataset_id}"
+
+
+class DashboardBlock(models.Model):
+    """The whole-dataset figures of one block of consecutive item ids (``id // BLOCK``), which
+    the rollup adds up; recomputed only when an item of the block changed (see
+    ``dashboard.services.blocks``)."""
+
+    pk = models.CompositePrimaryKey("dataset", "block")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    block = models.BigIntegerField()
+    figures = models.JSONField(default=dict)
+
+    def __str__(self) -> str:
+        return f"dashboard block {self.block} of {self.dataset_id}"
+
+
+class DashboardTarget(models.Model):
+    """An item that near-duplicates of one block point at: the near-duplicate clusters are the
+    distinct targets of a dataset (counted on the ``(dataset, target)`` index)."""
+
+    pk = models.CompositePrimaryKey("dataset", "block", "target")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    block = models.BigIntegerField()
+    target = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["dataset", "target"], name="dashboardtarget_target")]
+
+    def __str__(self) -> str:
+        return f"near-duplicate target {self.target} in block {self.block}"
 
 
 class TailGram(models.Model):

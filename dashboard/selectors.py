@@ -19,7 +19,7 @@ from django.utils import timezone
 from corpus.models import Dataset, Export, Item
 from dashboard import charts
 from dashboard.models import Alert, DashboardDay, DashboardState
-from dashboard.services.rollup import HISTOGRAM_BINS
+from dashboard.services.blocks import HISTOGRAM_BINS
 
 HISTORY_DAYS = 60
 EXPORTS_SHOWN = 30

@@ -402,6 +402,9 @@ SYNTHGATE_LM_DETECTOR = envbool("SYNTHGATE_LM_DETECTOR", "false")
 # N; 1 keeps all), and the alert webhook (signed with HMAC-SHA256 under this secret; no secret,
 # no webhook).
 SYNTHGATE_DASHBOARD_ROLLUP_SECONDS = envint("SYNTHGATE_DASHBOARD_ROLLUP_SECONDS", 300)
+# The rollup recomputes only the blocks of items that changed; once in this many seconds it
+# recomputes them all, a safety net against changes written outside the services (0: never).
+SYNTHGATE_DASHBOARD_FULL_SECONDS = envint("SYNTHGATE_DASHBOARD_FULL_SECONDS", 86400)
 SYNTHGATE_TAIL_SAMPLE = envint("SYNTHGATE_TAIL_SAMPLE", 4)
 SYNTHGATE_ALERT_WEBHOOK_SECRET = os.environ.get("SYNTHGATE_ALERT_WEBHOOK_SECRET", "")
 SYNTHGATE_ALERT_WEBHOOK_TIMEOUT = envint("SYNTHGATE_ALERT_WEBHOOK_TIMEOUT", 5)

@@ -57,6 +57,7 @@ ITEM_PAYLOAD_KEYS = frozenset(
         "rejected",
         "reopened",
         "retracted",
+        "matched",
     }
 )
 MAX_ACTOR = 200

@@ -896,6 +896,9 @@ def _store_rows(
             # Near-copies already auto-rejected whose rule now names a closer qualifying match
             # (the reason is a function of all matches, whatever order they were found in).
             "reasons": {str(i): renamed[i] for i in sorted(renamed)},
+            # Items outside the batch whose matches it changed: their stored nearest match
+            # (and priority) was brought up to date (their timelines, the dashboard's blocks).
+            "matched": sorted(outsiders),
         },
     )
     scored = [ev.item.id for ev in evidence if not ev.error]

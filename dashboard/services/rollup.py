@@ -9,10 +9,11 @@ a periodic task (``dashboard_rollup_task``, every ``SYNTHGATE_DASHBOARD_ROLLUP_S
    watermarks move in the same transaction as the counts, under the state row's lock, so a
    second run at the same time waits and then finds nothing new: nothing is counted twice.
 2. Whole-dataset figures (detector histogram per generator, depth mix, near-duplicate clusters
-   and rates, reviewer agreement and gold accuracy) into ``DashboardState.figures``: one
-   aggregate query each.
-3. ``DashboardDay`` rows: the flow of the last few days (recomputed, since items ingested on a
-   day are scored and decided later) and today's snapshot of the approved set.
+   and rates, reviewer agreement and gold accuracy) into ``DashboardState.figures``: the sums
+   of per-block figures (``dashboard.services.blocks``), of which a run recomputes only the
+   blocks whose items changed since the last run.
+3. ``DashboardDay`` rows: the flow of the last few days (from the same sums, since items
+   ingested on a day are scored and decided later) and today's snapshot of the approved set.
 """
 
 from __future__ import annotations
@@ -24,14 +25,19 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import Avg, Count, F, FloatField, Q, QuerySet, Value
-from django.db.models.fields.json import KT
-from django.db.models.functions import Cast, Floor, Least, TruncDate
+from django.db.models import Count, Q
 from django.utils import timezone
 
-from corpus.models import Dataset, FeedEntry, FeedKind, Item, Score, ScoringRules
+from corpus.models import Dataset, FeedEntry, FeedKind, Item, ScoringRules
 from dashboard.models import DashboardDay, DashboardState, TailGram
+from dashboard.services.blocks import (
+    MAX_DEPTH_SHOWN,
+    blocks_sum,
+    blocks_update,
+    pairs_kappa,
+)
 from dashboard.tail import RARE_MAX_DOCS, tail_grams
 
 logger = logging.getLogger(__name__)
@@ -39,8 +45,6 @@ logger = logging.getLogger(__name__)
 # Days of flow recomputed on each run; the first run of a dataset fills this many.
 RECENT_DAYS = 2
 FIRST_RUN_DAYS = 30
-HISTOGRAM_BINS = 10
-MAX_DEPTH_SHOWN = 4  # generation depths above this are counted as "4+"
 DEFAULT_NEAR_DUPLICATE_THRESHOLD = 0.8
 # The lexical statistics shown as diversity, and the DashboardDay column suffix of each.
 DIVERSITY = {
@@ -48,7 +52,6 @@ DIVERSITY = {
     "distinct_2": "distinct_2",
     "repeated_ngram_share": "repetition",
 }
-DECIDED_APPROVED = (Item.State.APPROVED, Item.State.RETRACTED)
 SENT_TO_REVIEW = (Item.State.QUEUED, Item.State.APPROVED, Item.State.REJECTED, Item.State.RETRACTED)
 
 
@@ -147,14 +150,7 @@ def tail_coverage_get(*, dataset: Dataset) -> float | None:
     return counts["kept"] / counts["rare"] if counts["rare"] else None
 
 
-# --- 2. whole-dataset figures --------------------------------------------------------------------
-
-
-def _lexical_means(scores: QuerySet[Score]) -> dict[str, float | None]:
-    means = scores.aggregate(
-        **{key: Avg(Cast(KT(f"lexical__{key}"), FloatField())) for key in DIVERSITY}
-    )
-    return {key: (round(value, 6) if value is not None else None) for key, value in means.items()}
+# --- 2. whole-dataset figures (summed from the blocks) ------------------------------------------
 
 
 def near_duplicate_threshold(dataset: Dataset) -> float:
@@ -164,136 +160,44 @@ def near_duplicate_threshold(dataset: Dataset) -> float:
     return next(iter(rules), DEFAULT_NEAR_DUPLICATE_THRESHOLD)
 
 
-def detector_histogram(dataset: Dataset) -> list[dict[str, Any]]:
-    """Scored non-reference items per (generator, detector-probability bin of width 0.1)."""
-    rows = (
-        Score.objects.filter(
-            item__dataset=dataset,
-            item__is_reference=False,
-            detector_probability__isnull=False,
-        )
-        .annotate(
-            bin=Least(
-                Floor(F("detector_probability") * HISTOGRAM_BINS),
-                Value(HISTOGRAM_BINS - 1.0),
-                output_field=FloatField(),
-            )
-        )
-        .values("item__generator_model", "bin")
-        .annotate(n=Count("item_id"))
-        .order_by("item__generator_model", "bin")
-    )
-    return [
-        {"generator": row["item__generator_model"], "bin": int(row["bin"]), "items": row["n"]}
-        for row in rows
-    ]
-
-
-def depth_mix(dataset: Dataset) -> list[dict[str, Any]]:
-    """Approved items per generation depth, depths above MAX_DEPTH_SHOWN together."""
-    counts: Counter[str] = Counter()
-    rows = (
-        Item.objects.filter(dataset=dataset, state=Item.State.APPROVED, is_reference=False)
-        .values("generation")
-        .annotate(n=Count("id"))
-    )
-    for row in rows:
-        depth = row["generation"]
-        counts[str(depth) if depth < MAX_DEPTH_SHOWN else f"{MAX_DEPTH_SHOWN}+"] += row["n"]
-    order = [str(d) for d in range(MAX_DEPTH_SHOWN)] + [f"{MAX_DEPTH_SHOWN}+"]
-    return [{"depth": depth, "items": counts.get(depth, 0)} for depth in order]
-
-
-def near_duplicates(dataset: Dataset) -> dict[str, Any]:
-    """Clusters: distinct items that at least one scored item is a near-duplicate of (Jaccard at
-    or above the dataset's threshold); per generator, the share of its scored items that are
-    such near-duplicates."""
-    threshold = near_duplicate_threshold(dataset)
-    scores = Score.objects.filter(item__dataset=dataset, item__is_reference=False)
-    near = Q(near_duplicate_jaccard__gte=threshold, near_duplicate_of__isnull=False)
-    clusters = scores.filter(near).aggregate(n=Count("near_duplicate_of", distinct=True))["n"]
-    per_generator = (
-        scores.values("item__generator_model")
-        .annotate(scored=Count("item_id"), near=Count("item_id", filter=near))
-        .order_by("item__generator_model")
-    )
-    return {
-        "threshold": threshold,
-        "clusters": clusters,
-        "generators": [
-            {
-                "generator": row["item__generator_model"],
-                "scored": row["scored"],
-                "near_duplicates": row["near"],
-                "rate": round(row["near"] / row["scored"], 6) if row["scored"] else 0.0,
-            }
-            for row in per_generator
-        ],
-    }
-
-
 def cohen_kappa(a: list[str], b: list[str]) -> float:
-    """Cohen's kappa of two raters' labels on the same items: (observed agreement - chance
-    agreement) / (1 - chance agreement), chance from each rater's label frequencies. The same
-    figure as scikit-learn's ``cohen_kappa_score`` (checked in the tests), without importing
-    scikit-learn into the worker for four lines."""
-    n = len(a)
-    observed = sum(1 for x, y in zip(a, b, strict=True) if x == y) / n
-    first, second = Counter(a), Counter(b)
-    chance = sum(first[label] * second[label] for label in first) / (n * n)
-    return (observed - chance) / (1 - chance) if chance < 1 else 1.0
+    """Cohen's kappa of two raters' labels on the same items (the figure scikit-learn's
+    ``cohen_kappa_score`` gives, checked in the tests), from the counts of their label pairs."""
+    kappa = pairs_kappa(Counter(zip(a, b, strict=True)))
+    return 1.0 if kappa is None else kappa
 
 
-def reviewer_agreement(dataset: Dataset) -> dict[str, Any]:
+def _agreement(total: dict[str, Any]) -> dict[str, Any]:
     """Cohen's kappa between the first and the second live vote on every non-gold item with
     several votes, and accuracy on gold checks overall and per reviewer."""
-    from review.models import Decision
-
-    live = Decision.objects.filter(dataset=dataset, undone_at__isnull=True)
-    several = (
-        live.filter(gold_expected="")
-        .values("item_id")
-        .annotate(votes=Count("id"))
-        .filter(votes__gte=2)
-        .values("item_id")
+    pairs = Counter(
+        {tuple(key.split("|", 1)): n for key, n in total["pairs"].items() if n}  # type: ignore[misc]
     )
-    first: dict[int, str] = {}
-    second: dict[int, str] = {}
-    for item_id, verdict in (
-        live.filter(gold_expected="", item_id__in=several)
-        .order_by("item_id", "created_at", "id")
-        .values_list("item_id", "verdict")
-    ):
-        if item_id not in first:
-            first[item_id] = verdict
-        elif item_id not in second:
-            second[item_id] = verdict
-    a = [first[item_id] for item_id in second]
-    b = [second[item_id] for item_id in second]
-    kappa: float | None = None
-    if a and len(set(a) | set(b)) > 1:
-        kappa = round(cohen_kappa(a, b), 6)
-    gold = (
-        live.exclude(gold_expected="")
-        .values("reviewer_id", "reviewer__username")
-        .annotate(answered=Count("id"), correct=Count("id", filter=Q(verdict=F("gold_expected"))))
-        .order_by("reviewer__username")
+    kappa = pairs_kappa(pairs)
+    names = dict(
+        get_user_model()
+        .objects.filter(pk__in=[int(i) for i in total["gold"]])
+        .values_list("pk", "username")
     )
-    per_reviewer = [
-        {
-            "reviewer_id": row["reviewer_id"],
-            "reviewer": row["reviewer__username"],
-            "answered": row["answered"],
-            "correct": row["correct"],
-        }
-        for row in gold
-    ]
+    per_reviewer = sorted(
+        (
+            {
+                "reviewer_id": int(reviewer_id),
+                "reviewer": names.get(int(reviewer_id), ""),
+                "answered": answered,
+                "correct": correct,
+            }
+            for reviewer_id, (answered, correct) in total["gold"].items()
+            if answered
+        ),
+        key=lambda row: (row["reviewer"], row["reviewer_id"]),
+    )
     answered = sum(row["answered"] for row in per_reviewer)
     correct = sum(row["correct"] for row in per_reviewer)
     return {
-        "items_with_several_votes": len(a),
-        "agreeing": sum(1 for x, y in zip(a, b, strict=True) if x == y),
-        "kappa": kappa,
+        "items_with_several_votes": sum(pairs.values()),
+        "agreeing": sum(n for (a, b), n in pairs.items() if a == b),
+        "kappa": round(kappa, 6) if kappa is not None else None,
         "gold_answered": answered,
         "gold_correct": correct,
         "gold_accuracy": round(correct / answered, 6) if answered else None,
@@ -301,90 +205,79 @@ def reviewer_agreement(dataset: Dataset) -> dict[str, Any]:
     }
 
 
-def queue_counts(dataset: Dataset) -> dict[str, int]:
-    """Items left in the review queue (gold checks, which stay queued, left out) and items
-    waiting to be scored."""
-    from review.models import GoldItem
-
-    queued = Item.objects.filter(dataset=dataset, state=Item.State.QUEUED).count()
-    gold = GoldItem.objects.filter(dataset=dataset, item__state=Item.State.QUEUED).count()
-    pending = Item.objects.filter(dataset=dataset, state=Item.State.PENDING).count()
-    return {"queued": queued - gold, "pending": pending}
-
-
-def figures_compute(*, dataset: Dataset) -> dict[str, Any]:
+def figures_from(total: dict[str, Any], *, dataset: Dataset, threshold: float) -> dict[str, Any]:
+    queue = total["queue"]
+    order = [str(d) for d in range(MAX_DEPTH_SHOWN)] + [f"{MAX_DEPTH_SHOWN}+"]
+    near = total["near"]
     return {
-        "queue": queue_counts(dataset),
-        "detector_histogram": detector_histogram(dataset),
-        "depth_mix": depth_mix(dataset),
-        "near_duplicates": near_duplicates(dataset),
-        "agreement": reviewer_agreement(dataset),
+        # Gold checks stay queued: they are not left in the queue.
+        "queue": {"queued": queue["queued"] - queue["gold_queued"], "pending": queue["pending"]},
+        "detector_histogram": [
+            {"generator": generator, "bin": int(number), "items": n}
+            for generator in sorted(total["histogram"])
+            for number, n in sorted(total["histogram"][generator].items(), key=lambda b: int(b[0]))
+            if n
+        ],
+        "depth_mix": [{"depth": depth, "items": total["depth"].get(depth, 0)} for depth in order],
+        "near_duplicates": {
+            "threshold": threshold,
+            "clusters": total["clusters"],
+            "generators": [
+                {
+                    "generator": generator,
+                    "scored": scored,
+                    "near_duplicates": found,
+                    "rate": round(found / scored, 6) if scored else 0.0,
+                }
+                for generator, (scored, found) in sorted(near.items())
+                if scored
+            ],
+        },
+        "agreement": _agreement(total),
     }
 
 
 # --- 3. days -------------------------------------------------------------------------------------
 
 
-def _flow(dataset: Dataset, since: datetime) -> dict[date, dict[str, int]]:
+def _flow(total: dict[str, Any], since: datetime) -> dict[date, dict[str, int]]:
+    first = since.date()
     days: dict[date, dict[str, int]] = {}
-
-    def bump(day: date, key: str, n: int) -> None:
-        days.setdefault(day, Counter())[key] += n
-
-    items = Item.objects.filter(dataset=dataset, is_reference=False)
-    intake = (
-        items.filter(created_at__gte=since)
-        .annotate(day=TruncDate("created_at"))
-        .values("day", "state")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    for row in intake:
-        bump(row["day"], "ingested", row["n"])
-        if row["state"] == Item.State.AUTO_REJECTED:
-            bump(row["day"], "auto_rejected", row["n"])
-        elif row["state"] in SENT_TO_REVIEW:
-            bump(row["day"], "queued", row["n"])
-    decided = (
-        items.filter(decided_at__gte=since, state__in=[*DECIDED_APPROVED, Item.State.REJECTED])
-        .annotate(day=TruncDate("decided_at"))
-        .values("day", "state")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    for row in decided:
-        bump(
-            row["day"], "rejected" if row["state"] == Item.State.REJECTED else "approved", row["n"]
-        )
+    for day_text, states in total["intake"].items():
+        day = date.fromisoformat(day_text)
+        if day < first:
+            continue
+        counts = days.setdefault(day, Counter())
+        for state, n in states.items():
+            counts["ingested"] += n
+            if state == Item.State.AUTO_REJECTED:
+                counts["auto_rejected"] += n
+            elif state in SENT_TO_REVIEW:
+                counts["queued"] += n
+    for day_text, verdicts in total["decided"].items():
+        day = date.fromisoformat(day_text)
+        if day >= first:
+            days.setdefault(day, Counter()).update(verdicts)
     return days
 
 
-def approved_snapshot(dataset: Dataset) -> dict[str, Any]:
-    approved = Item.objects.filter(dataset=dataset, state=Item.State.APPROVED, is_reference=False)
-    origins = dict(approved.values_list("origin").annotate(n=Count("id")).order_by())
+def approved_snapshot(total: dict[str, Any], *, dataset: Dataset) -> dict[str, Any]:
     snapshot: dict[str, Any] = {
-        f"approved_{origin}": origins.get(origin, 0) for origin in Item.Origin.values
+        f"approved_{origin}": total["origin"].get(origin, 0) for origin in Item.Origin.values
     }
-    for prefix, scores in (
-        (
-            "approved",
-            Score.objects.filter(
-                item__dataset=dataset, item__state=Item.State.APPROVED, item__is_reference=False
-            ),
-        ),
-        ("reference", Score.objects.filter(item__dataset=dataset, item__is_reference=True)),
-    ):
-        for key, value in _lexical_means(scores).items():
-            snapshot[f"{prefix}_{DIVERSITY[key]}"] = value
+    for prefix in ("approved", "reference"):
+        for key, column in DIVERSITY.items():
+            values, added = total["lexical"][prefix].get(key, (0, 0.0))
+            snapshot[f"{prefix}_{column}"] = round(added / values, 6) if values else None
     snapshot["tail_coverage"] = tail_coverage_get(dataset=dataset)
     return snapshot
 
 
-def days_update(*, dataset: Dataset, now: datetime, days: int) -> None:
+def days_update(*, dataset: Dataset, total: dict[str, Any], now: datetime, days: int) -> None:
     today = day_start(now)
     since = today - timedelta(days=days - 1)
-    flow = _flow(dataset, since)
-    snapshot = approved_snapshot(dataset)
+    flow = _flow(total, since)
+    snapshot = approved_snapshot(total, dataset=dataset)
     zero = {"ingested": 0, "auto_rejected": 0, "queued": 0, "approved": 0, "rejected": 0}
     with transaction.atomic():
         for offset in range(days):
@@ -403,15 +296,29 @@ def days_update(*, dataset: Dataset, now: datetime, days: int) -> None:
 # --- the whole run -------------------------------------------------------------------------------
 
 
-def dashboard_rollup(*, dataset: Dataset, now: datetime | None = None) -> DashboardState:
+def dashboard_rollup(
+    *, dataset: Dataset, now: datetime | None = None, full: bool = False
+) -> DashboardState:
     """Bring a dataset's dashboard figures up to date (see the module docstring). Safe to run
-    twice and concurrently: the tail counts move under the state row's lock, the rest is
-    recomputed from the database."""
+    twice and concurrently: the tail counts move under the state row's lock, the blocks are
+    stored only by a run that read the watermarks still in place."""
     now = now or timezone.now()
     first = not DashboardDay.objects.filter(dataset=dataset).exists()
     tail_update(dataset=dataset)
-    figures = figures_compute(dataset=dataset)
-    days_update(dataset=dataset, now=now, days=FIRST_RUN_DAYS if first else RECENT_DAYS)
+    threshold = near_duplicate_threshold(dataset)
+    run = blocks_update(dataset=dataset, threshold=threshold, now=now, full=full)
+    logger.info(
+        "dashboard rollup of %s: %s blocks recomputed (%s with items), full=%s",
+        dataset.slug,
+        len(run.changed),
+        run.stored,
+        run.full,
+    )
+    total = blocks_sum(dataset=dataset)
+    figures = figures_from(total, dataset=dataset, threshold=threshold)
+    days_update(
+        dataset=dataset, total=total, now=now, days=FIRST_RUN_DAYS if first else RECENT_DAYS
+    )
     DashboardState.objects.filter(pk=dataset.pk).update(figures=figures, computed_at=now)
     return DashboardState.objects.get(pk=dataset.pk)
 

@@ -49,5 +49,14 @@ def test_rollup_command(board, other_dataset):
     assert not DashboardState.objects.filter(dataset=other_dataset).exists()
     call_command("rollup_dashboard", stdout=out)
     assert DashboardState.objects.filter(dataset=other_dataset).exists()
+    # --full recomputes what was written behind the services' back
+    from corpus.models import Item
+
+    Item.objects.filter(pk=board["q1"].pk).update(state="rejected")
+    call_command("rollup_dashboard", "--dataset", "demo", stdout=out)
+    queued = DashboardState.objects.get(dataset=board["dataset"]).figures["queue"]["queued"]
+    call_command("rollup_dashboard", "--dataset", "demo", "--full", stdout=out)
+    state = DashboardState.objects.get(dataset=board["dataset"])
+    assert state.figures["queue"]["queued"] == queued - 1
     with pytest.raises(CommandError, match="no dataset 'nope'"):
         call_command("rollup_dashboard", "--dataset", "nope")

@@ -195,6 +195,7 @@ def snapshot(labels: dict[int, str], outcome: dict[str, list[int]]) -> dict[str,
         lab(int(k)): _relabel(v, labels) for k, v in payload["auto_rejected"].items()
     }
     payload["rescored"] = sorted(lab(i) for i in payload["rescored"])
+    payload["matched"] = sorted(lab(i) for i in payload["matched"])
     for key in ("reapplied", "flagged", "reasons"):
         payload[key] = {lab(int(k)): _relabel(v, labels) for k, v in payload[key].items()}
     return {

@@ -15,6 +15,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dataset", help="slug; all datasets when omitted")
+        parser.add_argument(
+            "--full",
+            action="store_true",
+            help="recompute every block of item ids, not only those whose items changed (after "
+            "changing the database by hand; the periodic task does it once a day)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         datasets = Dataset.objects.order_by("slug")
@@ -23,7 +29,7 @@ class Command(BaseCommand):
             if not datasets.exists():
                 raise CommandError(f"no dataset '{options['dataset']}'")
         for dataset in datasets:
-            state = dashboard_rollup(dataset=dataset)
+            state = dashboard_rollup(dataset=dataset, full=options["full"])
             changes = alerts_evaluate(dataset=dataset)
             fired = sum(1 for event, _ in changes if event == "alert.fired")
             cleared = len(changes) - fired
