@@ -320,6 +320,70 @@ def measure_middle(client, key: str, admin) -> dict:  # type: ignore[no-untyped-
     return result
 
 
+def measure_rollup(dataset_slug: str, rounds: int = 3) -> dict:
+    """The dashboard rollup: the tail n-grams' first count, a full recomputation of the
+    blocks, a run with nothing changed, then ``rounds`` runs each after a period of activity:
+    500 approvals of queued items picked at random over the whole dataset (through the bulk
+    decision service: the worst case for blocks, one per item) and 1,000 items ingested."""
+    import random
+
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from corpus.models import Dataset, Item
+    from corpus.services.audit import SYSTEM
+    from corpus.services.ingest import items_ingest, items_parse
+    from dashboard.models import DashboardBlock
+    from dashboard.services.rollup import dashboard_rollup, tail_update
+    from review.services.decisions import decisions_bulk
+
+    dataset = Dataset.objects.get(slug=dataset_slug)
+    reviewer, _ = get_user_model().objects.get_or_create(username="bench-reviewer")
+    reviewer.groups.add(Group.objects.get_or_create(name="reviewer")[0])
+    rng = random.Random(16)
+
+    def timed(**kwargs: bool) -> float:
+        start = time.perf_counter()
+        dashboard_rollup(dataset=dataset, **kwargs)
+        return round(time.perf_counter() - start, 2)
+
+    start = time.perf_counter()
+    tail_update(dataset=dataset)
+    result: dict = {"tail_first_s": round(time.perf_counter() - start, 1)}
+    result["full_s"] = timed(full=True)
+    result["blocks"] = DashboardBlock.objects.filter(dataset=dataset).count()
+    result["unchanged_s"] = timed()
+    low = Item.objects.filter(dataset=dataset).order_by("id").values_list("id", flat=True)[0]
+    high = Item.objects.filter(dataset=dataset).order_by("-id").values_list("id", flat=True)[0]
+    runs = []
+    for round_ in range(rounds):
+        picks = rng.sample(range(low, high + 1), 2000)
+        queued = list(
+            Item.objects.filter(dataset=dataset, state=Item.State.QUEUED, id__in=picks).values_list(
+                "id", flat=True
+            )[:500]
+        )
+        decisions_bulk(dataset=dataset, reviewer=reviewer, item_ids=queued, verdict="approve")
+        items_ingest(
+            dataset=dataset,
+            items=items_parse(
+                [
+                    {
+                        "text": f"Rollup {round_} {i}. " + " ".join(rng.choices(WORDS, k=150)),
+                        "origin": "synthetic",
+                    }  # fmt: skip
+                    for i in range(1000)
+                ]
+            ),
+            actor=SYSTEM,
+            default_source="rollup",
+        )
+        runs.append(timed())
+    result["after_activity_s"] = runs
+    result["after_activity_median_s"] = statistics.median(runs)
+    return result
+
+
 def sizes(n: int) -> dict:
     from django.db import connection
 
@@ -392,6 +456,11 @@ def main() -> int:
         "--reuse", action="store_true", help="use --database as it is if it holds --n items"
     )
     parser.add_argument(
+        "--rollup-only",
+        action="store_true",
+        help="with --reuse: time the dashboard rollup only (it changes the corpus a little)",
+    )
+    parser.add_argument(
         "--pages-only",
         action="store_true",
         help="with --reuse: time the pages only (no sizes, lookups, ingest or index)",
@@ -441,6 +510,12 @@ def main() -> int:
             print(f"building {args.n:,} items ...", flush=True)
             result["build"] = build(args.n)
             print(f"built: {result['build']}", flush=True)
+        if reuse and args.rollup_only:
+            call_command("migrate", verbosity=0)
+            result["rollup"] = measure_rollup("big")
+            print(f"dashboard rollup: {result['rollup']}", flush=True)
+            print("RESULT " + json.dumps(result), flush=True)
+            return 0
         dataset = Dataset.objects.get(slug="big")
         key = token_create(actor="bench", name="bench", scopes=["consume"], dataset=dataset)[1]
         client = Client(HTTP_HOST="127.0.0.1")
@@ -468,6 +543,8 @@ def main() -> int:
         print(f"idempotency lookup of 1,000 keys: {result['lookups']}", flush=True)
         result["ingest"] = measure_ingest("big")
         print(f"ingest of 100 x 1,000 at {args.n:,}: {result['ingest']}", flush=True)
+        result["rollup"] = measure_rollup("big")
+        print(f"dashboard rollup: {result['rollup']}", flush=True)
         if index_items:
             result["near_dup_index"] = index_memory(index_items)
             print(f"near-duplicate index: {result['near_dup_index']}", flush=True)
