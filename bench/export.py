@@ -4,11 +4,12 @@ Targets (issue 5): 1,000,000 items exported as JSONL at >= 50 MB/s with the work
 <= 250 MB, and as Parquet at >= 30 MB/s.
 
     .venv/bin/python bench/export.py [--items 1000000] [--formats jsonl,parquet] [--reuse]
-        [--verify]
+        [--verify] [--dataset SLUG]
 
 Database: DATABASE_URL if it is PostgreSQL, else sg_bench_exports on the server of
 BENCH_POSTGRES (default postgres://postgres@127.0.0.1:5432); results also go to
-bench/results/export.json.
+bench/results/export.json. ``--dataset SLUG`` exports the approved items of an existing
+dataset of DATABASE_URL instead, loading nothing (the 1M and 10M corpora of bench/scale.py).
 
 What it does: (re)creates the database (``--reuse`` keeps it when it already holds the items),
 loads N approved items of ~1 KB of text, each with a score row, with COPY; starts an embedded
@@ -185,6 +186,11 @@ def main() -> None:
     parser.add_argument("--formats", default="jsonl,parquet")
     parser.add_argument("--reuse", action="store_true", help="keep the database if loaded")
     parser.add_argument("--verify", action="store_true", help="also time verify_export")
+    parser.add_argument(
+        "--dataset",
+        help="export the approved items of this dataset of DATABASE_URL as it is, loading "
+        "nothing (e.g. 'big' in a database bench/scale.py kept with --keep)",
+    )
     args = parser.parse_args()
 
     # DATABASE_URL when it names PostgreSQL, else the scratch database on BENCH_POSTGRES's
@@ -219,8 +225,8 @@ def main() -> None:
 def run(args: argparse.Namespace, db_url: str, env: dict[str, str], var_dir: Path) -> None:
     import psycopg
 
-    reuse = False
-    if args.reuse:
+    reuse = bool(args.dataset)
+    if args.reuse and not reuse:
         try:
             with psycopg.connect(db_url) as conn:
                 row = conn.execute(
@@ -246,12 +252,14 @@ def run(args: argparse.Namespace, db_url: str, env: dict[str, str], var_dir: Pat
     call_command("migrate", verbosity=0)
     cache.clear()
     if reuse:
-        print(f"reusing {args.items:,} items in {db_url}")
+        print(f"reusing the items in {db_url}")
     else:
         print(f"loading {args.items:,} items into {db_url}")
         load_items(args.items)
-    dataset = Dataset.objects.get(slug="bench")
-    text_bytes = dataset.items.aggregate(n=Sum(Length("text")))["n"] or 0
+    dataset = Dataset.objects.get(slug=args.dataset or "bench")
+    approved = dataset.items.filter(state="approved")
+    text_bytes = approved.aggregate(n=Sum(Length("text")))["n"] or 0
+    args.items = approved.count()
     results = []
     json_bytes = None  # the rows' size as JSON lines, from the JSONL export
     for fmt in args.formats.split(","):

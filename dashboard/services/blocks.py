@@ -26,12 +26,13 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import (
     BigIntegerField,
     Case,
@@ -55,10 +56,13 @@ from corpus.models import AuditEvent, Dataset, Item, Score
 from corpus.services.audit import audit_head, event_item_ids
 from dashboard.models import DashboardBlock, DashboardState, DashboardTarget
 
-# Item ids per block: a run recomputes a block of 256 items for each item that changed (at
-# worst), and keeps one small row per block (40,000 rows for 10M items).
-BLOCK = 256
-CHUNK_BLOCKS = 256  # blocks aggregated per query (at most 65,536 ids)
+# Item ids per block: a run recomputes the block of each item that changed, and keeps one small
+# row per block (158,000 rows for 10M items). A decided item's own heap page is in the cache,
+# its block's other rows often are not: after 500 approvals scattered over 10M items (tables
+# larger than the memory) a run read them from disk, 4.2 s with 256 ids a block, 2.4 - 3.2 s
+# with 64 (bench/RESULTS.md, "Dashboard rollup, incremental").
+BLOCK = 64
+CHUNK_BLOCKS = 512  # blocks aggregated per query (at most 32,768 ids)
 EVENT_BATCH = 5000
 HISTOGRAM_BINS = 10
 MAX_DEPTH_SHOWN = 4  # generation depths above this are counted as "4+"
@@ -262,6 +266,20 @@ def blocks_compute(
 # --- which blocks changed ------------------------------------------------------------------------
 
 
+@contextmanager
+def _without_jit() -> Iterator[None]:
+    """PostgreSQL compiles a query whose estimated cost passes ``jit_above_cost`` to machine
+    code first. A chunk's queries (an OR of hundreds of id ranges, estimated high, reading a few
+    thousand rows) spent 1.3 s compiling for 1.2 s of execution at 1M items; off for them,
+    in a read transaction of their own (``SET LOCAL``). Nothing to do on SQLite."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL jit = off")
+        yield
+
+
 def _chunks(numbers: Iterable[int]) -> Iterator[list[int]]:
     """Block numbers sorted, CHUNK_BLOCKS at a time."""
     ordered = sorted(set(numbers))
@@ -362,7 +380,8 @@ def blocks_update(
             dirty.update(range((state.blocks_item_id + 1) // BLOCK, top // BLOCK + 1))
     computed: dict[int, dict[str, Any]] = {}
     for numbers in _chunks(dirty):
-        computed.update(blocks_compute(dataset=dataset, numbers=numbers, threshold=threshold))
+        with _without_jit():
+            computed.update(blocks_compute(dataset=dataset, numbers=numbers, threshold=threshold))
     run = BlocksRun(full=full, changed=sorted(dirty), stored=len(computed))
     with transaction.atomic():
         locked = DashboardState.objects.select_for_update().get(pk=dataset.pk)
@@ -386,11 +405,7 @@ def blocks_update(
         blocks_total(computed.values(), start=total)
         DashboardBlock.objects.bulk_create(
             [
-                DashboardBlock(
-                    dataset=dataset,
-                    block=n,
-                    figures={key: value for key, value in f.items() if key != "targets"},
-                )
+                DashboardBlock(dataset=dataset, block=n, figures=blocks_total([f]))
                 for n, f in computed.items()
             ],
             batch_size=500,
