@@ -220,8 +220,11 @@ def _decisions_into(blocks: dict[int, dict[str, Any]], dataset: Dataset, within:
         .annotate(answered=Count("id"), correct=Count("id", filter=Q(verdict=F("gold_expected"))))
         .order_by()
     )
-    for row in gold:
-        blocks[row["block"]]["gold"][str(row["reviewer_id"])] = [row["answered"], row["correct"]]
+    for answers in gold:
+        blocks[answers["block"]]["gold"][str(answers["reviewer_id"])] = [
+            answers["answered"],
+            answers["correct"],
+        ]
     gold_queued = (
         GoldItem.objects.filter(within, dataset=dataset, item__state=Item.State.QUEUED)
         .annotate(block=_block_of("item_id"))
@@ -442,9 +445,11 @@ def blocks_shaped(total: dict[str, Any], *, clusters: int) -> dict[str, Any]:
 
 def blocks_sum(*, dataset: Dataset) -> dict[str, Any]:
     """The dataset's figures as the last run left them."""
-    state = DashboardState.objects.filter(pk=dataset.pk).values_list("blocks_total", flat=True)
+    total = (
+        DashboardState.objects.filter(pk=dataset.pk).values_list("blocks_total", flat=True).first()
+    )
     clusters = DashboardTarget.objects.filter(dataset=dataset).values("target").distinct()
-    return blocks_shaped(next(iter(state), None) or {}, clusters=clusters.count())
+    return blocks_shaped(total or {}, clusters=clusters.count())
 
 
 def pairs_kappa(pairs: Counter[tuple[str, str]]) -> float | None:

@@ -170,9 +170,10 @@ def cohen_kappa(a: list[str], b: list[str]) -> float:
 def _agreement(total: dict[str, Any]) -> dict[str, Any]:
     """Cohen's kappa between the first and the second live vote on every non-gold item with
     several votes, and accuracy on gold checks overall and per reviewer."""
-    pairs = Counter(
-        {tuple(key.split("|", 1)): n for key, n in total["pairs"].items() if n}  # type: ignore[misc]
-    )
+    pairs: Counter[tuple[str, str]] = Counter()
+    for key, n in total["pairs"].items():
+        first, second = key.split("|", 1)
+        pairs[first, second] += n
     kappa = pairs_kappa(pairs)
     names = dict(
         get_user_model()
