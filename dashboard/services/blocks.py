@@ -61,8 +61,9 @@ from dashboard.models import DashboardBlock, DashboardState, DashboardTarget
 # its block's other rows often are not: after 500 approvals scattered over 10M items (tables
 # larger than the memory) a run read them from disk, 4.2 s with 256 ids a block, 2.4 - 3.2 s
 # with 64 (bench/RESULTS.md, "Dashboard rollup, incremental").
-BLOCK = 64
-CHUNK_BLOCKS = 512  # blocks aggregated per query (at most 32,768 ids)
+BLOCK = 16
+CHUNK_IDS = 32768  # item ids aggregated per query at most
+CHUNK_RANGES = 512  # separate id ranges per query at most (planning an OR of them costs)
 EVENT_BATCH = 5000
 HISTOGRAM_BINS = 10
 MAX_DEPTH_SHOWN = 4  # generation depths above this are counted as "4+"
@@ -284,10 +285,19 @@ def _without_jit() -> Iterator[None]:
 
 
 def _chunks(numbers: Iterable[int]) -> Iterator[list[int]]:
-    """Block numbers sorted, CHUNK_BLOCKS at a time."""
-    ordered = sorted(set(numbers))
-    for start in range(0, len(ordered), CHUNK_BLOCKS):
-        yield ordered[start : start + CHUNK_BLOCKS]
+    """Block numbers sorted, cut so that one chunk's queries cover at most CHUNK_IDS ids in at
+    most CHUNK_RANGES runs of consecutive blocks."""
+    chunk: list[int] = []
+    runs = 0
+    for number in sorted(set(numbers)):
+        new_run = not chunk or number != chunk[-1] + 1
+        if chunk and (len(chunk) * BLOCK >= CHUNK_IDS or (new_run and runs >= CHUNK_RANGES)):
+            yield chunk
+            chunk, runs = [], 0
+        chunk.append(number)
+        runs += new_run or len(chunk) == 1
+    if chunk:
+        yield chunk
 
 
 def _blocks_named(dataset: Dataset, after: int, upto: int) -> set[int]:
@@ -318,6 +328,16 @@ class BlocksRun:
     full: bool
     changed: list[int] = field(default_factory=list)  # blocks recomputed
     stored: int = 0  # of those, blocks with items
+    written: int = 0  # of those, blocks whose figures differed from the stored ones
+
+
+def _as_stored(figures: dict[str, Any]) -> dict[str, Any]:
+    """A block's figures as stored: what is zero left out (so that equal figures compare
+    equal), its near-duplicate targets kept for the same comparison."""
+    stored = blocks_total([figures])
+    if figures["targets"]:
+        stored["targets"] = figures["targets"]
+    return stored
 
 
 def _merge(total: dict[str, Any], part: dict[str, Any], sign: int = 1) -> None:
@@ -381,11 +401,28 @@ def blocks_update(
         dirty = _blocks_named(dataset, state.blocks_seq, head_seq)
         if top > state.blocks_item_id:
             dirty.update(range((state.blocks_item_id + 1) // BLOCK, top // BLOCK + 1))
-    computed: dict[int, dict[str, Any]] = {}
+    # Only the blocks whose figures differ from the stored ones are written: a full run that
+    # finds everything as it was writes nothing (where autovacuum is off, every rewritten row
+    # would stay behind as a dead one).
+    total: dict[str, Any] = {}  # of a full run: every block's figures added up
+    changes: dict[int, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {}
+    stored = 0
     for numbers in _chunks(dirty):
         with _without_jit():
-            computed.update(blocks_compute(dataset=dataset, numbers=numbers, threshold=threshold))
-    run = BlocksRun(full=full, changed=sorted(dirty), stored=len(computed))
+            computed = blocks_compute(dataset=dataset, numbers=numbers, threshold=threshold)
+            before = dict(
+                DashboardBlock.objects.filter(dataset=dataset, block__in=numbers).values_list(
+                    "block", "figures"
+                )
+            )
+        stored += len(computed)
+        for number in numbers:
+            new = _as_stored(computed[number]) if number in computed else None
+            if full and new:
+                blocks_total([new], start=total)
+            if new != before.get(number):
+                changes[number] = (before.get(number), new)
+    run = BlocksRun(full=full, changed=sorted(dirty), stored=stored, written=len(changes))
     with transaction.atomic():
         locked = DashboardState.objects.select_for_update().get(pk=dataset.pk)
         if (locked.blocks_seq, locked.blocks_item_id, locked.blocks_full_at) != (
@@ -394,30 +431,24 @@ def blocks_update(
             state.blocks_full_at,
         ):
             return run  # another run stored first
-        if full:
-            total: dict[str, Any] = {}
-            DashboardBlock.objects.filter(dataset=dataset).delete()
-            DashboardTarget.objects.filter(dataset=dataset).delete()
-        else:
+        if not full:
             total = locked.blocks_total
-            for numbers in _chunks(run.changed):
-                stored = DashboardBlock.objects.filter(dataset=dataset, block__in=numbers)
-                blocks_total(stored.values_list("figures", flat=True), start=total, sign=-1)
-                stored.delete()
-                DashboardTarget.objects.filter(dataset=dataset, block__in=numbers).delete()
-        blocks_total(computed.values(), start=total)
+            for old, new in changes.values():
+                blocks_total([old] if old else [], start=total, sign=-1)
+                blocks_total([new] if new else [], start=total)
+        for numbers in _chunks(changes):
+            DashboardBlock.objects.filter(dataset=dataset, block__in=numbers).delete()
+            DashboardTarget.objects.filter(dataset=dataset, block__in=numbers).delete()
+        written = [(n, new) for n, (_, new) in changes.items() if new]
         DashboardBlock.objects.bulk_create(
-            [
-                DashboardBlock(dataset=dataset, block=n, figures=blocks_total([f]))
-                for n, f in computed.items()
-            ],
+            [DashboardBlock(dataset=dataset, block=n, figures=new) for n, new in written],
             batch_size=500,
         )
         DashboardTarget.objects.bulk_create(
             [
                 DashboardTarget(dataset=dataset, block=n, target=target)
-                for n, f in computed.items()
-                for target in f["targets"]
+                for n, new in written
+                for target in new.get("targets", ())
             ],
             batch_size=2000,
         )

@@ -309,10 +309,11 @@ def dashboard_rollup(
     threshold = near_duplicate_threshold(dataset)
     run = blocks_update(dataset=dataset, threshold=threshold, now=now, full=full)
     logger.info(
-        "dashboard rollup of %s: %s blocks recomputed (%s with items), full=%s",
+        "dashboard rollup of %s: %s blocks recomputed (%s with items, %s changed), full=%s",
         dataset.slug,
         len(run.changed),
         run.stored,
+        run.written,
         run.full,
     )
     total = blocks_sum(dataset=dataset)

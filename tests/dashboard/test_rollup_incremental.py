@@ -168,7 +168,8 @@ class Corpus:
 @pytest.fixture
 def small_blocks(monkeypatch):  # type: ignore[no-untyped-def]
     monkeypatch.setattr(blocks, "BLOCK", 4)
-    monkeypatch.setattr(blocks, "CHUNK_BLOCKS", 3)
+    monkeypatch.setattr(blocks, "CHUNK_IDS", 12)
+    monkeypatch.setattr(blocks, "CHUNK_RANGES", 2)
 
 
 def test_incremental_figures_equal_a_full_recomputation_after_every_step(dataset, small_blocks):
@@ -216,20 +217,38 @@ def test_a_run_recomputes_only_the_blocks_of_items_that_changed(dataset, small_b
     # nothing changed: nothing recomputed
     again = blocks.blocks_update(dataset=dataset, threshold=threshold, now=now)
     assert (again.full, again.changed) == (False, [])
-    # one decision (a single vote of two needed: the item stays queued, its block changes)
+    # one approval of two needed: its block is recomputed, and nothing shown changed
     target = corpus._ids(Item.State.QUEUED)[-1]
     decisions_bulk(
         dataset=dataset, reviewer=corpus.reviewers[0], item_ids=[target], verdict="approve"
     )
     one = blocks.blocks_update(dataset=dataset, threshold=threshold, now=now)
-    assert (one.full, one.changed) == (False, [target // blocks.BLOCK])
+    assert (one.full, one.changed, one.written) == (False, [target // blocks.BLOCK], 0)
+    # a reject settles it: the same block, written
+    decisions_bulk(
+        dataset=dataset,
+        reviewer=corpus.reviewers[1],
+        item_ids=[target],
+        verdict="reject",
+        reason="low_quality",
+    )
+    two = blocks.blocks_update(dataset=dataset, threshold=threshold, now=now)
+    assert (two.changed, two.written) == ([target // blocks.BLOCK], 1)
     # new items: the blocks from the watermark's up
     corpus.ingest()
     top = Item.objects.filter(dataset=dataset).order_by("-id").values_list("id", flat=True)[0]
     new = blocks.blocks_update(dataset=dataset, threshold=threshold, now=now)
     assert new.changed[-1] == top // blocks.BLOCK
     assert len(new.changed) <= 2
-    # a day later the safety net recomputes everything
+    # a day later the safety net recomputes everything, and rewrites nothing that was right
+    stored = dict(DashboardBlock.objects.filter(dataset=dataset).values_list("block", "figures"))
     later = blocks.blocks_update(dataset=dataset, threshold=threshold, now=now + timedelta(days=1))
     assert later.full and len(later.changed) >= len(first.changed)
-    assert DashboardBlock.objects.filter(dataset=dataset).count() == later.stored
+    assert later.written == 0
+    assert DashboardBlock.objects.filter(dataset=dataset).count() == later.stored == len(stored)
+    # one written by hand behind the services' back is found and put right
+    number = next(iter(stored))
+    DashboardBlock.objects.filter(dataset=dataset, block=number).update(figures={})
+    fixed = blocks.blocks_update(dataset=dataset, threshold=threshold, now=now + timedelta(days=2))
+    assert fixed.written == 1
+    assert DashboardBlock.objects.get(dataset=dataset, block=number).figures == stored[number]
