@@ -70,6 +70,8 @@ class DashboardState(models.Model):
     blocks_item_id = models.BigIntegerField(default=0)
     blocks_threshold = models.FloatField(null=True, blank=True)
     blocks_full_at = models.DateTimeField(null=True, blank=True)
+    # The ids a block held when they were stored (another size numbers blocks otherwise).
+    blocks_size = models.IntegerField(default=0)
     # The sum of every block's figures, moved by each run by the difference of the blocks it
     # recomputed (the near-duplicate targets are in DashboardTarget).
     blocks_total = models.JSONField(default=dict, blank=True)

@@ -60,8 +60,9 @@ from dashboard.models import DashboardBlock, DashboardState, DashboardTarget
 # row per block (158,000 rows for 10M items). A decided item's own heap page is in the cache,
 # its block's other rows often are not: after 500 approvals scattered over 10M items (tables
 # larger than the memory) a run read them from disk, 4.2 s with 256 ids a block, 2.4 - 3.2 s
-# with 64 (bench/RESULTS.md, "Dashboard rollup, incremental").
-BLOCK = 16
+# with 64, 1.4 - 2.2 s with 16, whose full runs took twice as long or more and whose 632,000
+# rows took 470 MB (bench/RESULTS.md, "Dashboard rollup, incremental").
+BLOCK = 64
 CHUNK_IDS = 32768  # item ids aggregated per query at most
 CHUNK_RANGES = 512  # separate id ranges per query at most (planning an OR of them costs)
 EVENT_BATCH = 5000
@@ -388,6 +389,7 @@ def blocks_update(
         full
         or state.blocks_full_at is None
         or state.blocks_threshold != threshold
+        or state.blocks_size != BLOCK
         or (every > 0 and now - state.blocks_full_at >= timedelta(seconds=every))
     )
     head_seq = audit_head()["seq"]
@@ -397,6 +399,7 @@ def blocks_update(
         dirty: set[int] = (
             set(range(bounds["low"] // BLOCK, top // BLOCK + 1)) if bounds["low"] else set()
         )
+
     else:
         dirty = _blocks_named(dataset, state.blocks_seq, head_seq)
         if top > state.blocks_item_id:
@@ -404,15 +407,20 @@ def blocks_update(
     # Only the blocks whose figures differ from the stored ones are written: a full run that
     # finds everything as it was writes nothing (where autovacuum is off, every rewritten row
     # would stay behind as a dead one).
+    resized = state.blocks_size != BLOCK
     total: dict[str, Any] = {}  # of a full run: every block's figures added up
     changes: dict[int, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {}
     stored = 0
     for numbers in _chunks(dirty):
         with _without_jit():
             computed = blocks_compute(dataset=dataset, numbers=numbers, threshold=threshold)
-            before = dict(
-                DashboardBlock.objects.filter(dataset=dataset, block__in=numbers).values_list(
-                    "block", "figures"
+            before = (
+                {}  # blocks stored at another size compare with nothing: all are rewritten
+                if resized
+                else dict(
+                    DashboardBlock.objects.filter(dataset=dataset, block__in=numbers).values_list(
+                        "block", "figures"
+                    )
                 )
             )
         stored += len(computed)
@@ -436,9 +444,16 @@ def blocks_update(
             for old, new in changes.values():
                 blocks_total([old] if old else [], start=total, sign=-1)
                 blocks_total([new] if new else [], start=total)
+        if resized:
+            DashboardBlock.objects.filter(dataset=dataset).delete()
+            DashboardTarget.objects.filter(dataset=dataset).delete()
         for numbers in _chunks(changes):
             DashboardBlock.objects.filter(dataset=dataset, block__in=numbers).delete()
             DashboardTarget.objects.filter(dataset=dataset, block__in=numbers).delete()
+        if full:  # nothing stored outside the blocks the dataset's ids span
+            outside = ~Q(block__gte=min(dirty, default=0), block__lte=max(dirty, default=-1))
+            DashboardBlock.objects.filter(outside, dataset=dataset).delete()
+            DashboardTarget.objects.filter(outside, dataset=dataset).delete()
         written = [(n, new) for n, (_, new) in changes.items() if new]
         DashboardBlock.objects.bulk_create(
             [DashboardBlock(dataset=dataset, block=n, figures=new) for n, new in written],
@@ -456,6 +471,7 @@ def blocks_update(
             "blocks_seq": max(head_seq, state.blocks_seq),
             "blocks_item_id": max(top, state.blocks_item_id),
             "blocks_threshold": threshold,
+            "blocks_size": BLOCK,
             "blocks_total": total,
         }
         if full:

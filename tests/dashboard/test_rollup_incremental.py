@@ -252,3 +252,15 @@ def test_a_run_recomputes_only_the_blocks_of_items_that_changed(dataset, small_b
     fixed = blocks.blocks_update(dataset=dataset, threshold=threshold, now=now + timedelta(days=2))
     assert fixed.written == 1
     assert DashboardBlock.objects.get(dataset=dataset, block=number).figures == stored[number]
+    # another block size (a new release): everything again, nothing left of the old numbering
+    blocks.BLOCK = 8  # restored by the fixture's monkeypatch
+    resized = blocks.blocks_update(dataset=dataset, threshold=threshold, now=now)
+    assert resized.full
+    numbers = set(DashboardBlock.objects.filter(dataset=dataset).values_list("block", flat=True))
+    assert numbers == {
+        i // 8 for i in Item.objects.filter(dataset=dataset).values_list("id", flat=True)
+    }
+    state = DashboardState.objects.get(pk=dataset.pk)
+    expected = _full(dataset)
+    assert blocks.blocks_sum(dataset=dataset) == expected
+    assert state.blocks_size == 8
