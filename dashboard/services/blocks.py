@@ -2,14 +2,15 @@
 
 Every figure the rollup shows about the whole dataset (queue, detector histogram, depth mix,
 near-duplicates, reviewer agreement, the daily flow and the approved set) is a sum over items,
-so it is stored per block of ``BLOCK`` consecutive item ids (``DashboardBlock``) and summed
-over the blocks on every run. A run recomputes only the blocks that can have changed since the
-last one:
+so it is stored per block of ``BLOCK`` consecutive item ids (``DashboardBlock``), and the
+dataset's total (``DashboardState.blocks_total``) moves by the difference whenever a block is
+rewritten. A run recomputes only the blocks that can have changed since the last one, and
+writes only those whose figures differ from the stored ones:
 
-* blocks of items ingested since (ids above ``DashboardState.block_item_id``: ingest takes the
+* blocks of items ingested since (ids above ``DashboardState.blocks_item_id``: ingest takes the
   audit chain lock before inserting, so ids are given in commit order and none appears later
   below the watermark);
-* blocks of the items that the dataset's audit events since ``DashboardState.block_seq`` name.
+* blocks of the items that the dataset's audit events since ``DashboardState.blocks_seq`` name.
   Every service that changes what a figure reads (scoring, with the items outside its batch
   whose nearest match it changed; decisions, undos, retractions, gold marks) appends such an
   event in the same transaction as its change (DESIGN, "Every state change lands in a
@@ -17,7 +18,7 @@ last one:
 
 A run's cost therefore follows what changed, not the dataset's size (bench/RESULTS.md,
 "Dashboard rollup, incremental"). Everything is recomputed (``full``) on the first run, when
-the near-duplicate threshold the figures count against changes, when asked
+the near-duplicate threshold the figures count against or the block size changes, when asked
 (``manage.py rollup_dashboard --full``), and once every ``SYNTHGATE_DASHBOARD_FULL_SECONDS``
 as a safety net against changes written outside the services (SQL by hand).
 """
