@@ -69,8 +69,13 @@ CHUNK_RANGES = 512  # separate id ranges per query at most (planning an OR of th
 EVENT_BATCH = 5000
 HISTOGRAM_BINS = 10
 MAX_DEPTH_SHOWN = 4  # generation depths above this are counted as "4+"
-# The lexical statistics shown as diversity.
-LEXICAL = ("compression_ratio", "distinct_2", "repeated_ngram_share")
+# The lexical statistics shown as diversity (Score.lexical keys), and the DashboardDay column
+# suffix of each.
+DIVERSITY = {
+    "compression_ratio": "compression",
+    "distinct_2": "distinct_2",
+    "repeated_ngram_share": "repetition",
+}
 DECIDED = (Item.State.APPROVED, Item.State.RETRACTED, Item.State.REJECTED)
 
 
@@ -146,7 +151,7 @@ def _items_into(blocks: dict[int, dict[str, Any]], items: Any) -> None:
 
 def _scores_into(blocks: dict[int, dict[str, Any]], scores: Any, threshold: float) -> None:
     near = Q(near_duplicate_jaccard__gte=threshold, near_duplicate_of__isnull=False)
-    lexical = {key: Cast(KT(f"lexical__{key}"), FloatField()) for key in LEXICAL}
+    lexical = {key: Cast(KT(f"lexical__{key}"), FloatField()) for key in DIVERSITY}
     rows = (
         scores.annotate(
             block=_block_of("item_id"),
@@ -179,7 +184,7 @@ def _scores_into(blocks: dict[int, dict[str, Any]], scores: Any, threshold: floa
                 _bump(block["histogram"].setdefault(generator, {}), str(int(row["bin"])), n)
             kind = "approved" if row["approved"] else ""
         if kind:
-            for key in LEXICAL:
+            for key in DIVERSITY:
                 if row[f"count_{key}"]:
                     total = block["lexical"][kind].setdefault(key, [0, 0.0])
                     total[0] += row[f"count_{key}"]
@@ -281,8 +286,9 @@ def _without_jit() -> Iterator[None]:
     if connection.vendor != "postgresql":
         yield
         return
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL jit = off")
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL jit = off")
         yield
 
 
@@ -400,7 +406,6 @@ def blocks_update(
         dirty: set[int] = (
             set(range(bounds["low"] // BLOCK, top // BLOCK + 1)) if bounds["low"] else set()
         )
-
     else:
         dirty = _blocks_named(dataset, state.blocks_seq, head_seq)
         if top > state.blocks_item_id:

@@ -33,6 +33,7 @@ from django.utils import timezone
 from corpus.models import Dataset, FeedEntry, FeedKind, Item, ScoringRules
 from dashboard.models import DashboardDay, DashboardState, TailGram
 from dashboard.services.blocks import (
+    DIVERSITY,
     MAX_DEPTH_SHOWN,
     blocks_sum,
     blocks_update,
@@ -46,12 +47,6 @@ logger = logging.getLogger(__name__)
 RECENT_DAYS = 2
 FIRST_RUN_DAYS = 30
 DEFAULT_NEAR_DUPLICATE_THRESHOLD = 0.8
-# The lexical statistics shown as diversity, and the DashboardDay column suffix of each.
-DIVERSITY = {
-    "compression_ratio": "compression",
-    "distinct_2": "distinct_2",
-    "repeated_ngram_share": "repetition",
-}
 SENT_TO_REVIEW = (Item.State.QUEUED, Item.State.APPROVED, Item.State.REJECTED, Item.State.RETRACTED)
 
 
