@@ -129,15 +129,57 @@ def test_calibration_is_monotone_and_keeps_nan():
     assert math.isnan(p[5])
 
 
-def test_stored_calibration_file_names_its_model_and_command():
+def test_stored_calibration_file_names_its_model_cap_and_command():
     data = json.loads(lm.CALIBRATION_FILE.read_text())
     assert data["format"] == lm.CALIBRATION_FORMAT
-    (entry,) = [e for e in data["entries"] if e["model"] == lm.DEFAULT_GGUF_FILE]
-    assert len(entry["model_sha256"]) == 64
-    assert entry["command"].startswith("bench/lm_detector.py --calibrate --file ")
-    assert entry["fitted_on"] in entry["command"]
-    assert entry["n_human"] > 0 and entry["n_ai"] > 0
-    assert entry["slope"] > 0
+    entries = [e for e in data["entries"] if e["model"] == lm.DEFAULT_GGUF_FILE]
+    # One entry per token cap, the default cap's among them
+    caps = [e["max_tokens"] for e in entries]
+    assert len(caps) == len(set(caps)) and lm.DEFAULT_MAX_TOKENS in caps
+    for entry in entries:
+        assert len(entry["model_sha256"]) == 64
+        assert entry["command"].startswith("bench/lm_detector.py --calibrate --file ")
+        assert entry["command"].endswith(f"--max-tokens {entry['max_tokens']}")
+        assert entry["fitted_on"] in entry["command"]
+        assert entry["n_human"] > 0 and entry["n_ai"] > 0
+        assert entry["slope"] > 0
+
+
+def test_stored_calibration_is_the_one_of_the_cap_or_else_the_nearest_cap(tmp_path):
+    # Given calibrations of one model at caps 128 and 256, and one of another model
+    def entry(sha: str, cap: int, slope: float) -> dict:
+        return {
+            "model_sha256": sha,
+            "max_tokens": cap,
+            "version": f"v{cap}",
+            "slope": slope,
+            "intercept": 0.0,
+        }
+
+    path = tmp_path / "cal.json"
+    path.write_text(
+        json.dumps(
+            {
+                "format": lm.CALIBRATION_FORMAT,
+                "entries": [
+                    entry("a" * 64, 256, 1.0),
+                    entry("a" * 64, 128, 2.0),
+                    entry("b" * 64, 64, 3.0),
+                ],
+            }
+        )
+    )
+
+    # When looking them up by cap
+    def slope(cap: int) -> float:
+        cal = lm.stored_calibration("a" * 64, cap, path=path)
+        assert cal is not None
+        return cal.slope
+
+    # Then each cap gets its own, other caps the nearest by ratio, other models nothing
+    assert slope(256) == 1.0 and slope(128) == 2.0
+    assert slope(100) == 2.0 and slope(1024) == 1.0 and slope(180) == 2.0 and slope(182) == 1.0
+    assert lm.stored_calibration("c" * 64, 256, path=path) is None
 
 
 # -- the criterion --------------------------------------------------------------------------
@@ -234,6 +276,31 @@ def test_texts_are_truncated_to_max_tokens(detector):
     assert crit[0] == pytest.approx(short.criteria([prefix])[0][0], abs=2e-3)
 
 
+def test_the_first_k_position_terms_are_the_text_capped_at_k_plus_one_tokens(detector):
+    # Given a long text, its position terms from one pass, and detectors capped at 17 and 40
+    text = " ".join(["A tide table pinned by the door decided every walk we took that year."] * 20)
+    terms = detector.position_terms([text])[0]
+    assert terms is not None and terms.shape == (detector.max_tokens - 1, 3)
+    for cap in (17, 40):
+        capped = copy.copy(detector)
+        capped.max_tokens = cap
+        # When taking the first cap - 1 positions of the long pass
+        crit, _, _ = lm.criterion_of_terms(terms[: cap - 1])
+        # Then they give the capped detector's criterion (what --token-caps relies on)
+        assert crit == pytest.approx(capped.criteria([text])[0][0], abs=2e-3)
+    assert detector.position_terms(["Hi"]) == [None]
+
+
+def test_a_detector_capped_at_128_tokens_uses_that_cap_s_calibration_and_names_it(torch):
+    # Given the default model capped at 128 tokens, whose calibration is stored for that cap
+    capped = lm.LMDetector(max_tokens=128, num_threads=1)
+    stored = lm.stored_calibration(capped.model_sha256, 128)
+    # Then it applies that calibration and its version names the cap
+    assert stored is not None and capped.calibration == stored
+    assert stored != lm.stored_calibration(capped.model_sha256, lm.DEFAULT_MAX_TOKENS)
+    assert capped.version == f"{capped.model_sha256[:12]}-{stored.version}-t128"
+
+
 def test_too_short_texts_get_nan_and_empty_input_an_empty_array(detector):
     # Given an empty text, a two-word text and a normal sentence
     texts = ["", "Hi there", "This sentence is long enough to carry some evidence either way."]
@@ -295,8 +362,8 @@ def test_a_local_model_directory_replaces_the_default(tiny_model_dir):
     custom = lm.LMDetector(tiny_model_dir, num_threads=1, max_tokens=64)
     # When scoring
     p = custom.predict_proba(["The river ran low and clear under the alders in late August."])
-    # Then it is that model's detector, on the published same-model calibration
-    assert custom.version == f"{lm.model_sha256(tiny_model_dir)[:12]}-bao2024"
+    # Then it is that model's detector, on the published same-model calibration, its cap named
+    assert custom.version == f"{lm.model_sha256(tiny_model_dir)[:12]}-bao2024-t64"
     assert custom.calibration == lm.PUBLISHED_CALIBRATION
     assert np.isfinite(p).all() and 0.0 <= p[0] <= 1.0
 
@@ -311,7 +378,7 @@ def test_a_separate_reference_model_changes_the_criterion(detector, tiny_model_d
     crit_two, _ = two.criteria(text)
     crit_one, _ = alone.criteria(text)
     # Then the version names both models and the criterion uses the reference distribution
-    assert two.version == f"{alone.model_sha256[:12]}+{lm.model_sha256(other)[:12]}-bao2024"
+    assert two.version == f"{alone.model_sha256[:12]}+{lm.model_sha256(other)[:12]}-bao2024-t64"
     assert np.isfinite(crit_two).all()
     assert abs(crit_two[0] - crit_one[0]) > 1e-3
 

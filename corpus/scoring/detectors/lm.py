@@ -26,8 +26,10 @@ Model
 Calibration
     The probability is a logistic function of D, expit(slope * D + intercept), fitted by
     `fit_calibration` (Platt scaling, classes weighted 1:1 so 0.5 means "no evidence") and stored
-    in `lm_calibration.json` next to this file, keyed by the model file's sha256, with the file
-    it was fitted on and the command that fitted it (`bench/lm_detector.py --calibrate`). The
+    in `lm_calibration.json` next to this file, keyed by the model file's sha256 and the token
+    cap (the criterion, a z-score, grows with the number of tokens; a cap without its own entry
+    takes the nearest cap's), with the file it was fitted on and the command that fitted it
+    (`bench/lm_detector.py --calibrate --max-tokens N`). The
     default model's entry is fitted on ../shared/data/detector-train.jsonl: text of several
     real generators (GPT-3, Falcon-7B, 2023 chat models), i.e. the kind of machine text a
     dataset receives. It is deliberately not fitted on the engineer-written tests/data/lm: its
@@ -41,8 +43,14 @@ Calibration
     carries over between models roughly, and the version says which calibration was used.
 
 Version
-    `version` is "<first 12 hex of the model's sha256>-<calibration version>", so a stored
-    probability names the exact weights and mapping that produced it.
+    `version` is "<first 12 hex of the model's sha256>-<calibration version>", then "-t<cap>"
+    when the token cap is not the default 256 and "-<precision>" when not float32, so a stored
+    probability names the exact weights, cap and mapping that produced it.
+
+Token cap
+    256 by default (SYNTHGATE_LM_MAX_TOKENS). Cost is linear in it; on real generators' text
+    the AUROC at 128 tokens was the same overall at 2.2x the speed, with stored calibrations
+    for both caps (bench/RESULTS.md, "LM detector", token caps).
 
 Texts shorter than `min_tokens` scored tokens get NaN: the criterion of a handful of tokens is
 noise, and a caller should store no score rather than a meaningless one.
@@ -57,7 +65,7 @@ import json
 import math
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,11 +79,13 @@ __all__ = [
     "Calibration",
     "LMDetector",
     "analytic_criterion",
+    "criterion_of_terms",
     "default_model_path",
     "fit_calibration",
     "load_causal_lm",
     "load_default",
     "model_sha256",
+    "position_terms",
 ]
 
 CALIBRATION_FILE = Path(__file__).with_name("lm_calibration.json")
@@ -157,21 +167,32 @@ def model_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def stored_calibration(sha256: str, path: Path = CALIBRATION_FILE) -> Calibration | None:
-    """The calibration stored for the model with this sha256, if any."""
+def stored_calibration(
+    sha256: str, max_tokens: int = DEFAULT_MAX_TOKENS, path: Path = CALIBRATION_FILE
+) -> Calibration | None:
+    """The calibration stored for the model with this sha256 and token cap, if any.
+
+    The criterion is a z-score over the scored tokens, so its scale grows with the cap: each
+    entry is fitted at one cap (its `max_tokens`). Without an entry for this cap, the entry of
+    the nearest cap (by ratio) is used; the detector's version names its cap either way.
+    """
     if not path.is_file():
         return None
     data = json.loads(path.read_text())
     if data.get("format") != CALIBRATION_FORMAT:
         raise ValueError(f"{path}: unknown calibration format {data.get('format')!r}")
-    for entry in data["entries"]:
-        if entry["model_sha256"] == sha256:
-            return Calibration(
-                slope=float(entry["slope"]),
-                intercept=float(entry["intercept"]),
-                version=str(entry["version"]),
-            )
-    return None
+    entries = [e for e in data["entries"] if e["model_sha256"] == sha256]
+    if not entries:
+        return None
+    entry = min(
+        entries,
+        key=lambda e: abs(math.log(int(e.get("max_tokens", DEFAULT_MAX_TOKENS)) / max_tokens)),
+    )
+    return Calibration(
+        slope=float(entry["slope"]),
+        intercept=float(entry["intercept"]),
+        version=str(entry["version"]),
+    )
 
 
 def fit_calibration(
@@ -208,6 +229,37 @@ def _torch() -> Any:
     return torch
 
 
+def position_terms(logits_score: Any, labels: Any, logits_ref: Any | None = None) -> Any:
+    """[n, 3] float tensor: per scored position j, log p(x_j | x_<j), mu_j and sigma_j^2.
+
+    logits_score / logits_ref: [n, V] logits predicting `labels` ([n] token ids), i.e. already
+    shifted so that row j predicts labels[j]. The criterion of the first k positions is the
+    criterion of the text truncated to k + 1 tokens (causal attention), which is how
+    bench/lm_detector.py --token-caps measures every cap from one forward pass.
+    """
+    torch = _torch()
+    if logits_ref is not None and logits_ref.shape[-1] != logits_score.shape[-1]:
+        vocab = min(logits_ref.shape[-1], logits_score.shape[-1])
+        logits_ref, logits_score = logits_ref[..., :vocab], logits_score[..., :vocab]
+    lprobs = torch.log_softmax(logits_score.float(), dim=-1)
+    probs_ref = lprobs.exp() if logits_ref is None else torch.softmax(logits_ref.float(), dim=-1)
+    observed = lprobs.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+    weighted = probs_ref * lprobs
+    mean = weighted.sum(-1)
+    # Rounding can make a near-deterministic position's variance slightly negative.
+    variance = ((weighted * lprobs).sum(-1) - mean.square()).clamp_min(0)
+    return torch.stack([observed, mean, variance], dim=-1)
+
+
+def criterion_of_terms(terms: np.ndarray) -> tuple[float, float, float]:
+    """(criterion, sum of log-likelihoods, sum of variances) of `position_terms` rows; the
+    criterion is NaN when the variance is zero (a fully determined text)."""
+    terms = np.asarray(terms, dtype=np.float64)
+    ll, mean_sum, var_sum = (float(v) for v in terms.sum(axis=0))
+    crit = (ll - mean_sum) / math.sqrt(var_sum) if var_sum > 0 else math.nan
+    return crit, ll, var_sum
+
+
 def analytic_criterion(
     logits_score: Any, labels: Any, logits_ref: Any | None = None
 ) -> tuple[float, float, float]:
@@ -217,21 +269,8 @@ def analytic_criterion(
     shifted so that row j predicts labels[j]. Returns (criterion, sum of log-likelihoods, sum of
     variances); the criterion is NaN when the variance is zero (a fully determined text).
     """
-    torch = _torch()
-    if logits_ref is not None and logits_ref.shape[-1] != logits_score.shape[-1]:
-        vocab = min(logits_ref.shape[-1], logits_score.shape[-1])
-        logits_ref, logits_score = logits_ref[..., :vocab], logits_score[..., :vocab]
-    lprobs = torch.log_softmax(logits_score.float(), dim=-1)
-    probs_ref = lprobs.exp() if logits_ref is None else torch.softmax(logits_ref.float(), dim=-1)
-    log_likelihood = lprobs.gather(-1, labels.unsqueeze(-1)).squeeze(-1).sum()
-    weighted = probs_ref * lprobs
-    mean = weighted.sum(-1)
-    variance = (weighted * lprobs).sum(-1) - mean.square()
-    # Rounding can make a near-deterministic position's variance slightly negative.
-    var_sum = float(variance.clamp_min(0).sum())
-    ll = float(log_likelihood)
-    crit = (ll - float(mean.sum())) / math.sqrt(var_sum) if var_sum > 0 else math.nan
-    return crit, ll, var_sum
+    terms = position_terms(logits_score, labels, logits_ref)
+    return criterion_of_terms(terms.double().cpu().numpy())
 
 
 def _rank_entropy(logits: Any, labels: Any) -> tuple[float, float]:
@@ -347,12 +386,15 @@ class LMDetector:
         if calibration is None:
             calibration = PUBLISHED_CALIBRATION
             if self.reference_model is None:
-                calibration = stored_calibration(self.model_sha256) or PUBLISHED_CALIBRATION
+                calibration = (
+                    stored_calibration(self.model_sha256, max_tokens) or PUBLISHED_CALIBRATION
+                )
         self.calibration = calibration
-        # fp32 keeps the historical version string; other precisions change the criterion a
-        # little, so they are named.
+        # The default cap and fp32 keep the historical version string; another cap or another
+        # precision changes the criterion, so they are named.
+        cap = "" if max_tokens == DEFAULT_MAX_TOKENS else f"-t{max_tokens}"
         suffix = "" if self.precision == "fp32" else f"-{self.precision}"
-        self.version = f"{model_id}-{calibration.version}{suffix}"
+        self.version = f"{model_id}-{calibration.version}{cap}{suffix}"
 
     def _autocast(self) -> Any:
         torch = _torch()
@@ -375,11 +417,28 @@ class LMDetector:
         return self._statistics(texts)[0]
 
     def _statistics(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        torch = _torch()
         stats = np.full((len(texts), 4), np.nan, dtype=np.float64)
         n_scored = np.zeros(len(texts), dtype=np.int64)
+        for i, n, row_logits, labels, ref_logits in self._forward(texts, n_scored):
+            terms = position_terms(row_logits, labels, ref_logits).double().cpu().numpy()
+            crit, ll, _ = criterion_of_terms(terms)
+            stats[i] = (ll / n, *_rank_entropy(row_logits, labels), crit)
+        return stats, n_scored
+
+    def position_terms(self, texts: Sequence[str]) -> list[np.ndarray | None]:
+        """Per text, the [n, 3] `position_terms` of its scored positions (None when too short)."""
+        out: list[np.ndarray | None] = [None] * len(texts)
+        n_scored = np.zeros(len(texts), dtype=np.int64)
+        for i, _, row_logits, labels, ref_logits in self._forward(texts, n_scored):
+            out[i] = position_terms(row_logits, labels, ref_logits).double().cpu().numpy()
+        return out
+
+    def _forward(self, texts: Sequence[str], n_scored: np.ndarray) -> Iterator[tuple[Any, ...]]:
+        """Yield (index, n scored, logits [n, V], labels [n], reference logits or None) per text
+        long enough to score, filling `n_scored`; texts are batched by length."""
         if not texts:
-            return stats, n_scored
+            return
+        torch = _torch()
         encoded = self.tokenizer(
             [t.strip() for t in texts],
             truncation=True,
@@ -405,15 +464,13 @@ class LMDetector:
                     )
                 for row, i in enumerate(batch):
                     n = int(lengths[i])
-                    labels = padded["input_ids"][row, 1:n]
-                    row_logits = logits[row, : n - 1]
-                    crit, ll, _ = analytic_criterion(
-                        row_logits,
-                        labels,
+                    yield (
+                        int(i),
+                        n - 1,
+                        logits[row, : n - 1],
+                        padded["input_ids"][row, 1:n],
                         ref_logits[row, : n - 1] if ref_logits is not None else None,
                     )
-                    stats[i] = (ll / (n - 1), *_rank_entropy(row_logits, labels), crit)
-        return stats, n_scored
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Calibrated P(AI-written) per text, float64 of len(texts); NaN for too-short texts."""
