@@ -135,12 +135,13 @@ def token_caps(args: argparse.Namespace, rows: list[dict], y: np.ndarray) -> dic
                 out[i] = lm.criterion_of_terms(t[: cap - 1])[0]
         return out
 
-    keep = np.all([np.isfinite(criteria_at(c)) for c in caps], axis=0)
+    at = {c: criteria_at(c) for c in caps}
+    keep = np.all([np.isfinite(v) for v in at.values()], axis=0)
     ys = y[keep]
     rng = np.random.default_rng(0)
     boots = [rng.integers(0, keep.sum(), keep.sum()) for _ in range(1000)]
     boots = [b for b in boots if 0 < ys[b].sum() < len(b)]
-    scored = {c: criteria_at(c)[keep] for c in caps}
+    scored = {c: v[keep] for c, v in at.items()}
 
     def aurocs(c: int) -> np.ndarray:
         return np.array([roc_auc_score(ys[b], scored[c][b]) for b in boots])

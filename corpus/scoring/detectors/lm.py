@@ -229,8 +229,8 @@ def _torch() -> Any:
     return torch
 
 
-def position_terms(logits_score: Any, labels: Any, logits_ref: Any | None = None) -> Any:
-    """[n, 3] float tensor: per scored position j, log p(x_j | x_<j), mu_j and sigma_j^2.
+def position_terms(logits_score: Any, labels: Any, logits_ref: Any | None = None) -> np.ndarray:
+    """[n, 3] float64 array: per scored position j, log p(x_j | x_<j), mu_j and sigma_j^2.
 
     logits_score / logits_ref: [n, V] logits predicting `labels` ([n] token ids), i.e. already
     shifted so that row j predicts labels[j]. The criterion of the first k positions is the
@@ -248,7 +248,7 @@ def position_terms(logits_score: Any, labels: Any, logits_ref: Any | None = None
     mean = weighted.sum(-1)
     # Rounding can make a near-deterministic position's variance slightly negative.
     variance = ((weighted * lprobs).sum(-1) - mean.square()).clamp_min(0)
-    return torch.stack([observed, mean, variance], dim=-1)
+    return torch.stack([observed, mean, variance], dim=-1).double().cpu().numpy()
 
 
 def criterion_of_terms(terms: np.ndarray) -> tuple[float, float, float]:
@@ -269,8 +269,7 @@ def analytic_criterion(
     shifted so that row j predicts labels[j]. Returns (criterion, sum of log-likelihoods, sum of
     variances); the criterion is NaN when the variance is zero (a fully determined text).
     """
-    terms = position_terms(logits_score, labels, logits_ref)
-    return criterion_of_terms(terms.double().cpu().numpy())
+    return criterion_of_terms(position_terms(logits_score, labels, logits_ref))
 
 
 def _rank_entropy(logits: Any, labels: Any) -> tuple[float, float]:
@@ -420,8 +419,7 @@ class LMDetector:
         stats = np.full((len(texts), 4), np.nan, dtype=np.float64)
         n_scored = np.zeros(len(texts), dtype=np.int64)
         for i, n, row_logits, labels, ref_logits in self._forward(texts, n_scored):
-            terms = position_terms(row_logits, labels, ref_logits).double().cpu().numpy()
-            crit, ll, _ = criterion_of_terms(terms)
+            crit, ll, _ = criterion_of_terms(position_terms(row_logits, labels, ref_logits))
             stats[i] = (ll / n, *_rank_entropy(row_logits, labels), crit)
         return stats, n_scored
 
@@ -430,7 +428,7 @@ class LMDetector:
         out: list[np.ndarray | None] = [None] * len(texts)
         n_scored = np.zeros(len(texts), dtype=np.int64)
         for i, _, row_logits, labels, ref_logits in self._forward(texts, n_scored):
-            out[i] = position_terms(row_logits, labels, ref_logits).double().cpu().numpy()
+            out[i] = position_terms(row_logits, labels, ref_logits)
         return out
 
     def _forward(self, texts: Sequence[str], n_scored: np.ndarray) -> Iterator[tuple[Any, ...]]:
