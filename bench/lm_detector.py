@@ -199,7 +199,9 @@ def llama_cpp(args: argparse.Namespace, rows: list[dict]) -> dict:
             "--llama-cpp needs llama-cpp-python: pip install llama-cpp-python"
         ) from None
     texts = [r["text"].strip() for r in evenly(rows, args.cap_timing_n)]
-    detector = lm.LMDetector(args.model, max_tokens=args.max_tokens, num_threads=args.threads)
+    detector = lm.LMDetector(
+        args.model, max_tokens=args.max_tokens, num_threads=args.threads, precision="fp32"
+    )
     detector.criteria(texts[:1])
     started = time.process_time()
     _, n = detector.criteria(texts)
@@ -247,13 +249,14 @@ def llama_cpp(args: argparse.Namespace, rows: list[dict]) -> dict:
 
 
 def run(args: argparse.Namespace, rows: list[dict], y: np.ndarray, precision: str) -> dict:
+    """Score every row with one detector; `precision` "default" leaves the choice to it."""
     started = time.perf_counter()
     detector = lm.LMDetector(
         args.model,
         max_tokens=args.max_tokens,
         batch_size=args.batch_size,
         num_threads=args.threads,
-        precision=precision,
+        precision=None if precision == "default" else precision,
     )
     load_s = time.perf_counter() - started
     detector.criteria([r["text"] for r in rows[:2]])  # first-call allocations, not timed
@@ -311,13 +314,18 @@ def main() -> None:
     parser.add_argument("--model", help="a .gguf file or model directory (default: SmolLM2)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-tokens", type=int, default=lm.DEFAULT_MAX_TOKENS)
-    parser.add_argument("--batch-size", type=int, default=lm.DEFAULT_BATCH_SIZE)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        help="texts per forward pass (default: the detector's, 8; 1 in bf16)",
+    )
     parser.add_argument(
         "--precision",
-        default="fp32",
-        help="comma-separated: fp32 (torch float32, the CPU default), int8 (dynamic "
-        "quantization of the Linear layers), bf16 (the GPU default); each is timed on the same "
-        "texts, e.g. --precision fp32,int8",
+        default="default",
+        help="comma-separated: default (the detector's own choice: bf16 on a GPU or a CPU with "
+        "native bf16, else fp32), fp32 (torch float32), bf16 (weights in bfloat16), int8 "
+        "(dynamic quantization of the Linear layers); each is timed on the same texts, e.g. "
+        "--precision fp32,bf16",
     )
     parser.add_argument("--calibrate", action="store_true")
     parser.add_argument(

@@ -7,9 +7,12 @@ this service adds one more entry to ``Score.detectors`` (two when the dataset ha
 ``corpus.services.detectors``); it never changes an item's state.
 
 Keeping up with ingest
-    One CPU core scores SYNTHGATE_LM_TEXTS_PER_SECOND_PER_CORE texts/s (measured by
-    bench/lm_detector.py), orders of magnitude below the cheap signals, so the LM does not see
-    every item. ``lm_sample`` takes every text item the learned detector is unsure about
+    One CPU core scores a few texts/s (bench/lm_detector.py: about 5 in bf16 on a CPU with AMX,
+    1 to 2 in float32), orders of magnitude below the cheap signals, so the LM does not see
+    every item. Each batch the worker scores folds its texts and CPU seconds (wall seconds on a
+    GPU) into a measured rate in the cache (``lm_throughput``, older batches halving in weight
+    every 2,000 texts); before any measurement SYNTHGATE_LM_TEXTS_PER_SECOND_PER_CORE stands
+    in. ``lm_sample`` takes every text item the learned detector is unsure about
     (probability within SYNTHGATE_LM_UNSURE_BAND of 0.5) or abstained on (out of its scope, too
     short) -- where a second opinion changes a reviewer's view -- plus a deterministic random
     SYNTHGATE_LM_SAMPLE_SHARE of the confident rest, which keeps measuring how the two detectors
@@ -23,11 +26,13 @@ Keeping up with ingest
 import hashlib
 import logging
 import os
+import time
 from datetime import timedelta
 from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -45,12 +50,71 @@ def lm_detector() -> Any:
     return lm.load_default()
 
 
-def lm_capacity(*, ingest_items_per_second: float, cores: int | None = None) -> dict[str, float]:
-    """What the lm queue keeps up with: texts/s per core x cores, and that as a share of ingest."""
-    cores = cores or len(os.sched_getaffinity(0))
-    per_second = settings.SYNTHGATE_LM_TEXTS_PER_SECOND_PER_CORE * cores
+THROUGHPUT_KEY = "synthgate:lm:throughput"
+# A batch's weight in the measured rate halves with every this many texts scored after it.
+THROUGHPUT_HALF_LIFE_TEXTS = 2000
+
+
+def record_throughput(*, texts: int, seconds: float, detector: Any) -> None:
+    """Fold one scored batch into the measured rate (`lm_throughput`).
+
+    `seconds` is the process's CPU time for the batch on a CPU (all its threads: the rate is per
+    core whatever SYNTHGATE_LM_THREADS says), wall time on a GPU. Workers on several hosts fold
+    into the same entry, so it is the fleet's average; the entry restarts when the detector
+    version (model, cap, precision) changes. A lost update between two workers costs one batch.
+    """
+    if texts <= 0 or seconds <= 0:
+        return
+    device = str(getattr(detector, "device", "cpu"))
+    old = cache.get(THROUGHPUT_KEY)
+    if not old or old.get("version") != detector.version:
+        old = {"texts": 0.0, "seconds": 0.0}
+    decay = 0.5 ** (texts / THROUGHPUT_HALF_LIFE_TEXTS)
+    cache.set(
+        THROUGHPUT_KEY,
+        {
+            "texts": old["texts"] * decay + texts,
+            "seconds": old["seconds"] * decay + seconds,
+            "version": detector.version,
+            "precision": getattr(detector, "precision", ""),
+            "device": device,
+            "cores": len(os.sched_getaffinity(0)) if device == "cpu" else 1,
+            "measured_at": timezone.now().isoformat(),
+        },
+        timeout=None,
+    )
+
+
+def lm_throughput() -> dict[str, Any] | None:
+    """The measured rate: texts per second per core (per GPU), the cores of the last worker to
+    report, the detector version, precision and device; None before the first batch."""
+    data = cache.get(THROUGHPUT_KEY)
+    if not data or data.get("seconds", 0) <= 0:
+        return None
+    return {**data, "texts_per_second_per_core": data["texts"] / data["seconds"]}
+
+
+def lm_capacity(*, ingest_items_per_second: float, cores: int | None = None) -> dict[str, Any]:
+    """What the lm queue keeps up with: texts/s per core x cores, and that as a share of ingest.
+
+    Per core: the measured rate when workers have reported one, else the setting. Cores: the
+    argument, else those of the last worker to report, else this process's."""
+    measured = lm_throughput()
+    per_core = (
+        measured["texts_per_second_per_core"]
+        if measured
+        else settings.SYNTHGATE_LM_TEXTS_PER_SECOND_PER_CORE
+    )
+    cores = cores or (measured["cores"] if measured else len(os.sched_getaffinity(0)))
+    per_second = per_core * cores
     share = 1.0 if ingest_items_per_second <= 0 else min(1.0, per_second / ingest_items_per_second)
-    return {"texts_per_second": per_second, "cores": cores, "share_of_ingest": share}
+    return {
+        "texts_per_second": per_second,
+        "texts_per_second_per_core": per_core,
+        "cores": cores,
+        "share_of_ingest": share,
+        "measured": measured is not None,
+    }
 
 
 def _random_share(item_id: int) -> float:
@@ -106,7 +170,11 @@ def items_lm_score(*, item_ids: list[int], detector: Any = None) -> int:
     features = np.empty((0, 4))
     probabilities = np.empty(0)
     if texts:
+        on_cpu = str(getattr(detector, "device", "cpu")) == "cpu"
+        clock = time.process_time if on_cpu else time.perf_counter
+        started = clock()
         features = np.asarray(detector.features(texts), dtype=np.float64).reshape(len(texts), 4)
+        record_throughput(texts=len(texts), seconds=clock() - started, detector=detector)
         probabilities = np.asarray(detector.calibration.apply(features[:, 3]), dtype=np.float64)
     for s, p, row in zip(supported, probabilities, features, strict=True):
         verdict[s.item_id] = (

@@ -8,11 +8,12 @@ until they are rescored (``manage.py rescore``); ``scoring_rules_preview`` count
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, Max, OuterRef, Q
 from django.utils import timezone
 
 from corpus.models import Dataset, DetectorModel, Item, NearDuplicate, ScoringRules
@@ -205,4 +206,31 @@ def detector_in_use(*, dataset: Dataset) -> dict[str, Any]:
             "n_train": row["n_train"],
             "trained_at": row["created_at"],
         }
-    return {"learned": learned, "lm": bool(settings.SYNTHGATE_LM_DETECTOR)}
+    return {
+        "learned": learned,
+        "lm": bool(settings.SYNTHGATE_LM_DETECTOR),
+        "lm_capacity": _lm_capacity(dataset) if settings.SYNTHGATE_LM_DETECTOR else None,
+    }
+
+
+def _lm_capacity(dataset: Dataset) -> dict[str, Any]:
+    """The lm queue's rate (measured by its workers, else the setting) against the dataset's
+    ingest: its busiest day of the last week in the dashboard rollup, over 24 hours (a count of
+    a day's items would read millions of rows on every page view)."""
+    from corpus.services.lm_scoring import lm_capacity
+    from dashboard.models import DashboardDay
+
+    since = (timezone.localtime() - timedelta(days=7)).date()
+    busiest = (
+        DashboardDay.objects.filter(dataset=dataset, day__gt=since).aggregate(most=Max("ingested"))[
+            "most"
+        ]
+        or 0
+    )
+    ingest = busiest / 86400
+    capacity = lm_capacity(ingest_items_per_second=ingest)
+    return {
+        **capacity,
+        "ingest_items_per_second": ingest,
+        "share_percent": round(100 * capacity["share_of_ingest"]),
+    }

