@@ -254,3 +254,63 @@ def test_a_lease_taken_meanwhile_by_the_reviewers_other_tab_is_the_one_returned(
     assert outcome.claim.item_id == other_tab.item_id
     assert AuditEvent.objects.count() == events  # no new lease, no event
     assert list(Claim.objects.values_list("item_id", flat=True)) == [other_tab.item_id]
+
+
+def test_the_reviewer_s_own_decisions_are_probed_per_candidate_whatever_the_statistics(
+    review_dataset, alice, bob
+):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("a PostgreSQL plan")
+    from corpus.models import Source
+    from review import sql
+    from review.models import Decision
+    from tests.factories import ItemFactory
+
+    # Given statistics taken when alice had no decisions, then 2,500 of hers on the items at
+    # the head of the queue, which stay queued (consensus waits for a second reviewer)
+    source = Source.objects.create(dataset=review_dataset, name="many")
+    items = Item.objects.bulk_create(
+        ItemFactory.build(
+            dataset=review_dataset,
+            source=source,
+            content_hash=f"many-{i}",
+            state=Item.State.QUEUED,
+            priority=2.0 if i < 2500 else 1.0,
+        )
+        for i in range(5000)
+    )
+
+    def votes(reviewer, chunk):
+        Decision.objects.bulk_create(
+            Decision(item=item, dataset=review_dataset, reviewer=reviewer, verdict="approve")
+            for item in chunk
+        )
+
+    votes(bob, items[2500:4500])
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Decision._meta.db_table}")
+    votes(alice, items[:2500])
+    now = timezone.now()
+    params = sql._next_item_params(
+        review_dataset.pk, alice.pk, False, now, now - timedelta(hours=1), []
+    )
+
+    # When planning alice's next item, and the same query without the fences
+    def plan(query):
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN " + query, params)
+            return "\n".join(row[0] for row in cursor.fetchall())
+
+    shipped = sql._next_item_sql(connection.vendor, 0)
+    plain = shipped.replace(" OFFSET 0", "").replace("reviewer_id + 0", "reviewer_id")
+    # Then her decisions are probed by item for each candidate, never read whole per candidate
+    assert "decision_reviewer" not in plan(shipped) and "reviewer_id_" not in plan(shipped)
+    assert "(item_id = i.id)" in plan(shipped)
+    plain_plan = plan(plain)
+    assert "reviewer_id_" in plain_plan or "decision_reviewer" in plain_plan, (
+        "the planner no longer needs the fences: " + plain_plan
+    )
+    # and the claim skips what she decided and takes the first item she has not
+    assert item_claim(dataset=review_dataset, reviewer=alice).claim.item_id == items[2500].pk
