@@ -296,16 +296,14 @@ def test_each_precision_gives_the_float64_criterion_of_its_own_logits(at_precisi
 
     det = at_precision(precision)
     text = " ".join(["The ferry left late, and the gulls followed it past the breakwater."] * 3)
-    # When scoring it, and recomputing the statistics from its logits in float64
+    # When scoring it, and recomputing the statistics in float64 from the logits of its pass
     crit, ll_mean, log_rank, entropy = det.features([text])[0][[3, 0, 1, 2]]
-    ids = det.tokenizer(text, return_tensors="pt").input_ids
-    with torch.inference_mode():
-        logits = det.model(input_ids=ids).logits[0, :-1].double()
-    logp = torch.log_softmax(logits, -1)
-    labels = ids[0, 1:]
+    [(_, n, logits, labels, _)] = list(det._forward([text], np.zeros(1, dtype=np.int64)))
+    logp = torch.log_softmax(logits.double(), -1)
     observed = logp.gather(-1, labels[:, None])[:, 0]
     mu = (logp.exp() * logp).sum(-1)
     sigma2 = (logp.exp() * (logp - mu[:, None]) ** 2).sum(-1)
+    assert n == labels.shape[0] == logits.shape[0]
     # Then the detector's figures are those
     assert crit == pytest.approx(float((observed - mu).sum() / sigma2.sum().sqrt()), abs=1e-4)
     assert ll_mean == pytest.approx(float(observed.mean()), abs=1e-5)
@@ -334,9 +332,11 @@ def test_load_default_returns_one_detector_per_process(detector):
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_batching_and_padding_do_not_change_the_criterion(at_precision, precision):
     # Given texts of very different lengths, and the default model at a precision with its
-    # default batch size (8 in float32; 1 in bf16, whose kernels round by the batch's shape)
+    # default batch size (8 in float32; 4 fixed-shape rows in bf16, whose kernels round by the
+    # batch's shape)
     det = at_precision(precision)
-    assert det.batch_size == (8 if precision == "fp32" else 1)
+    assert det.batch_size == (8 if precision == "fp32" else 4)
+    assert det.fixed_shapes == (precision == "bf16")
     texts = [
         "The cat sat on the mat and looked out of the window at the rain for a while.",
         " ".join(["A much longer text about gardens, rain and the slow work of compost."] * 6),
@@ -349,6 +349,28 @@ def test_batching_and_padding_do_not_change_the_criterion(at_precision, precisio
     assert np.all(np.isfinite(together))
     np.testing.assert_allclose(together, alone, atol=2e-3 if precision == "fp32" else 0)
     assert n_together[1] > n_together[0] > 0
+
+
+def test_in_bf16_a_text_s_score_does_not_depend_on_its_batch_mates(at_precision):
+    # Given the default model in bf16 and a text, with batch-mates of other lengths
+    det = at_precision("bf16")
+    text = "Ferries to the island stop in November, and the post comes by plane twice a week."
+    mates = [
+        " ".join(["The archive kept every ledger of the mill since the year it opened."] * 12),
+        "A short note about the weather, long enough to score.",
+        " ".join(["Tides decide the timetable of the causeway bus, not the council."] * 4),
+        text + " And a second sentence makes it a different text altogether, of course.",
+        " ".join(["Bread rises slowly in a cold kitchen, which is no bad thing at all."] * 7),
+    ]
+    # When scoring it alone, first, last and among each subset of mates
+    alone = det.criteria([text])[0][0]
+    seen = {alone}
+    for k in range(len(mates)):
+        seen.add(det.criteria([text, *mates[k:]])[0][0])
+        seen.add(det.criteria([*mates[:k], text])[0][k])
+        seen.add(det.criteria([*mates[:k], text, *mates[k:]])[0][k])
+    # Then it gets the same criterion, bit for bit (fixed shapes: kernels round the same)
+    assert seen == {alone} and math.isfinite(alone)
 
 
 def test_texts_are_truncated_to_max_tokens(detector):

