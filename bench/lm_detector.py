@@ -18,7 +18,8 @@ model's sha256, with the file's name and sha256. The stored default is fitted on
 web and PubMed text), so the engineer-written tests/data/lm stays a held-out check of it.
 --token-caps scores every text once at the largest cap and derives the criterion at each smaller
 cap from the first positions of that pass (causal attention: the first k positions of a long
-text are the text cut to k + 1 tokens; tests/scoring/test_lm_detector.py checks it). Per cap it
+text are the text cut to k + 1 tokens; tests/scoring/test_lm_detector.py checks it in float32;
+in bf16 the other shapes of a capped pass round differently, by about 0.01). Per cap it
 reports the AUROC overall and per generator, the paired bootstrap interval of its difference
 to the largest cap (1,000 resamples of the same texts), and texts per CPU-second timed on
 --cap-timing-n texts scored at that cap. AUROC only: the stored calibration was fitted at one
