@@ -74,3 +74,41 @@ def login(user: Any) -> Any:
     client = Client()
     client.force_login(user)
     return client
+
+
+def many_items(dataset: Any, n: int, **fields: Any) -> list[Item]:
+    """n items of `dataset` in one source, bulk-created; a callable field value is called with
+    the item's index."""
+    source = SourceFactory(dataset=dataset, name="many")
+    return Item.objects.bulk_create(
+        ItemFactory.build(
+            dataset=dataset,
+            source=source,
+            content_hash=f"many-{i}",
+            **{k: (v(i) if callable(v) else v) for k, v in fields.items()},
+        )
+        for i in range(n)
+    )
+
+
+def votes_after_stale_statistics(
+    dataset: Any, *, before: tuple[Any, list[Item]], after: tuple[Any, list[Item]]
+) -> None:
+    """Approvals by `before`'s reviewer on its items, ANALYZE of the decisions (PostgreSQL),
+    then approvals by `after`'s reviewer on its items: statistics that know nothing of the
+    second reviewer's history, as between two ANALYZEs."""
+    from django.db import connection
+
+    from review.models import Decision
+
+    def votes(reviewer: Any, items: list[Item]) -> None:
+        Decision.objects.bulk_create(
+            Decision(item=item, dataset=dataset, reviewer=reviewer, verdict="approve")
+            for item in items
+        )
+
+    votes(*before)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {Decision._meta.db_table}")
+    votes(*after)

@@ -21,6 +21,7 @@ from review.services.decisions import BulkOutcome, decisions_bulk
 from review.services.gold import gold_mark
 from review.services.quotas import quota_set
 from tests.factories import ItemFactory
+from tests.review.conftest import many_items, votes_after_stale_statistics
 
 AUDIT_EVENTS = connection.ops.quote_name(AuditEvent._meta.db_table)
 ITEMS = 499  # and one id that is in neither dataset: 500 in the selection
@@ -223,22 +224,10 @@ def test_the_reviewer_s_own_vote_is_read_per_item_whatever_the_statistics(
 
     # Given statistics taken when alice had no decisions, and 3,000 of hers since (what a
     # filter-wide job by one admin leaves behind before the next ANALYZE)
-    source = Source.objects.create(dataset=review_dataset, name="many")
-    items = Item.objects.bulk_create(
-        ItemFactory.build(dataset=review_dataset, source=source, content_hash=f"many-{i}")
-        for i in range(5000)
+    items = many_items(review_dataset, 5000)
+    votes_after_stale_statistics(
+        review_dataset, before=(bob, items[:2000]), after=(alice, items[2000:])
     )
-
-    def votes(reviewer: Any, chunk: list[Item]) -> None:
-        Decision.objects.bulk_create(
-            Decision(item=item, dataset=review_dataset, reviewer=reviewer, verdict="approve")
-            for item in chunk
-        )
-
-    votes(bob, items[:2000])
-    with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {Decision._meta.db_table}")
-    votes(alice, items[2000:])
     ids = [item.pk for item in items[4500:]]
 
     # When planning what a bulk decision reads of 500 items, and the same without the "+ 0"

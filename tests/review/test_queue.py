@@ -11,7 +11,7 @@ from review.models import Claim
 from review.services import ReviewError
 from review.services.decisions import decision_record
 from review.services.queue import claim_renew, claims_expire, item_claim, item_skip
-from tests.review.conftest import make_item
+from tests.review.conftest import make_item, many_items, votes_after_stale_statistics
 
 
 def test_claim_takes_the_highest_priority_item(review_dataset, alice, queued):
@@ -263,35 +263,16 @@ def test_the_reviewer_s_own_decisions_are_probed_per_candidate_whatever_the_stat
 
     if connection.vendor != "postgresql":
         pytest.skip("a PostgreSQL plan")
-    from corpus.models import Source
     from review import sql
-    from review.models import Decision
-    from tests.factories import ItemFactory
 
     # Given statistics taken when alice had no decisions, then 2,500 of hers on the items at
     # the head of the queue, which stay queued (consensus waits for a second reviewer)
-    source = Source.objects.create(dataset=review_dataset, name="many")
-    items = Item.objects.bulk_create(
-        ItemFactory.build(
-            dataset=review_dataset,
-            source=source,
-            content_hash=f"many-{i}",
-            state=Item.State.QUEUED,
-            priority=2.0 if i < 2500 else 1.0,
-        )
-        for i in range(5000)
+    items = many_items(
+        review_dataset, 5000, state=Item.State.QUEUED, priority=lambda i: 2.0 if i < 2500 else 1.0
     )
-
-    def votes(reviewer, chunk):
-        Decision.objects.bulk_create(
-            Decision(item=item, dataset=review_dataset, reviewer=reviewer, verdict="approve")
-            for item in chunk
-        )
-
-    votes(bob, items[2500:4500])
-    with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {Decision._meta.db_table}")
-    votes(alice, items[:2500])
+    votes_after_stale_statistics(
+        review_dataset, before=(bob, items[2500:4500]), after=(alice, items[:2500])
+    )
     now = timezone.now()
     params = sql._next_item_params(
         review_dataset.pk, alice.pk, False, now, now - timedelta(hours=1), []
