@@ -66,23 +66,26 @@ def record_throughput(*, texts: int, seconds: float, detector: Any) -> None:
     if texts <= 0 or seconds <= 0:
         return
     device = str(getattr(detector, "device", "cpu"))
-    old = cache.get(THROUGHPUT_KEY)
-    if not old or old.get("version") != detector.version:
-        old = {"texts": 0.0, "seconds": 0.0}
-    decay = 0.5 ** (texts / THROUGHPUT_HALF_LIFE_TEXTS)
-    cache.set(
-        THROUGHPUT_KEY,
-        {
-            "texts": old["texts"] * decay + texts,
-            "seconds": old["seconds"] * decay + seconds,
-            "version": detector.version,
-            "precision": getattr(detector, "precision", ""),
-            "device": device,
-            "cores": len(os.sched_getaffinity(0)) if device == "cpu" else 1,
-            "measured_at": timezone.now().isoformat(),
-        },
-        timeout=None,
-    )
+    try:
+        old = cache.get(THROUGHPUT_KEY)
+        if not old or old.get("version") != detector.version:
+            old = {"texts": 0.0, "seconds": 0.0}
+        decay = 0.5 ** (texts / THROUGHPUT_HALF_LIFE_TEXTS)
+        cache.set(
+            THROUGHPUT_KEY,
+            {
+                "texts": old["texts"] * decay + texts,
+                "seconds": old["seconds"] * decay + seconds,
+                "version": detector.version,
+                "precision": getattr(detector, "precision", ""),
+                "device": device,
+                "cores": len(os.sched_getaffinity(0)) if device == "cpu" else 1,
+                "measured_at": timezone.now().isoformat(),
+            },
+            timeout=None,
+        )
+    except Exception:  # a measurement: the verdicts it rode along with are stored regardless
+        logger.warning("could not record the LM throughput of %d texts", texts, exc_info=True)
 
 
 def lm_throughput() -> dict[str, Any] | None:

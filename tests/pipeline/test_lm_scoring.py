@@ -173,6 +173,23 @@ def test_the_worker_measures_its_own_rate_and_the_capacity_uses_it(
     assert lm_scoring.lm_throughput()["texts_per_second_per_core"] == pytest.approx(10.0)
 
 
+def test_a_cache_failure_does_not_cost_the_verdicts(api, produce_token, settings, monkeypatch):
+    # Given a cache that fails on every call (the measured rate is kept there)
+    settings.SYNTHGATE_LM_SAMPLE_SHARE = 1.0
+    ids = [r["id"] for r in post(api, produce_token, [{"text": LONG_ANSWER}]).json()["results"]]
+    score(ids)
+
+    def broken(*args, **kwargs):
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr(lm_scoring.cache, "get", broken)
+    monkeypatch.setattr(lm_scoring.cache, "set", broken)
+    # When the LM scores the item
+    assert lm_scoring.items_lm_score(item_ids=ids, detector=LengthDetector()) == 1
+    # Then its verdict is stored all the same
+    assert "probability" in Score.objects.get(item_id=ids[0]).detectors["fast-detectgpt"]
+
+
 class ClassLM:
     """A stand-in LM whose statistics tell the classes apart where the texts cannot: the
     curvature of an AI-labelled text is higher (as Fast-DetectGPT's is on machine text)."""
