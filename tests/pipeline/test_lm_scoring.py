@@ -140,22 +140,20 @@ def test_lm_capacity_states_the_share_of_ingest_it_keeps_up_with(settings):
 def test_the_worker_measures_its_own_rate_and_the_capacity_uses_it(
     api, produce_token, settings, monkeypatch
 ):
-    # Given a worker whose batches take 2 CPU seconds each (a scripted CPU clock)
+    # Given two scored batches of 4 and 2 texts, and a worker whose batches take 2 CPU seconds
+    # each (a scripted CPU clock, set only around the LM's own calls)
     settings.SYNTHGATE_LM_SAMPLE_SHARE = 1.0
     settings.SYNTHGATE_LM_TEXTS_PER_SECOND_PER_CORE = 99.0
+    texts = [{"text": f"{LONG_ANSWER} ({i})"} for i in range(4)]
+    texts += [{"text": f"{LONG_ANSWER} [{i}]"} for i in range(2)]
+    ids = [r["id"] for r in post(api, produce_token, texts).json()["results"]]
+    score(ids)
     clock = iter([10.0, 12.0, 20.0, 22.0])
     monkeypatch.setattr(lm_scoring.time, "process_time", lambda: next(clock))
     monkeypatch.setattr(lm_scoring.os, "sched_getaffinity", lambda pid: {0, 1, 2})
-    texts = [{"text": f"{LONG_ANSWER} ({i})"} for i in range(4)]
-    ids = [r["id"] for r in post(api, produce_token, texts).json()["results"]]
-    score(ids)
-    # When it scores two batches: 4 texts, then 2
-    assert lm_scoring.items_lm_score(item_ids=ids, detector=LengthDetector()) == 4
-    second = LengthDetector()
-    more = [{"text": f"{LONG_ANSWER} [{i}]"} for i in range(2)]
-    ids2 = [r["id"] for r in post(api, produce_token, more).json()["results"]]
-    score(ids2)
-    assert lm_scoring.items_lm_score(item_ids=ids2, detector=second) == 2
+    # When it scores the two batches
+    assert lm_scoring.items_lm_score(item_ids=ids[:4], detector=LengthDetector()) == 4
+    assert lm_scoring.items_lm_score(item_ids=ids[4:], detector=LengthDetector()) == 2
     # Then the rate is the decayed texts over the decayed CPU seconds, on the worker's cores
     decay = 0.5 ** (2 / lm_scoring.THROUGHPUT_HALF_LIFE_TEXTS)
     rate = (4 * decay + 2) / (2.0 * decay + 2.0)
